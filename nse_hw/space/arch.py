@@ -1,0 +1,133 @@
+"""Arch files: a self-contained JSON description of one network of the MBConv family.
+
+    {"format": "nse-hw/arch/1", "input": [224, 224, 3], "classes": 1000,
+     "stem": {"op": "conv_k3", "out": 32, "stride": 2},
+     "layers": [{"ops": "mb_k3_e1", "out": 16, "stride": 1}, ...],
+     "head": {"out": 1280}}
+
+An optional ``meta`` object (free-form: where the arch came from, its predicted latency...) is carried along
+but is not part of the architecture's identity.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nse_hw.space.grammar import Layer, Op, format_layer, format_op, parse_layer, parse_op
+
+ARCH_FORMAT = "nse-hw/arch/1"
+Shape = tuple[int, int, int]  # H, W, C (channel-last, as the deployed model sees it)
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    ops: Layer
+    out: int
+    stride: int
+
+    def __post_init__(self) -> None:
+        if self.out < 1 or self.stride not in (1, 2):
+            raise ValueError(f"layer needs out >= 1 and stride 1 or 2, got out={self.out} stride={self.stride}")
+
+
+def has_identity(in_chs: int, spec: LayerSpec) -> bool:
+    """Stride-1 same-width layers carry the identity as one more term of the branch mean."""
+    return spec.stride == 1 and in_chs == spec.out
+
+
+def out_size(size: int, stride: int) -> int:
+    """Spatial size after a 'same'-padded conv (PyTorch padding k//2 * d)."""
+    return math.ceil(size / stride)
+
+
+@dataclass(frozen=True)
+class Arch:
+    input: Shape
+    classes: int
+    stem: Op
+    stem_out: int
+    stem_stride: int
+    layers: tuple[LayerSpec, ...]
+    head_out: int
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if len(self.input) != 3 or min(self.input) < 1:
+            raise ValueError(f"input must be [H, W, C] with positive sizes, got {list(self.input)}")
+        if self.classes < 1 or self.stem_out < 1 or self.head_out < 1:
+            raise ValueError("classes, stem out and head out must be positive")
+        if self.stem.kind != "conv":
+            raise ValueError(f"stem op must be conv_k<k>, got {format_op(self.stem)!r}")
+        chs = self.stem_out
+        for i, spec in enumerate(self.layers):
+            if not spec.ops and not has_identity(chs, spec):
+                raise ValueError(f"layer {i} is 'skip' but changes stride or width ({chs}->{spec.out}, "
+                                 f"stride {spec.stride}); skip is legal only in stride-1 same-width layers")
+            chs = spec.out
+
+    def layer_inputs(self) -> list[Shape]:
+        """Input shape (H, W, C) of every layer, then of the head (last element)."""
+        h, w = out_size(self.input[0], self.stem_stride), out_size(self.input[1], self.stem_stride)
+        shapes, chs = [], self.stem_out
+        for spec in self.layers:
+            shapes.append((h, w, chs))
+            h, w, chs = out_size(h, spec.stride), out_size(w, spec.stride), spec.out
+        shapes.append((h, w, chs))
+        return shapes
+
+    def with_layers(self, layers: list[LayerSpec] | tuple[LayerSpec, ...], **meta: Any) -> Arch:
+        return Arch(self.input, self.classes, self.stem, self.stem_out, self.stem_stride, tuple(layers),
+                    self.head_out, {**self.meta, **meta})
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "format": ARCH_FORMAT, "input": list(self.input), "classes": self.classes,
+            "stem": {"op": format_op(self.stem), "out": self.stem_out, "stride": self.stem_stride},
+            "layers": [{"ops": format_layer(s.ops), "out": s.out, "stride": s.stride} for s in self.layers],
+            "head": {"out": self.head_out},
+        }
+        if self.meta:
+            d["meta"] = self.meta
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Arch:
+        if not isinstance(d, dict):
+            raise ValueError("arch file must hold a JSON object")
+        if d.get("format") != ARCH_FORMAT:
+            raise ValueError(f"arch format {d.get('format')!r} is not {ARCH_FORMAT!r}")
+        try:
+            stem = d["stem"]
+            layers = tuple(LayerSpec(parse_layer(x["ops"]), int(x["out"]), int(x["stride"])) for x in d["layers"])
+            return cls(tuple(int(v) for v in d["input"]), int(d["classes"]), parse_op(stem["op"]),
+                       int(stem["out"]), int(stem["stride"]), layers, int(d["head"]["out"]), dict(d.get("meta", {})))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"arch file is missing or mistypes field {exc}") from None
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_dict(), indent=1) + "\n"
+
+
+def load_arch(path: str | Path) -> Arch:
+    """Read an arch file; every problem is a ValueError naming the file."""
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text())
+    except OSError as exc:
+        raise ValueError(f"cannot read arch file {path}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"arch file {path} is not JSON: {exc.msg} at line {exc.lineno}") from None
+    try:
+        return Arch.from_dict(d)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def save_arch(arch: Arch, path: str | Path) -> Path:
+    from nse_hw.atomic import atomic_write_text
+
+    return atomic_write_text(path, arch.dumps())
