@@ -1,6 +1,15 @@
 """Op grammar, arch files and search spaces (pure data: no torch)."""
 
-from nse_hw.space.arch import ARCH_FORMAT, Arch, LayerSpec, Shape, has_identity, load_arch, out_size, save_arch
+from nse_hw.space.arch import (
+    ARCH_FORMAT,
+    Arch,
+    LayerSpec,
+    Shape,
+    has_identity,
+    load_arch,
+    out_size,
+    save_arch,
+)
 from nse_hw.space.grammar import SKIP, Layer, Op, format_layer, format_op, parse_layer, parse_op
 from nse_hw.space.searchspace import Position, SearchSpace, available_spaces, load_space, space_from_dict
 

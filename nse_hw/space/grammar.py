@@ -53,6 +53,13 @@ def parse_op(token: str) -> Op:
     """Parse one op token (not ``skip``; see :func:`parse_layer`)."""
     if not isinstance(token, str):
         raise ValueError(f"op token must be a string, got {token!r}")
+    try:
+        return _parse_op(token)
+    except ValueError as exc:
+        raise ValueError(f"bad op token {token!r}: {exc}") if "op token" not in str(exc) else exc from None
+
+
+def _parse_op(token: str) -> Op:
     if m := _MB.fullmatch(token):
         k, e, d, se, hs = m.groups()
         return Op("mb", int(k), int(e), int(d) if d else 1, bool(se), bool(hs))

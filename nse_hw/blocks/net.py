@@ -1,0 +1,80 @@
+"""Layers (mean of branches), stem, head, classifier, and whole networks built from arch files."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from nse_hw.blocks.ops import build_op, conv, conv_bn
+from nse_hw.space.arch import Arch, LayerSpec, has_identity
+from nse_hw.space.grammar import format_layer
+
+
+class MultiBranch(nn.Module):
+    """A layer: the mean of its branches, the identity counting as one more term where it applies (NSE's rule)."""
+
+    def __init__(self, in_chs: int, spec: LayerSpec) -> None:
+        super().__init__()
+        self.identity = has_identity(in_chs, spec)
+        self.branches = nn.ModuleList(build_op(op, in_chs, spec.out, spec.stride) for op in spec.ops)
+        self.label = format_layer(spec.ops)
+
+    def forward(self, x: Tensor) -> Tensor:
+        terms = [b(x) for b in self.branches] + ([x] if self.identity else [])
+        out = terms[0]
+        for t in terms[1:]:
+            out = out + t
+        return out * (1.0 / len(terms)) if len(terms) > 1 else out
+
+    def extra_repr(self) -> str:
+        return f"{self.label}, identity={self.identity}"
+
+
+class Head(nn.Module):
+    """1x1 conv + BN + ReLU6 to the head width."""
+
+    def __init__(self, in_chs: int, out_chs: int) -> None:
+        super().__init__()
+        self.conv = conv_bn(in_chs, out_chs, 1, act=nn.ReLU6())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x)
+
+
+class Classifier(nn.Module):
+    """Global average pool + linear."""
+
+    def __init__(self, in_chs: int, classes: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(in_chs, classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(x.mean((2, 3)))
+
+
+class Net(nn.Module):
+    """A plain network built from an arch file (NCHW input)."""
+
+    def __init__(self, arch: Arch) -> None:
+        super().__init__()
+        self.arch = arch
+        self.stem = conv(arch.input[2], arch.stem_out, arch.stem_stride, k=arch.stem.k)
+        chs, layers = arch.stem_out, []
+        for spec in arch.layers:
+            layers.append(MultiBranch(chs, spec))
+            chs = spec.out
+        self.layers = nn.Sequential(*layers)
+        self.head = Head(chs, arch.head_out)
+        self.classifier = Classifier(arch.head_out, arch.classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.head(self.layers(self.stem(x))))
+
+
+def build_network(arch: Arch, *, seed: int | None = None) -> Net:
+    """Build ``arch`` as a plain ``nn.Module`` (weights drawn from ``seed`` when given)."""
+    if seed is None:
+        return Net(arch)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Net(arch)

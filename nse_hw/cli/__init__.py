@@ -1,0 +1,64 @@
+"""The `nse-hw` command line: a click group whose commands parse, load config and call library functions.
+
+Bad input (an :class:`NseError` or ``ValueError`` from the library, or a usage error) becomes one line on stderr
+and exit code 2; set NSE_HW_DEBUG=1 to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+import click
+
+from nse_hw import __version__
+from nse_hw.errors import NseError
+
+
+class CliGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (NseError, ValueError) as exc:
+            if os.environ.get("NSE_HW_DEBUG"):
+                raise
+            raise click.ClickException(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:  # usage errors included: one line, exit 2
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(2)
+        except click.Abort:
+            click.echo("error: interrupted", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=CliGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nse-hw")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def cli(verbose: int) -> None:
+    """Hardware-aware Neural Search-space Evolution: profile, search, train, export."""
+    level = logging.DEBUG if verbose > 1 else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname).1s %(name)s: %(message)s", stream=sys.stderr,
+                        force=True)
+
+
+def _register() -> None:
+    from nse_hw.cli import latency
+
+    for mod in (latency,):
+        for cmd in mod.COMMANDS:
+            cli.add_command(cmd)
+
+
+_register()
+
+
+def main() -> None:
+    cli.main(prog_name="nse-hw")
