@@ -1,0 +1,65 @@
+"""Dataclass configs loaded from YAML (configs/*.yaml), strict about unknown keys and types."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+def _coerce(value: Any, hint: Any, name: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(hint):
+            return None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, prefix=f"{name}.")
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if origin in (list, tuple) and isinstance(value, list | tuple):
+        return origin(value)
+    base = origin or hint
+    if isinstance(base, type) and not isinstance(value, base):
+        raise ValueError(f"config field {name!r} must be {getattr(hint, '__name__', hint)}, got {value!r}")
+    return value
+
+
+def from_dict(cls: type[T], data: Any, *, prefix: str = "") -> T:
+    """Build dataclass ``cls`` from a mapping; unknown keys are an error naming them."""
+    if not isinstance(data, dict):
+        raise ValueError(f"config section {prefix or cls.__name__!r} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"unknown config key(s) {', '.join(prefix + k for k in unknown)}")
+    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def load_config(cls: type[T], path: str | Path | None = None, **overrides: Any) -> T:
+    """Defaults of ``cls``, then the YAML file, then non-None ``overrides`` (e.g. from CLI flags)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except OSError as exc:
+            raise ValueError(f"cannot read config {path}: {exc.strerror or exc}") from None
+        except yaml.YAMLError as exc:
+            raise ValueError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        data = loaded or {}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return from_dict(cls, data)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,1 @@
+"""Training: data, single-process and torchrun/DDP training, atomic checkpoints, resume."""

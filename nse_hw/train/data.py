@@ -1,0 +1,158 @@
+"""Data: the embedded Fashion-MNIST proxy task and ImageFolder directories (train/, val/) for real data.
+
+Every source gives three disjoint parts: ``train`` (weight steps), ``heldout`` (architecture steps and scoring,
+carved from the training images with a seeded permutation) and ``test`` (the official test/val split).
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, TensorDataset
+
+from nse_hw.errors import NseError
+
+log = logging.getLogger(__name__)
+FASHION_DIR = Path(os.environ.get("NSE_HW_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
+FASHION_LABELS = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                  "Ankle boot")
+FASHION_MEAN, FASHION_STD = 0.2860, 0.3530
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+@dataclass
+class DataBundle:
+    name: str
+    train: Dataset
+    heldout: Dataset
+    test: Dataset
+    channels: int
+    classes: int
+    resolution: int
+    labels: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file (optionally gzipped): magic 0x0000 dtype ndim, big-endian dims, then uint8 data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        raw = fh.read()
+    ndim = raw[3]
+    dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4)
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(tuple(int(d) for d in dims))
+
+
+def _idx_file(root: Path, stem: str) -> Path | None:
+    for name in (stem, f"{stem}.gz"):
+        if (root / name).is_file():
+            return root / name
+    return None
+
+
+def _fashion_tensors(root: Path, split: str, resolution: int) -> TensorDataset:
+    prefix = "train" if split == "train" else "t10k"
+    img_path, lbl_path = _idx_file(root, f"{prefix}-images-idx3-ubyte"), _idx_file(root, f"{prefix}-labels-idx1-ubyte")
+    if img_path is None or lbl_path is None:
+        raise NseError(f"{root} has no Fashion-MNIST {prefix}-images/labels IDX files")
+    try:
+        images, labels = _read_idx(img_path), _read_idx(lbl_path)
+    except (OSError, ValueError, EOFError) as exc:
+        raise NseError(f"cannot read Fashion-MNIST from {root}: {exc}") from None
+    x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
+    x = (x - FASHION_MEAN) / FASHION_STD
+    if resolution != 28:  # pad to 32 (keeps pixels as they are); otherwise resize
+        pad = (resolution - 28) // 2
+        if resolution > 28 and (resolution - 28) % 2 == 0:
+            x = F.pad(x, (pad, pad, pad, pad), value=-FASHION_MEAN / FASHION_STD)
+        else:
+            x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
+    return TensorDataset(x.contiguous(), torch.from_numpy(labels.astype(np.int64)))
+
+
+def _fashion_root(source: str) -> Path:
+    if source != "fashion-mnist":
+        return Path(source)
+    if _idx_file(FASHION_DIR, "train-images-idx3-ubyte"):
+        return FASHION_DIR
+    cache = Path.home() / ".cache" / "nse-hw"
+    raw = cache / "FashionMNIST" / "raw"
+    if not _idx_file(raw, "train-images-idx3-ubyte"):
+        from nse_hw.compat import import_torchvision
+
+        log.info("Fashion-MNIST not in %s; trying torchvision's downloader into %s", FASHION_DIR, cache)
+        try:
+            import_torchvision().datasets.FashionMNIST(str(cache), download=True)
+        except Exception as exc:  # no internet, no disk: say what to do instead
+            raise NseError(f"Fashion-MNIST not found in {FASHION_DIR} and download failed ({exc}); install "
+                           "Debian's dataset-fashion-mnist or pass --data DIR") from None
+    return raw
+
+
+def _split(n: int, heldout_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    perm = np.random.default_rng(seed).permutation(n)
+    n_held = max(1, int(round(n * heldout_fraction)))
+    return sorted(perm[n_held:].tolist()), sorted(perm[:n_held].tolist())
+
+
+def _limit(ds: Dataset, n: int | None, seed: int) -> Dataset:
+    if n is None or n >= len(ds):  # type: ignore[arg-type]
+        return ds
+    idx = np.random.default_rng(seed).permutation(len(ds))[:n]  # type: ignore[arg-type]
+    return Subset(ds, sorted(idx.tolist()))
+
+
+def load_data(source: str, *, resolution: int, heldout_fraction: float = 0.1, seed: int = 0,
+              limit_train: int | None = None, limit_heldout: int | None = None,
+              limit_test: int | None = None) -> DataBundle:
+    """Load ``source`` ('fashion-mnist', a directory of IDX files, or an ImageFolder root with train/ and val/)."""
+    root = _fashion_root(source)
+    if not root.is_dir() or not any(root.iterdir()):
+        raise NseError(f"data directory {root} is empty or unreadable")
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        return _image_folder(root, resolution, heldout_fraction, seed, limit_train, limit_heldout, limit_test)
+    full = _fashion_tensors(root, "train", resolution)
+    train_idx, held_idx = _split(len(full), heldout_fraction, seed)
+    return DataBundle(
+        "fashion-mnist", _limit(Subset(full, train_idx), limit_train, seed),
+        _limit(Subset(full, held_idx), limit_heldout, seed),
+        _limit(_fashion_tensors(root, "test", resolution), limit_test, seed),
+        1, 10, resolution, FASHION_LABELS, (FASHION_MEAN,), (FASHION_STD,))
+
+
+def _image_folder(root: Path, resolution: int, heldout_fraction: float, seed: int, limit_train: int | None,
+                  limit_heldout: int | None, limit_test: int | None) -> DataBundle:
+    tv = __import__("nse_hw.compat", fromlist=["x"]).import_torchvision()
+    T = tv.transforms
+    norm = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+    train_tf = T.Compose([T.RandomResizedCrop(resolution), T.RandomHorizontalFlip(), T.ToTensor(), norm])
+    eval_tf = T.Compose([T.Resize(int(resolution * 256 / 224)), T.CenterCrop(resolution), T.ToTensor(), norm])
+    try:
+        train_aug = tv.datasets.ImageFolder(str(root / "train"), transform=train_tf)
+        train_eval = tv.datasets.ImageFolder(str(root / "train"), transform=eval_tf)
+        val = tv.datasets.ImageFolder(str(root / "val"), transform=eval_tf)
+    except (FileNotFoundError, OSError) as exc:
+        raise NseError(f"cannot read image folders under {root}: {exc}") from None
+    train_idx, held_idx = _split(len(train_aug), heldout_fraction, seed)
+    return DataBundle(root.name, _limit(Subset(train_aug, train_idx), limit_train, seed),
+                      _limit(Subset(train_eval, held_idx), limit_heldout, seed), _limit(val, limit_test, seed),
+                      3, len(train_aug.classes), resolution, tuple(train_aug.classes), IMAGENET_MEAN, IMAGENET_STD)
+
+
+def make_loader(ds: Dataset, batch_size: int, *, shuffle: bool, seed: int, workers: int = 0,
+                distributed: bool = False, drop_last: bool = False) -> DataLoader:
+    """A loader with a seeded shuffle; under DDP each rank reads its own shard."""
+    if distributed:
+        sampler = DistributedSampler(ds, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=drop_last)
+    gen = torch.Generator().manual_seed(seed)
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=gen, num_workers=workers,
+                      drop_last=drop_last)
