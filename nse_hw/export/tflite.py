@@ -118,7 +118,7 @@ def export_tflite(model: nn.Module, input_shape_nhwc: tuple[int, int, int, int],
             edge = litert.convert(_channel_last(litert, model, sample), (sample,))
         except Exception as exc:  # the converter raises anything from AssertionError to JAX errors
             raise _failure(f"TFLite conversion of {type(model).__name__}", exc) from exc
-    out = _write(edge, path)
+        out = _write(edge, path)
     log.info("wrote %s (float32, input NHWC %s, %.1f s)", out, shape, time.perf_counter() - start)
     return out
 
@@ -184,7 +184,7 @@ def export_tflite_int8(
             edge = litert.convert(quantized, (sample,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
         except Exception as exc:
             raise _failure(what, exc) from exc
-    out = _write(edge, path)
+        out = _write(edge, path)
     log.info("wrote %s (int8, %d calibration batches, input NHWC %s, %.1f s)", out, n, shape,
              time.perf_counter() - start)
     return out

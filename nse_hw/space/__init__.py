@@ -14,7 +14,7 @@ from nse_hw.space.grammar import SKIP, Layer, Op, format_layer, format_op, parse
 from nse_hw.space.searchspace import Position, SearchSpace, available_spaces, load_space, space_from_dict
 
 __all__ = [
-    "ARCH_FORMAT", "SKIP", "Arch", "Layer", "LayerSpec", "Op", "Position", "SearchSpace", "Shape",
+    "ARCH_FORMAT", "SKIP", "Arch", "adapt_arch", "Layer", "LayerSpec", "Op", "Position", "SearchSpace", "Shape",
     "available_spaces", "format_layer", "format_op", "has_identity", "load_arch", "load_space", "out_size",
     "parse_layer", "parse_op", "save_arch", "space_from_dict",
 ]

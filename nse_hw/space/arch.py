@@ -131,3 +131,20 @@ def save_arch(arch: Arch, path: str | Path) -> Path:
     from nse_hw.atomic import atomic_write_text
 
     return atomic_write_text(path, arch.dumps())
+
+
+def _scale(chs: int, mult: float, *, divisor: int = 4) -> int:
+    return max(divisor, int(round(chs * mult / divisor)) * divisor)
+
+
+def adapt_arch(arch: Arch, *, resolution: int, channels: int, classes: int, width_mult: float = 1.0) -> Arch:
+    """The same layer sequence for a proxy task: another input (H=W=resolution, channels), classes and widths.
+
+    Latency is always counted on the original (deployment) arch; this is only what the proxy trains.
+    """
+    if width_mult <= 0:
+        raise ValueError(f"width_mult must be positive, got {width_mult}")
+    layers = tuple(LayerSpec(s.ops, _scale(s.out, width_mult), s.stride) for s in arch.layers)
+    return Arch((resolution, resolution, channels), classes, arch.stem, _scale(arch.stem_out, width_mult),
+                arch.stem_stride, layers, _scale(arch.head_out, width_mult),
+                {**arch.meta, "proxy_of": list(arch.input) + [arch.classes], "width_mult": width_mult})

@@ -55,3 +55,17 @@ def test_unknown_op_in_arch_is_named():
     bad["layers"][2]["ops"] = "mb_k4_e6"
     with pytest.raises(ValueError, match="mb_k4_e6"):
         Arch.from_dict(bad)
+
+
+def test_adapt_arch_keeps_layer_sequence(nse27):
+    import numpy as np
+
+    from nse_hw.space import adapt_arch
+
+    arch = nse27.sample(np.random.default_rng(1))
+    proxy = adapt_arch(arch, resolution=32, channels=1, classes=10, width_mult=0.5)
+    assert [s.ops for s in proxy.layers] == [s.ops for s in arch.layers]
+    assert proxy.input == (32, 32, 1) and proxy.classes == 10
+    assert [s.out for s in proxy.layers][:2] == [8, 12] and proxy.head_out == 640
+    # identity structure is preserved, so skips stay legal
+    assert Arch.from_dict(proxy.to_dict()) == proxy
