@@ -5,6 +5,7 @@ from nse_hw.space.arch import (
     Arch,
     LayerSpec,
     Shape,
+    adapt_arch,
     has_identity,
     load_arch,
     out_size,
