@@ -13,11 +13,8 @@ import gc
 import logging
 import os
 import platform
-import sys
-import tempfile
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nse_hw.errors import NseError
+from nse_hw.export._native_stderr import native_stderr_to_log
 
 log = logging.getLogger(__name__)
 
@@ -106,24 +104,6 @@ def _existing(path: str | Path) -> Path:
 
 # --- LiteRT -------------------------------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _stderr_to_debug(prefix: str) -> Iterator[None]:
-    """Send what C++ writes to fd 2 meanwhile ("INFO: Created TensorFlow Lite XNNPACK delegate", the
-    harmless "ERROR:" lines) to this module's DEBUG log. Process-wide: do not load from two threads."""
-    sys.stderr.flush()
-    with tempfile.TemporaryFile() as sink:
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            for line in sink.read().decode(errors="replace").splitlines():
-                log.debug("%s: %s", prefix, line)
-
-
 def _quantize(x: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     """Float -> the tensor's dtype with its (scale, zero_point); a float tensor passes through."""
     scale, zero = detail["quantization"]
@@ -146,7 +126,7 @@ class _LiteRTSession(Session):
         from ai_edge_litert.interpreter import Interpreter
 
         try:
-            with _stderr_to_debug("litert"):
+            with native_stderr_to_log(log, "litert"):  # "INFO: Created ... XNNPACK delegate"
                 # Default op resolver: XNNPACK delegate applied, as benchmark_model does on a phone.
                 self._it = Interpreter(model_path=str(path), num_threads=threads)
                 self._it.allocate_tensors()  # once: invoke() reuses the arena

@@ -44,9 +44,14 @@ class CliGroup(click.Group):
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 def cli(verbose: int) -> None:
     """Hardware-aware Neural Search-space Evolution: profile, search, train, export."""
-    level = logging.DEBUG if verbose > 1 else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname).1s %(name)s: %(message)s", stream=sys.stderr,
-                        force=True)
+    # Our loggers only: litert-torch logs every lowered op and onnxscript every pass on the root logger.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname).1s %(name)s: %(message)s"))
+    for name in ("nse_hw", "profilers"):
+        lg = logging.getLogger(name)
+        lg.handlers[:] = [handler]
+        lg.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+        lg.propagate = False
 
 
 def _register() -> None:

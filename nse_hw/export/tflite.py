@@ -29,6 +29,7 @@ from torch import nn
 
 from nse_hw.atomic import atomic_write
 from nse_hw.errors import NseError
+from nse_hw.export._native_stderr import native_stderr_to_log
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ def _litert() -> ModuleType:
     for lg in noisy:  # "Failed to load _C_cutlass_90a.so" (CUDA kernels) and a deprecation notice
         lg.setLevel(logging.ERROR)
     try:
-        import litert_torch
+        with native_stderr_to_log(log, "litert-torch import"):  # TF port.cc's oneDNN notice
+            import litert_torch
     finally:
         for lg, level in zip(noisy, levels, strict=True):
             lg.setLevel(level)
