@@ -55,9 +55,9 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from nse_hw.cli import latency
+    from nse_hw.cli import latency, tables
 
-    for mod in (latency,):
+    for mod in (latency, tables):
         for cmd in mod.COMMANDS:
             cli.add_command(cmd)
 

@@ -1,0 +1,159 @@
+"""`nse-hw tables ...`: import public tables, transfer host tables to a device, profile a phone over adb."""
+
+from __future__ import annotations
+
+import collections
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+from nse_hw.errors import NseError
+from nse_hw.paths import TABLES
+
+log = logging.getLogger(__name__)
+
+
+@click.group("tables")
+def tables() -> None:
+    """Build device latency tables: import, transfer, profile a phone."""
+
+
+def _load_or_none(path: Path, *, fresh: bool) -> Any:
+    from nse_hw.latency import load_table
+
+    return load_table(path) if path.exists() and not fresh else None
+
+
+@tables.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", required=True, metavar="FORMAT",
+              help="proxylessnas | ofa | benchmark-profile (a benchmark_model op profile; needs --arch).")
+@click.option("--device", required=True, help="Device name written into the table (e.g. pixel1).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Table to write [default: latency_tables/<device>-tflite.json]. An existing table of the "
+                   "same device is merged into (measured entries are never replaced).")
+@click.option("--arch", "arch_file", type=click.Path(dir_okay=False), help="The arch a benchmark-profile ran.")
+@click.option("--allow-partial", is_flag=True, help="Import what maps; list unmapped keys in the table meta.")
+@click.option("--fresh", is_flag=True, help="Start a new table even if --out exists.")
+def import_cmd(file: Path, fmt: str, device: str, out: Path | None, arch_file: str | None, allow_partial: bool,
+               fresh: bool) -> None:
+    """Map a public latency table FILE onto our keys (entries marked `imported`)."""
+    from nse_hw.latency.importers import FORMATS, import_table
+    from nse_hw.space import load_arch
+
+    if fmt not in FORMATS:
+        raise NseError(f"unknown --format {fmt!r}; known: {', '.join(FORMATS)}")
+    if not file.is_file():
+        raise NseError(f"no such file: {file}")
+    out = out or TABLES / f"{device}-tflite.json"
+    arch = load_arch(arch_file) if arch_file else None
+    profile = None
+    if fmt == "benchmark-profile":
+        from profilers.benchmark_model import parse_benchmark_output
+
+        res = parse_benchmark_output(file.read_text(errors="replace"))
+        profile = (res.count, [(n.type, n.avg_ms) for n in res.nodes])
+    table, report = import_table(file, fmt=fmt, device=device, table=_load_or_none(out, fresh=fresh), arch=arch,
+                                 profile=profile, allow_partial=allow_partial)
+    table.save(out)
+    click.echo(f"imported {len(report.imported)} entries from {file.name} -> {out} "
+               f"({len(table.entries)} entries in the table)")
+    for raw, why in report.skipped.items():
+        click.echo(f"  skipped {raw}: {why}")
+    for note in report.notes:
+        click.echo(f"  note: {note}")
+
+
+@tables.command("transfer")
+@click.option("--calibrate", "device_path", required=True, help="Device table to extend (measured/imported).")
+@click.option("--from", "host_path", help="Host table whose keys (and latencies) to transfer.")
+@click.option("--space", "spaces", multiple=True, help="Also predict every key of this space (repeatable).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Table to write.")
+@click.option("--no-shape-correction", is_flag=True, help="Use the linear model alone (no per-shape factor).")
+def transfer_cmd(device_path: str, host_path: str | None, spaces: tuple[str, ...], out: Path,
+                 no_shape_correction: bool) -> None:
+    """Fit a per-family model on the device's entries and predict every entry it lacks (`predicted`)."""
+    from nse_hw.latency import load_table, space_keys
+    from nse_hw.latency.transfer import transfer_table
+    from nse_hw.space import load_space
+
+    device = load_table(device_path)
+    host = load_table(host_path) if host_path else None
+    keys = [k for s in spaces for k in space_keys(load_space(s))]
+    table, model = transfer_table(device, host=host, keys=keys, shape_correction=not no_shape_correction)
+    table.meta.setdefault("spaces", [])
+    table.meta["spaces"] = list(dict.fromkeys(table.meta["spaces"] + list(spaces)))
+    table.save(out)
+    counts = collections.Counter(e["source"] for e in table.entries.values())
+    extrapolated = sum(1 for e in table.entries.values() if e.get("extrapolated"))
+    click.echo(f"{out}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+               + f" ({extrapolated} predictions extrapolate: see each entry's 'extrapolated')")
+    for fam, m in model.families.items():
+        cands = "; ".join(f"{k}: {v['loo_mape']:.1f}%" for k, v in m.candidates.items())
+        click.echo(f"  {fam:<10} fitted on {m.n_fit:3d}  leave-one-out MAPE {m.loo_mape:5.1f}%, "
+                   f"{m.loo_within_10:5.1f}% within +-10%  ({cands})")
+
+
+def run_phone_profile(*, device: str, space: str, serial: str | None = None, out: Path | None = None,
+                      benchmark_binary: Path | None = None, adb: str | None = None, cache: Path | None = None,
+                      convert_cpus: set[int] | None = None, **ignored: Any) -> None:
+    """`nse-hw profile --device <phone>`-compatible entry point (extra host-only options are ignored)."""
+    from nse_hw.space import load_space
+    from profilers.phone import litert_exports, load_device_config, profile_phone
+
+    cfg = load_device_config(device)
+    unused = {k: v for k, v in ignored.items() if v is not None and k != "runtime"}
+    if unused:
+        log.info("phone runs take threads/warmup/runs from configs/devices/%s.yaml; ignoring %s", cfg.name,
+                 ", ".join(sorted(unused)))
+    if benchmark_binary is not None and not Path(benchmark_binary).is_file():
+        raise NseError(f"--benchmark-binary {benchmark_binary}: no such file")
+    res = profile_phone(load_space(space), device_cfg=cfg, serial=serial, out=out,
+                        benchmark_binary=benchmark_binary, adb=adb,
+                        export_fn=litert_exports(cache=cache, convert_cpus=convert_cpus))
+    click.echo(f"measured {len(res.measured)} entries ({res.skipped} already in the table) in {res.wall_s:.0f} s "
+               f"-> {res.path}")
+
+
+@tables.command("profile-phone")
+@click.option("--device", default="pixel", show_default=True,
+              help="Device description: configs/devices/<NAME>.yaml or a YAML path.")
+@click.option("--serial", help="adb serial (needed when several devices are attached).")
+@click.option("--space", default="nse27-proxyless224", show_default=True, help="Search space name or YAML path.")
+@click.option("--benchmark-binary", type=click.Path(dir_okay=False, path_type=Path),
+              help="Local benchmark_model (Android build) to push; default: the one on the phone.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Table [default: latency_tables/<phone-model>-tflite.json].")
+@click.option("--adb", help="adb executable [default: $ADB or adb on PATH].")
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), help="Export cache folder.")
+@click.option("--model", "model_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Instead: time this whole .tflite with per-op profiling and print its breakdown.")
+def profile_phone_cmd(model_file: Path | None, **kw: Any) -> None:
+    """Measure every block of SPACE on an Android phone over adb (resumable)."""
+    if model_file is not None:
+        _profile_model(model_file, device=kw["device"], serial=kw["serial"], adb=kw["adb"],
+                       benchmark_binary=kw["benchmark_binary"])
+        return
+    run_phone_profile(**kw)
+
+
+def _profile_model(path: Path, *, device: str, serial: str | None, adb: str | None,
+                   benchmark_binary: Path | None) -> None:
+    from profilers.phone import load_device_config, profile_model
+
+    if not path.is_file():
+        raise NseError(f"--model {path}: no such file")
+    res = profile_model(path, device_cfg=load_device_config(device), serial=serial, adb=adb,
+                        benchmark_binary=benchmark_binary)
+    by_type: dict[str, list[float]] = collections.defaultdict(list)
+    for node in res.nodes:
+        by_type[node.type].append(node.avg_ms)
+    click.echo(f"{path.name}: {res.statistic} {res.ms:.3f} ms over {res.count} runs (std {res.std_ms:.3f} ms), "
+               f"{len(res.nodes)} nodes")
+    for kind, times in sorted(by_type.items(), key=lambda kv: -sum(kv[1])):
+        click.echo(f"  {kind:<24} {len(times):4d} nodes  {sum(times):9.3f} ms")
+
+
+COMMANDS = [tables]

@@ -1,0 +1,237 @@
+"""Profile blocks on an Android phone: push each ``.tflite``, time it with LiteRT's ``benchmark_model``.
+
+A device description (``configs/devices/<name>.yaml``) says how: the ``taskset`` mask of the big cores, threads,
+warm-up and timed runs, where ``benchmark_model`` lives on the phone, and extra flags. Entries land in
+``latency_tables/<phone-model>-tflite.json`` with provenance (phone model, Android version, CPU governors and
+frequencies, the binary's version if it prints one, threads, mask). Resumable: measured keys are skipped, and
+the table is saved atomically after every entry, so a dropped connection loses at most the entry in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tqdm import tqdm
+
+from nse_hw import __version__
+from nse_hw.errors import NseError
+from nse_hw.latency import LatencyTable, load_table, space_keys
+from nse_hw.paths import CONFIGS, TABLES
+from nse_hw.space import SearchSpace
+from profilers.adb import Adb, CommandFailed, ConnectionLost, connect, describe_phone, slug
+from profilers.benchmark_model import BenchmarkResult, benchmark_command, parse_benchmark_output
+
+log = logging.getLogger(__name__)
+DEVICES = CONFIGS / "devices"
+ExportFn = Callable[[list[str]], Iterable[tuple[str, Path]]]  # keys -> (key, local .tflite), in order, lazily
+_MUST_MATCH = ("device", "runtime", "threads", "warmup", "runs")
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    name: str
+    threads: int = 1
+    warmup: int = 20
+    runs: int = 200
+    taskset: str | None = None  # hex CPU mask, e.g. "c" = cpu2+cpu3
+    benchmark_binary: str = "/data/local/tmp/benchmark_model"
+    remote_dir: str = "/data/local/tmp/nse_hw"
+    extra_flags: tuple[str, ...] = ()
+    runtime: str = "tflite"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.threads < 1 or self.warmup < 0 or self.runs < 1:
+            raise NseError(f"device {self.name}: need threads >= 1, warmup >= 0, runs >= 1")
+        if self.taskset is not None and not re.fullmatch(r"(0x)?[0-9a-fA-F]+", self.taskset):
+            raise NseError(f"device {self.name}: taskset must be a hex CPU mask like 'c' or 'f0', "
+                           f"got {self.taskset!r}")
+        for p in (self.benchmark_binary, self.remote_dir):
+            if not p.startswith("/"):
+                raise NseError(f"device {self.name}: phone paths must be absolute, got {p!r}")
+
+
+def available_devices() -> list[str]:
+    return sorted(p.stem for p in DEVICES.glob("*.yaml"))
+
+
+def load_device_config(name_or_path: str | Path) -> DeviceConfig:
+    """``configs/devices/NAME.yaml`` or a YAML path; unknown fields and bad values are one-line errors."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = DEVICES / f"{name_or_path}.yaml"
+        if not path.exists():
+            raise NseError(f"unknown device {str(name_or_path)!r}; known: {', '.join(available_devices())} "
+                           f"(or give a YAML path)")
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise NseError(f"cannot read device file {path}: {exc}") from None
+    if not isinstance(cfg, dict):
+        raise NseError(f"device file {path} must hold a mapping")
+    cfg.setdefault("name", path.stem)
+    if "taskset" in cfg and cfg["taskset"] is not None:
+        cfg["taskset"] = str(cfg["taskset"])
+    cfg["extra_flags"] = tuple(cfg.get("extra_flags") or ())
+    try:
+        return DeviceConfig(**cfg)
+    except TypeError as exc:
+        raise NseError(f"device file {path}: {exc}") from None
+
+
+def _remote_name(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", key) + ".tflite"
+
+
+def ensure_binary(dev: Adb, cfg: DeviceConfig, local: Path | None) -> str:
+    """Push ``local`` (if given) to the phone; check the binary is there and executable. Returns its path."""
+    remote = cfg.benchmark_binary
+    if local is not None:
+        dev.shell(f"mkdir -p {shlex.quote(str(Path(remote).parent))}")
+        dev.push(local, remote)
+        dev.shell(f"chmod 755 {shlex.quote(remote)}")
+    if not dev.exists(remote, executable=True):
+        raise NseError(f"no executable benchmark_model at {remote} on {dev.serial}; download or build LiteRT's "
+                       "benchmark_model for Android (arm64) and pass --benchmark-binary PATH to push it")
+    return remote
+
+
+def run_benchmark(dev: Adb, binary: str, graph: str, cfg: DeviceConfig, *, op_profiling: bool = False
+                  ) -> BenchmarkResult:
+    """Run benchmark_model on ``graph`` (a phone path) under the device's taskset mask; parse what it prints."""
+    cmd = benchmark_command(binary, graph, threads=cfg.threads, warmup=cfg.warmup, runs=cfg.runs,
+                            mask=cfg.taskset, op_profiling=op_profiling, extra_flags=cfg.extra_flags)
+    try:
+        out = dev.shell(f"{cmd} 2>&1")
+    except CommandFailed as exc:
+        lines = " | ".join(ln.strip() for ln in exc.output.splitlines() if ln.strip())[-300:]
+        raise NseError(f"benchmark_model failed on {Path(graph).name}: {lines or exc}") from None
+    return parse_benchmark_output(out)
+
+
+def new_meta(cfg: DeviceConfig, phone: dict[str, Any], binary: str) -> dict[str, Any]:
+    return {
+        "device": slug(phone["model"]), "runtime": cfg.runtime, "runtime_version": "unknown", "threads": cfg.threads,
+        "dtype": "float32", "batch": 1, "statistic": "median where benchmark_model prints one, else mean "
+        "(each entry's 'stat')", "warmup": cfg.warmup, "runs": cfg.runs,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"), "tool_version": __version__,
+        "phone": {**phone, "taskset": cfg.taskset}, "device_config": asdict(cfg), "benchmark_binary": binary,
+        "spaces": [],
+    }
+
+
+def open_phone_table(path: Path, meta: dict[str, Any]) -> LatencyTable:
+    """The table at ``path`` if it was measured the same way (same phone model, threads, runs...), else new."""
+    if not path.exists():
+        return LatencyTable(meta, {}, path)
+    table = load_table(path)
+    clash = [f"{k}={table.meta.get(k)!r} (now {meta[k]!r})" for k in _MUST_MATCH if table.meta.get(k) != meta[k]]
+    old_mask = table.meta.get("phone", {}).get("taskset")
+    if old_mask != meta["phone"]["taskset"]:
+        clash.append(f"taskset={old_mask!r} (now {meta['phone']['taskset']!r})")
+    if clash:
+        raise NseError(f"table {path} was measured differently: {', '.join(clash)}; use another --out")
+    return table
+
+
+@dataclass
+class PhoneProfile:
+    path: Path
+    measured: list[str] = field(default_factory=list)
+    skipped: int = 0
+    wall_s: float = 0.0
+
+
+def measure_models(dev: Adb, models: Iterable[tuple[str, Path]], *, cfg: DeviceConfig, table: LatencyTable,
+                   binary: str, total: int | None = None, progress: bool | None = None) -> list[str]:
+    """Push, time and record each ``(key, local .tflite)``; keys already measured are skipped.
+
+    The table is saved after every entry. A lost connection raises :class:`ConnectionLost` naming how many
+    entries were saved.
+    """
+    done: list[str] = []
+    dev.shell(f"mkdir -p {shlex.quote(cfg.remote_dir)}")
+    bar = tqdm(models, total=total, desc=f"profile {table.meta.get('device')}", unit="key",
+               disable=None if progress is None else not progress)
+    try:
+        for key, local in bar:
+            if table.entries.get(key, {}).get("source") == "measured":
+                continue
+            remote = f"{cfg.remote_dir}/{_remote_name(key)}"
+            dev.push(local, remote)
+            res = run_benchmark(dev, binary, remote, cfg)
+            dev.shell(f"rm -f {shlex.quote(remote)}", check=False)
+            _record(table, key, res)
+            done.append(key)
+    except ConnectionLost as exc:
+        raise ConnectionLost(f"{exc}; {len(done)} new entries are saved in {table.path} — reconnect and run "
+                             "the same command again to resume") from None
+    return done
+
+
+def _record(table: LatencyTable, key: str, res: BenchmarkResult) -> None:
+    if res.threads is not None and res.threads != table.meta.get("threads"):
+        raise NseError(f"benchmark_model ran {key} with {res.threads} threads, not {table.meta.get('threads')}")
+    if res.version and table.meta.get("runtime_version") in ("unknown", None):
+        table.meta["runtime_version"] = res.version
+    table.set(key, ms=res.ms, source="measured", **res.entry_stats())
+    table.meta["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
+    table.save()
+
+
+def litert_exports(*, cache: Path | None = None, convert_cpus: set[int] | None = None) -> ExportFn:
+    """The default export: profilers.units/pipeline (the host profiler's cached .tflite exports, NHWC)."""
+    def export(keys: list[str]) -> Iterator[tuple[str, Path]]:
+        from profilers.pipeline import exported
+        from profilers.units import ExportJob, default_cache
+
+        kw: dict[str, Any] = {} if convert_cpus is None else {"convert_cpus": convert_cpus}
+        for job, path in exported([ExportJob.for_key(k) for k in keys], runtime="litert",
+                                  cache=cache or default_cache(), **kw):
+            yield job.name, path
+    return export
+
+
+def profile_phone(space: SearchSpace, *, device_cfg: DeviceConfig, serial: str | None = None,
+                  out: Path | None = None, benchmark_binary: Path | None = None, export_fn: ExportFn | None = None,
+                  adb: str | None = None, progress: bool | None = None) -> PhoneProfile:
+    """Measure every key of ``space`` missing from the phone's table (``latency_tables/<model>-tflite.json``)."""
+    start = time.perf_counter()
+    dev = connect(serial=serial, adb=adb)
+    binary = ensure_binary(dev, device_cfg, benchmark_binary)
+    meta = new_meta(device_cfg, describe_phone(dev), binary)
+    out = Path(out) if out else TABLES / f"{meta['device']}-{device_cfg.runtime}.json"
+    table = open_phone_table(out, meta)
+    if space.name not in table.meta.setdefault("spaces", []):
+        table.meta["spaces"].append(space.name)
+    keys = space_keys(space)
+    todo = [k for k in keys if table.entries.get(k, {}).get("source") != "measured"]
+    log.info("%s on %s: %d keys to measure, %d already measured in %s", space.name, dev.serial, len(todo),
+             len(keys) - len(todo), out)
+    table.save()
+    stream = (export_fn or litert_exports())(todo) if todo else []
+    done = measure_models(dev, stream, cfg=device_cfg, table=table, binary=binary, total=len(todo),
+                          progress=progress)
+    return PhoneProfile(out, done, len(keys) - len(todo), time.perf_counter() - start)
+
+
+def profile_model(tflite: Path, *, device_cfg: DeviceConfig, serial: str | None = None,
+                  benchmark_binary: Path | None = None, adb: str | None = None) -> BenchmarkResult:
+    """Time a whole ``.tflite`` on the phone with per-op profiling (``result.nodes``: the Run Order table)."""
+    dev = connect(serial=serial, adb=adb)
+    binary = ensure_binary(dev, device_cfg, benchmark_binary)
+    remote = f"{device_cfg.remote_dir}/{_remote_name(Path(tflite).stem)}"
+    dev.shell(f"mkdir -p {shlex.quote(device_cfg.remote_dir)}")
+    dev.push(tflite, remote)
+    res = run_benchmark(dev, binary, remote, device_cfg, op_profiling=True)
+    dev.shell(f"rm -f {shlex.quote(remote)}", check=False)
+    return res

@@ -1,0 +1,124 @@
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from nse_hw.cli import cli
+from nse_hw.latency import load_table, space_keys
+from nse_hw.space import load_space
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO / ".." / "shared" / "device-data"
+FAKE_DIR = REPO / "tests" / "fixtures" / "fake_adb"
+_spec = importlib.util.spec_from_file_location("fake_phone", FAKE_DIR / "fake_phone.py")
+fake_phone = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fake_phone)
+MINI = {"name": "phone-mini", "input": [32, 32, 3], "classes": 10, "stem": {"op": "conv_k3", "out": 8, "stride": 2},
+        "stages": [{"out": 8, "depth": 1, "stride": 1}], "head": {"out": 16}, "pool": ["mb_k3_e1"]}
+
+
+def run(*args: str):
+    res = CliRunner().invoke(cli, list(args))
+    assert "Traceback" not in res.output
+    return res
+
+
+@pytest.fixture(scope="module")
+def shared():
+    if not (SHARED / "proxylessnas_mobile_trim_pixel1.yaml").is_file():
+        pytest.skip(f"public device data not found at {SHARED}")
+    return SHARED
+
+
+def test_import_then_transfer(shared, tmp_path):
+    out = str(tmp_path / "p1.json")
+    res = run("tables", "import", "--format", "benchmark-profile",
+              str(shared / "proxylessnas_mobile_pixel1_tflite_benchmark_profile.txt"), "--device", "pixel1",
+              "--arch", str(REPO / "configs/archs/proxylessnas-mobile-224.json"), "--out", out)
+    assert res.exit_code == 0, res.output
+    res = run("tables", "import", "--format", "proxylessnas", str(shared / "proxylessnas_mobile_trim_pixel1.yaml"),
+              "--device", "pixel1", "--out", out)
+    assert res.exit_code == 0 and "imported 72 entries" in res.output and "(77 entries in the table)" in res.output
+    res = run("tables", "transfer", "--calibrate", out, "--space", "nse27-proxyless224", "--out", out)
+    assert res.exit_code == 0, res.output
+    assert "77 imported, 238 predicted" in res.output and "leave-one-out MAPE" in res.output
+    t = load_table(out)
+    assert set(space_keys(load_space("nse27-proxyless224"))) <= set(t.entries)
+    assert t.meta["spaces"] == ["nse27-proxyless224"] and len(t.meta["imports"]) == 2
+
+
+def test_import_and_transfer_errors(shared, tmp_path):
+    ofa = str(shared / "ofa_note10_224_lookup_table.yaml")
+    res = run("tables", "import", "--format", "ofa", ofa, "--device", "note10", "--out", str(tmp_path / "n.json"))
+    assert res.exit_code == 2 and "have no counterpart" in res.output and "--allow-partial" in res.output
+    res = run("tables", "import", "--format", "ofa", ofa, "--device", "note10", "--out", str(tmp_path / "n.json"),
+              "--allow-partial")
+    assert res.exit_code == 0 and res.output.count("skipped") == 5
+    res = run("tables", "import", "--format", "csv", ofa, "--device", "x")
+    assert res.exit_code == 2 and "unknown --format 'csv'" in res.output
+    res = run("tables", "import", "--format", "proxylessnas", str(tmp_path / "nope.yaml"), "--device", "x")
+    assert res.exit_code == 2 and "no such file" in res.output
+    res = run("tables", "import", "--format", "benchmark-profile", ofa, "--device", "x")
+    assert res.exit_code == 2 and "cannot parse benchmark_model output" in res.output
+    # the Note10 blocks alone cannot predict a stem: say what is missing
+    res = run("tables", "transfer", "--calibrate", str(tmp_path / "n.json"), "--space", "nse27-proxyless224",
+              "--out", str(tmp_path / "o.json"))
+    assert res.exit_code == 2 and "family 'conv' has 0 measured/imported entries" in res.output
+    res = run("tables", "transfer", "--calibrate", str(tmp_path / "n.json"), "--out", str(tmp_path / "o.json"))
+    assert res.exit_code == 2 and "nothing to predict" in res.output
+
+
+@pytest.fixture
+def phone(tmp_path, monkeypatch):
+    root = fake_phone.make_phone(tmp_path / "phone", governor="schedutil")
+    fake_phone.phone_env(monkeypatch, root)
+    (tmp_path / "mini.yaml").write_text(json.dumps(MINI))
+    monkeypatch.setattr("profilers.phone.litert_exports",
+                        lambda **kw: fake_phone.fake_exports(tmp_path / "exports", []))
+    return root
+
+
+def test_profile_phone_cli(phone, tmp_path, monkeypatch):
+    out = str(tmp_path / "t.json")
+    args = ["tables", "profile-phone", "--device", "pixel", "--space", str(tmp_path / "mini.yaml"), "--out", out]
+    monkeypatch.setenv("FAKE_ADB_FAIL_AFTER", "12")
+    res = run(*args)
+    assert res.exit_code == 2 and "lost the connection to FAKE0001" in res.output and "resume" in res.output
+    n = len(load_table(out).entries)
+    monkeypatch.delenv("FAKE_ADB_FAIL_AFTER")
+    res = run(*args)
+    assert res.exit_code == 0, res.output
+    assert f"({n} already in the table)" in res.output
+    t = load_table(out)
+    assert len(t.entries) == len(space_keys(load_space(tmp_path / "mini.yaml")))
+    assert t.meta["phone"]["cpus"]["cpu0"]["governor"] == "schedutil"
+
+
+def test_profile_whole_model_cli(phone, tmp_path):
+    (tmp_path / "net.tflite").write_bytes(b"\0" * 20_000)
+    res = run("tables", "profile-phone", "--model", str(tmp_path / "net.tflite"))
+    assert res.exit_code == 0, res.output
+    assert "net.tflite: mean" in res.output and "2 nodes" in res.output and "CONV_2D" in res.output
+    res = run("tables", "profile-phone", "--model", str(tmp_path / "none.tflite"))
+    assert res.exit_code == 2 and "no such file" in res.output
+
+
+def test_profile_phone_cli_errors(phone, tmp_path, monkeypatch):
+    args = ["tables", "profile-phone", "--space", str(tmp_path / "mini.yaml"), "--out", str(tmp_path / "t.json")]
+    monkeypatch.setenv("FAKE_ADB_DEVICES", "A1:unauthorized")
+    res = run(*args)
+    assert res.exit_code == 2 and "device A1 is unauthorised" in res.output
+    monkeypatch.setenv("FAKE_ADB_DEVICES", "A1:device,B2:device")
+    res = run(*args)
+    assert res.exit_code == 2 and "pick one with --serial" in res.output
+    res = run(*args, "--serial", "Z9")
+    assert res.exit_code == 2 and "device Z9 is not attached" in res.output
+    res = run(*args, "--benchmark-binary", str(tmp_path / "missing"))
+    assert res.exit_code == 2 and "no such file" in res.output
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    res = run(*args)
+    assert res.exit_code == 2 and "no adb found" in res.output
+    res = run("tables", "profile-phone", "--device", "nokia3310")
+    assert res.exit_code == 2 and "unknown device 'nokia3310'" in res.output

@@ -1,0 +1,146 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nse_hw.errors import NseError
+from nse_hw.latency import LatencyTable, arch_components, load_table, space_keys
+from nse_hw.latency.features import key_features
+from nse_hw.latency.importers import import_table
+from nse_hw.latency.transfer import TransferModel, fill_missing, fit_transfer, shape_of, transfer_table
+from nse_hw.space import load_arch, load_space
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO / ".." / "shared" / "device-data"
+TRUE = {"const": 0.05, "dense_mmacs": 0.02, "dw_k3_mmacs": 0.1, "dw_k5_mmacs": 0.15, "dw_k7p_mmacs": 0.2,
+        "mid_mb": 0.5}
+
+
+def truth(key: str) -> float:
+    f = key_features(key)
+    return TRUE["const"] + sum(c * f[n] for n, c in TRUE.items() if n != "const")
+
+
+@pytest.fixture(scope="module")
+def nse27_keys():
+    return space_keys(load_space("nse27-proxyless224"))
+
+
+def device_table(keys, fn=truth) -> LatencyTable:
+    t = LatencyTable({"device": "phone", "runtime": "tflite"})
+    for k in keys:
+        t.set(k, ms=fn(k), source="imported")
+    return t
+
+
+def fitted_keys(keys):
+    """What a Pixel-1-like table has: k3/5/7 x e3/6 MBConvs at every position."""
+    return [k for k in keys if any(k.startswith(f"mb_k{k_}_e{e}|") for k_ in (3, 5, 7) for e in (3, 6))]
+
+
+def test_recovers_a_known_linear_device(nse27_keys):
+    dev = device_table(fitted_keys(nse27_keys))
+    targets = [k for k in nse27_keys if k.startswith("mb_")]
+    out, model = transfer_table(dev, keys=targets)
+    mb = model.families["mb"]
+    assert mb.loo_mape < 1e-3 and mb.loo_within_10 == 100
+    for k in targets:
+        assert out.ms(k) == pytest.approx(truth(k), rel=1e-4)
+    k9 = next(k for k in targets if k.startswith("mb_k9_e3|"))
+    assert out.entries[k9]["source"] == "predicted"
+    assert out.entries[k9]["extrapolated"] == ["k=9 beyond the fitted kernels (max 7)"]
+    assert out.meta["transfer"]["predicted"] == len(targets) - len(dev.entries)
+    assert dev.entries.keys() != out.entries.keys()  # the input table is not modified
+
+
+def test_shape_correction_recovers_position_effects(nse27_keys):
+    fitted = fitted_keys(nse27_keys)
+    shapes = sorted({shape_of(k) for k in fitted})
+    factor = {s: 0.9 + 0.1 * (i % 3) for i, s in enumerate(shapes)}  # cache effects the features cannot see
+
+    def dev_ms(k):
+        return truth(k) * factor[shape_of(k)]
+
+    plain = fit_transfer(device_table(fitted, dev_ms), shape_correction=False).families["mb"]
+    corr = fit_transfer(device_table(fitted, dev_ms)).families["mb"]
+    assert corr.loo_mape < plain.loo_mape / 3 and corr.loo_mape_uncorrected == pytest.approx(plain.loo_mape)
+    assert set(corr.shape_factors) == set(shapes) and not plain.shape_factors
+    # held-out ops at fitted shapes (e1, k9, dilated) land closer to the truth with the correction
+    targets = [k for k in nse27_keys if k.startswith("mb_") and k not in fitted and shape_of(k) in factor]
+    out_c, _ = transfer_table(device_table(fitted, dev_ms), keys=targets)
+    out_p, _ = transfer_table(device_table(fitted, dev_ms), keys=targets, shape_correction=False)
+    err = {n: np.mean([abs(o.ms(k) / dev_ms(k) - 1) for k in targets]) for n, o in (("c", out_c), ("p", out_p))}
+    assert err["c"] < 0.8 * err["p"], err
+
+
+def test_host_latency_candidate_wins_when_keys_cannot_explain_the_device(nse27_keys):
+    rng = np.random.default_rng(0)
+    fitted = fitted_keys(nse27_keys)
+    host = LatencyTable({"device": "host", "runtime": "litert"})
+    for k in fitted + [k for k in nse27_keys if k.startswith("mb_k9")]:
+        host.set(k, ms=float(rng.uniform(0.5, 5.0)), source="measured")
+    dev = device_table(fitted, lambda k: 3.0 * host.ms(k))
+    out, model = transfer_table(dev, host=host)
+    mb = model.families["mb"]
+    assert set(mb.candidates) == {"key features", "key features + host ms"}
+    assert mb.candidates["key features + host ms"]["loo_mape"] < 1 < mb.candidates["key features"]["loo_mape"]
+    assert mb.coef[mb.features.index("host_ms")] == pytest.approx(3.0, rel=1e-3)
+    k9 = next(k for k in host.entries if k.startswith("mb_k9"))
+    assert out.ms(k9) == pytest.approx(3.0 * host.ms(k9), rel=1e-3)
+    with pytest.raises(NseError, match="host table .* lacks 1 of the requested keys"):
+        transfer_table(dev, host=host, keys=["mb_k11_e6|in=7x7x192|out=320|s=1"])
+
+
+def test_too_few_entries_and_unfittable_families(nse27_keys):
+    few = device_table(fitted_keys(nse27_keys)[:5])
+    with pytest.raises(NseError, match="too few entries to fit any family: .*'mb' needs at least 14 entries .* 5"):
+        transfer_table(few, keys=nse27_keys)
+    dev = device_table(fitted_keys(nse27_keys))
+    with pytest.raises(NseError, match="cannot predict 15 keys .*family 'conv' has 0 measured/imported .* least 6"):
+        transfer_table(dev, keys=nse27_keys)
+
+
+def test_fill_missing_uses_the_stored_model(nse27_keys, tmp_path):
+    dev = device_table(fitted_keys(nse27_keys))
+    with pytest.raises(NseError, match="has no transfer model"):
+        fill_missing(["mb_k9_e6|in=7x7x192|out=320|s=1"], dev)
+    out, _ = transfer_table(dev, keys=fitted_keys(nse27_keys)[:3])
+    out.save(tmp_path / "t.json")
+    t = load_table(tmp_path / "t.json")
+    keys = ["mb_k9_e6|in=7x7x192|out=320|s=1", "rec_k5_e2|in=14x14x96|out=96|s=1", fitted_keys(nse27_keys)[0]]
+    assert fill_missing(keys, t) == keys[:2]
+    assert t.entries[keys[0]]["source"] == "predicted" and t.ms(keys[0]) == pytest.approx(truth(keys[0]), rel=1e-3)
+    assert t.entries[keys[1]]["extrapolated"] == ["family rec predicted with the mb model"]
+    again = TransferModel.from_dict(json.loads(json.dumps(t.meta["transfer"])))
+    assert again.families["mb"].coef == t.meta["transfer"]["families"]["mb"]["coef"]
+
+
+@pytest.fixture(scope="module")
+def pixel1():
+    if not (SHARED / "proxylessnas_mobile_trim_pixel1.yaml").is_file():
+        pytest.skip(f"public device data not found at {SHARED}")
+    return import_table(SHARED / "proxylessnas_mobile_trim_pixel1.yaml", fmt="proxylessnas", device="pixel1")[0]
+
+
+def test_pixel1_leave_one_out(pixel1):
+    """The public Pixel 1 blocks: MACs + middle bytes explain them (DESIGN.md: ~6% plain, 86% within 10%)."""
+    mb = fit_transfer(pixel1).families["mb"]
+    assert mb.n_fit == 69 and mb.unfitted == ["se_mb", "hs_mb"]
+    assert mb.loo_mape_uncorrected < 7 and mb.loo_within_10_uncorrected > 80
+    assert mb.loo_mape < mb.loo_mape_uncorrected and mb.loo_within_10 > 85
+
+
+def test_shipped_pixel1_table_is_complete(nse27_keys):
+    t = load_table(REPO / "latency_tables" / "pixel1-tflite.json")
+    assert set(nse27_keys) <= set(t.entries)
+    assert {e["source"] for e in t.entries.values()} == {"imported", "predicted"}
+    for key in ("conv_k3|in=224x224x3|out=32|s=2", "head|in=7x7x320|out=1280", "classifier|in=7x7x1280|out=1000",
+                "add|in=56x56x24", "mb_k5_e6|in=28x28x40|out=80|s=2"):
+        assert t.entries[key]["source"] == "imported"
+    assert all(t.entries[k]["source"] == "predicted" for k in nse27_keys if k.startswith(("scale|", "rec_")))
+    assert t.meta["transfer"]["families"]["mb"]["loo_mape"] < 6
+    # misses beyond the space (MobileNetV2's widths) are predicted from the stored model
+    keys = [k for c in arch_components(load_arch(REPO / "configs/archs/mobilenetv2-1.0-224.json")) for k, _ in c.keys]
+    filled = fill_missing(keys, t)
+    assert filled and all(t.entries[k]["source"] == "predicted" for k in filled) and set(keys) <= set(t.entries)
