@@ -1,0 +1,142 @@
+"""`nse-hw export` (verified .tflite/.onnx + model card) and `nse-hw measure` (end-to-end latency vs table)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from nse_hw.cli.common import echo_json, positive_threads, read_arch
+from nse_hw.errors import NseError
+from nse_hw.export.card import signed_error_pct
+from nse_hw.export.ship import FORMATS, RUNTIME_FORMAT, ExportOptions, export_checkpoint
+from nse_hw.latency import load_table, predict
+
+SUFFIX_RUNTIME = {f".{fmt}": rt for rt, fmt in RUNTIME_FORMAT.items()}
+
+
+class HostAdapter:
+    """profilers.host behind the export library's HostRuntimes protocol (export never imports profilers)."""
+
+    def load(self, path: Path, runtime: str, *, threads: int) -> Any:
+        from profilers.host import get_runner
+
+        return get_runner(runtime, threads=threads).load(path)
+
+    def time(self, session: Any, *, warmup: int, runs: int) -> dict[str, Any]:
+        from profilers.host import summarize
+
+        return summarize(session.time(warmup=warmup, runs=runs))
+
+    def describe(self) -> dict[str, Any]:
+        from profilers.host import get_runner, host_description
+
+        versions = {rt: get_runner(rt, threads=1).version for rt in RUNTIME_FORMAT}
+        return {**host_description(), "runtime_versions": versions}
+
+
+def _fmt_ms(t: dict[str, Any]) -> str:
+    return f"{t['ms']:.3f} ms [p10 {t['p10']:.3f}, p90 {t['p90']:.3f}, n={t['n']}]"
+
+
+def _echo_summary(card: dict[str, Any], out: Path) -> None:
+    for name, f in card["files"].items():
+        v = f.get("verification_vs_pytorch")
+        line = f"{name:<34} {f['bytes'] / 1024:8.1f} KiB  {_fmt_ms(f['latency_host'])}"
+        if v:
+            top1 = f", top-1 {100 * v['top1_file']:.2f}%" if v["top1_file"] is not None else ""
+            line += f"  max|diff| {v['max_abs_diff']:.1e}, agree {100 * v['top1_agreement']:.2f}%{top1}"
+        if "vs_float_tflite" in f:
+            r = f["vs_float_tflite"]
+            drop = f"drop {r['top1_drop_points']:.2f} pt, " if r["top1_drop_points"] is not None else ""
+            line += f" ({drop}size x{r['size_ratio']:.2f}, latency x{r['latency_ratio']:.2f})"
+        click.echo(line)
+    lat = card["latency"]
+    click.echo(f"deployment arch: predicted {lat['predicted_ms']:.3f} ms, measured {lat['measured']['ms']:.3f} ms "
+               f"({lat['signed_error_pct']:+.1f}%), table {lat['table']}")
+    click.echo(f"wrote {out / 'model_card.json'}")
+
+
+@click.command("export")
+@click.argument("source", metavar="CHECKPOINT|RUN_DIR", type=click.Path(exists=True))
+@click.option("--format", "fmt", type=click.Choice([*FORMATS, "all"]), default="all", show_default=True)
+@click.option("--int8", is_flag=True, help="Also an int8 PTQ .tflite, calibrated on real training images.")
+@click.option("--input-size", type=int, default=None, help="Input H=W of the exported model (default: trained).")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Default: RUN_DIR/export.")
+@click.option("--force", is_flag=True, help="Write into a non-empty output directory (overwrites our files).")
+@click.option("--table", default=None, help="Latency table for the deployment arch (default: host-litert).")
+@click.option("--data", default=None, help="Test/calibration data (default: the one the checkpoint records).")
+@click.option("--verify-images", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--calibration-images", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--runs", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=20, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True, callback=positive_threads)
+@click.option("--json", "as_json", is_flag=True, help="Print the model card.")
+def export_cmd(source: str, fmt: str, int8: bool, input_size: int | None, out: str | None, force: bool,
+               table: str | None, data: str | None, verify_images: int, calibration_images: int, runs: int,
+               warmup: int, threads: int, as_json: bool) -> None:
+    """Export a trained checkpoint to verified .tflite (float32, int8) and .onnx, with model_card.json."""
+    opts = ExportOptions(formats=FORMATS if fmt == "all" else (fmt,), int8=int8, input_size=input_size,
+                         out=Path(out) if out else None, force=force, table=table, data=data,
+                         verify_images=verify_images, calibration_images=calibration_images, runs=runs,
+                         warmup=warmup, threads=threads)
+    report = export_checkpoint(source, opts, HostAdapter())
+    if as_json:
+        echo_json(report.card)
+    else:
+        _echo_summary(report.card, report.out)
+    if report.failures:
+        click.echo(f"error: verification FAILED for {'; '.join(report.failures)}", err=True)
+        raise SystemExit(1)
+
+
+@click.command("measure")
+@click.argument("model", metavar="MODEL.tflite|MODEL.onnx", type=click.Path(exists=True, dir_okay=False))
+@click.option("--device", type=click.Choice(["host"]), default="host", show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True, callback=positive_threads)
+@click.option("--runs", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=20, show_default=True)
+@click.option("--arch", "arch_file", type=click.Path(dir_okay=False), default=None,
+              help="The model's arch file: print the table's prediction beside the measurement.")
+@click.option("--table", default=None, help="Latency table (default with --arch: host-<runtime>).")
+@click.option("--json", "as_json", is_flag=True)
+def measure_cmd(model: str, device: str, threads: int, runs: int, warmup: int, arch_file: str | None,
+                table: str | None, as_json: bool) -> None:
+    """End-to-end latency of MODEL on this host: median and spread, and the prediction with --arch."""
+    from profilers.host import get_runner, summarize
+
+    runtime = SUFFIX_RUNTIME.get(Path(model).suffix)
+    if runtime is None:
+        raise NseError(f"{model}: expected a .tflite or .onnx file")
+    if table and not arch_file:
+        raise NseError("--table needs --arch (the network the table should predict)")
+    pred = arch = None
+    if arch_file:
+        arch = read_arch(arch_file)
+        lt = load_table(table or f"host-{runtime}", runtime=runtime)
+        pred = (predict(arch, lt), lt)
+    runner = get_runner(runtime, threads=threads)
+    session = runner.load(model)
+    if arch is not None:
+        h, w, c = arch.input
+        want = (1, h, w, c) if runtime == "litert" else (1, c, h, w)
+        if tuple(session.input_shape) != want:
+            raise NseError(f"{model} takes input {tuple(session.input_shape)}, but {arch_file} describes {want}")
+    timing = summarize(session.time(warmup=warmup, runs=runs))
+    result: dict[str, Any] = {"model": model, "device": device, "runtime": runtime, "runtime_version": runner.version,
+                              "threads": threads, "warmup": warmup, **timing}
+    if pred is not None:
+        p, lt = pred
+        result.update({"arch": arch_file, "table": str(lt.path), "predicted_ms": p.total_ms,
+                       "lut_sum_ms": p.lut_sum_ms, "signed_error_pct": signed_error_pct(p.total_ms, timing["ms"])})
+    if as_json:
+        echo_json(result)
+        return
+    click.echo(f"{model}: {_fmt_ms(timing)} ({runtime} {runner.version}, {threads} thread(s))")
+    if pred is not None:
+        click.echo(f"predicted {result['predicted_ms']:.3f} ms from {result['table']}: "
+                   f"{result['signed_error_pct']:+.1f}% (predicted - measured) / measured")
+
+
+COMMANDS = [export_cmd, measure_cmd]

@@ -1,0 +1,339 @@
+"""Ship a trained checkpoint: verified float32/int8 ``.tflite`` and ``.onnx``, a deployment-shaped ``.tflite`` for
+latency, and ``model_card.json``.
+
+Everything that can refuse (checkpoint, input size, output directory, latency table, calibration data) is
+checked before the first conversion, so bad input costs seconds and writes nothing. Runtimes come in through
+:class:`HostRuntimes` (the CLI adapts ``profilers.host``): export itself only takes plain networks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from nse_hw.atomic import atomic_write_json
+from nse_hw.blocks import build_network
+from nse_hw.errors import NseError
+from nse_hw.export.card import CARD_NAME, build_card, file_info, latency_section
+from nse_hw.export.verify import Comparison, verify
+from nse_hw.latency import LatencyTable, Prediction, load_table, predict
+from nse_hw.paths import TABLES
+from nse_hw.space import Arch, load_arch, save_arch
+from nse_hw.train.data import load_data
+from nse_hw.train.trainer import BEST, RESULT, eval_state_dict, load_weights, read_train_checkpoint
+
+log = logging.getLogger(__name__)
+FORMATS = ("tflite", "onnx")
+RUNTIME_FORMAT = {"litert": "tflite", "onnxruntime": "onnx"}
+DEPLOY_STEM = "deployment_random_weights"
+
+
+class HostRuntimes(Protocol):
+    """Load a model file into a session (``run(x)``, ``input_shape``) and time it on this host."""
+
+    def load(self, path: Path, runtime: str, *, threads: int) -> Any: ...
+
+    def time(self, session: Any, *, warmup: int, runs: int) -> dict[str, Any]: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    formats: tuple[str, ...] = FORMATS
+    int8: bool = False
+    input_size: int | None = None  # default: the resolution it was trained at
+    out: Path | None = None  # default: RUN_DIR/export (or <checkpoint dir>/export)
+    force: bool = False
+    table: str | None = None  # default: latency_tables/host-litert.json when present
+    data: str | None = None  # default: the data source recorded in the checkpoint
+    verify_images: int = 1000
+    calibration_images: int = 200
+    runs: int = 200
+    warmup: int = 20
+    threads: int = 1
+    seed: int = 0
+
+
+@dataclass
+class ExportReport:
+    out: Path
+    card: dict[str, Any]
+    failures: list[str] = field(default_factory=list)  # float verifications that did not pass
+
+
+def total_stride(arch: Arch) -> int:
+    stride = arch.stem_stride
+    for spec in arch.layers:
+        stride *= spec.stride
+    return stride
+
+
+def check_input_size(proxy: Arch, size: int | None) -> int:
+    size = proxy.input[0] if size is None else size
+    if size < 1:
+        raise NseError(f"input size {size} must be positive")
+    need = total_stride(proxy)
+    if size < need:
+        raise NseError(f"input size {size} is too small for this architecture (total stride {need}; "
+                       f"needs >= {need})")
+    return size
+
+
+def resolve_checkpoint(source: str | Path) -> tuple[Path, Path | None]:
+    """CHECKPOINT file, or RUN_DIR (a training run: its best.pt). Also the run dir, when there is one."""
+    p = Path(source)
+    if p.is_dir():
+        if not (p / BEST).is_file():
+            raise NseError(f"{p} holds no {BEST} (expected a training run directory or a checkpoint file)")
+        return p / BEST, p
+    if not p.is_file():
+        raise NseError(f"no checkpoint or run directory at {p}")
+    return p, p.parent if (p.parent / RESULT).is_file() else None
+
+
+def prepare_out(out: Path, *, force: bool) -> Path:
+    if out.exists() and not out.is_dir():
+        raise NseError(f"output path {out} is a file, not a directory")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        n = sum(1 for _ in out.iterdir())
+        raise NseError(f"output directory {out} exists and holds {n} file(s); pass --force to overwrite")
+    return out
+
+
+def resolve_prediction(arch: Arch, table_arg: str | None) -> tuple[LatencyTable, Prediction]:
+    if table_arg is None:
+        default = TABLES / "host-litert.json"
+        if not default.is_file():
+            raise NseError(f"no latency table given and {default} does not exist; pass --table PATH")
+        table_arg = str(default)
+    table = load_table(table_arg)
+    if table.meta.get("runtime") not in RUNTIME_FORMAT:
+        raise NseError(f"latency table {table.path} is for runtime {table.meta.get('runtime')!r}; this host "
+                       f"measures {', '.join(RUNTIME_FORMAT)}")
+    return table, predict(arch, table)  # a miss is an error naming the key: before any conversion
+
+
+@dataclass
+class Images:
+    test_x: torch.Tensor  # NCHW float32, normalised as in training
+    test_y: np.ndarray | None
+    calibration: np.ndarray | None  # NHWC float32 training images
+    inputs: str
+
+
+def _stack(ds: Any) -> tuple[torch.Tensor, np.ndarray]:
+    xs, ys = zip(*(ds[i] for i in range(len(ds))), strict=True)
+    return torch.stack(xs).float(), np.asarray([int(y) for y in ys])
+
+
+def load_images(state: dict[str, Any], opts: ExportOptions, *, size: int, proxy: Arch) -> Images:
+    """Real test images to verify on and training images to calibrate int8 on (same normalisation)."""
+    spec, source = state["data"], opts.data or state["data"]["source"]
+    try:
+        bundle = load_data(source, resolution=size, seed=opts.seed, limit_train=max(opts.calibration_images, 1),
+                           limit_heldout=1, limit_test=opts.verify_images)
+    except (NseError, ValueError, OSError) as exc:
+        if opts.int8:
+            raise NseError(f"--int8 needs calibration images from the training data, but {source!r} cannot be "
+                           f"loaded ({exc}); pass --data PATH") from None
+        log.warning("no test data (%s): verifying on random inputs only, without top-1", exc)
+        x = torch.randn((min(opts.verify_images, 100), proxy.input[2], size, size),
+                        generator=torch.Generator().manual_seed(opts.seed))
+        return Images(x, None, None, f"random normal (test data unavailable: {exc})")
+    if (bundle.channels, bundle.classes) != (proxy.input[2], proxy.classes) or \
+            [round(v, 6) for v in bundle.mean] != [round(v, 6) for v in spec["mean"]]:
+        raise NseError(f"data {source!r} ({bundle.channels} channels, {bundle.classes} classes) is not what the "
+                       f"checkpoint was trained on ({spec['name']}: {proxy.input[2]} channels, {proxy.classes})")
+    test_x, test_y = _stack(bundle.test)
+    calib = None
+    if opts.int8:
+        calib = _stack(bundle.train)[0][:opts.calibration_images].permute(0, 2, 3, 1).contiguous().numpy()
+    return Images(test_x, test_y, calib, f"{len(test_y)} {spec['name']} test images")
+
+
+def _parts(model: nn.Module, sample_nchw: torch.Tensor) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
+    """Top-level parts of a network in forward order (stem, layers.i, head, classifier) with their input shapes."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    parts = [(n, m) for n, m in model.named_modules() if n.count(".") == (1 if n.startswith("layers.") else 0)
+             and n not in ("", "layers")]
+
+    def record(name: str) -> Any:
+        def hook(_m: nn.Module, args: tuple[torch.Tensor, ...]) -> None:  # None: leave the inputs alone
+            shapes.setdefault(name, tuple(args[0].shape))
+        return hook
+
+    hooks = [m.register_forward_pre_hook(record(n)) for n, m in parts]
+    try:
+        with torch.no_grad():
+            model.eval()(sample_nchw)
+    finally:
+        for h in hooks:
+            h.remove()
+    return [(n, m, shapes[n]) for n, m in parts if n in shapes]
+
+
+def _exported_ops(module: nn.Module, shape: tuple[int, ...], *, decompose: bool) -> set[str]:
+    """The call targets (e.g. aten.cummax.default) of a part's exported graph, optionally decomposed."""
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, message=".*LeafSpec")
+            ep = torch.export.export(module.eval(), (torch.zeros(shape),))
+            graph = ep.run_decompositions().graph if decompose else ep.graph
+    except Exception:  # a part torch.export cannot take is found by the per-part conversion instead
+        return set()
+    return {str(n.target) for n in graph.nodes if n.op == "call_function"}
+
+
+def locate_failure(model: nn.Module, sample_nchw: torch.Tensor, convert: Any, op: str | None = None) -> str | None:
+    """Which top-level part of a network the converter cannot lower: the first whose graph holds ``op``
+    (cheap: torch.export only; decomposed graphs second), else the first that fails to convert on its own."""
+    parts = _parts(model, sample_nchw)
+    hit = None
+    for decompose in (False, True) if op else ():
+        hit = next((p for p in parts if op in _exported_ops(p[1], p[2], decompose=decompose)), None)
+        if hit:
+            break
+    if hit is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            for part in parts:
+                try:
+                    convert(part[1], part[2], Path(tmp) / "part")
+                except NseError:
+                    hit = part
+                    break
+    return f"{hit[0]} ({getattr(hit[1], 'label', type(hit[1]).__name__)})" if hit else None
+
+
+def convert_model(kind: str, model: nn.Module, nchw: tuple[int, int, int, int], path: Path, **kw: Any) -> Path:
+    """Convert; on failure name the failing op (from the converter) and the layer (by converting parts)."""
+    from nse_hw.export.onnx import export_onnx
+    from nse_hw.export.tflite import export_tflite, export_tflite_int8
+
+    def nhwc(s: tuple[int, ...]) -> tuple[int, int, int, int]:
+        return (s[0], s[2], s[3], s[1]) if len(s) == 4 else s  # type: ignore[return-value]
+
+    fns = {"tflite": lambda m, s, p: export_tflite(m, nhwc(s), p),
+           "int8": lambda m, s, p: export_tflite_int8(m, nhwc(s), p, **kw),
+           "onnx": lambda m, s, p: export_onnx(m, s, p)}
+    try:
+        return fns[kind](model, nchw, path)
+    except NseError as exc:
+        if len(list(model.children())) < 2:
+            raise
+        op = m.group(1) if (m := re.search(r"at op ([\w.]+)", str(exc))) else None
+        where = locate_failure(model, torch.zeros(nchw), fns["onnx" if kind == "onnx" else "tflite"], op)
+        raise NseError(f"{exc}" + (f" (in layer {where})" if where else "")) from exc
+
+
+def _timed(host: HostRuntimes, path: Path, runtime: str, opts: ExportOptions, *, threads: int) -> Any:
+    session = host.load(path, runtime, threads=threads)
+    return session, host.time(session, warmup=opts.warmup, runs=opts.runs)
+
+
+def _verified_file(host: HostRuntimes, model: nn.Module, path: Path, runtime: str, layout: str, images: Images,
+                   opts: ExportOptions, what: str) -> tuple[dict[str, Any], Comparison]:
+    session, timing = _timed(host, path, runtime, opts, threads=opts.threads)
+    cmp = verify(model, session.run, images.test_x, images.test_y, layout=layout, inputs=images.inputs)
+    entry = {"what": what, "runtime": runtime, "input_layout": layout, **file_info(path),
+             "verification_vs_pytorch": cmp.to_dict(), "latency_host": {**timing, "threads": opts.threads}}
+    log.info("%s: max |diff| %.2e, top-1 agreement %.2f%%, %.3f ms", path.name, cmp.max_abs_diff,
+             100 * cmp.top1_agreement, timing["ms"])
+    return entry, cmp
+
+
+def _export_proxy_files(model: nn.Module, nchw: tuple[int, int, int, int], out: Path, images: Images,
+                        opts: ExportOptions, host: HostRuntimes, report: ExportReport) -> dict[str, dict[str, Any]]:
+    files: dict[str, dict[str, Any]] = {}
+    float_cmp: Comparison | None = None
+    if "tflite" in opts.formats:
+        path = convert_model("tflite", model, nchw, out / "model.tflite")
+        files[path.name], float_cmp = _verified_file(host, model, path, "litert", "NHWC", images, opts,
+                                                     "trained proxy network, float32")
+        if not float_cmp.passes_float():
+            report.failures.append(f"{path.name}: {float_cmp.to_dict()}")
+    if opts.int8:
+        path = convert_model("int8", model, nchw, out / "model_int8.tflite", calibration=[images.calibration])
+        entry, cmp = _verified_file(host, model, path, "litert", "NHWC", images, opts,
+                                    f"trained proxy network, int8 PTQ ({len(images.calibration)} calibration "
+                                    "training images)")
+        f32 = files["model.tflite"]
+        entry["vs_float_tflite"] = {
+            "top1_drop_points": (100 * (float_cmp.top1_file - cmp.top1_file)
+                                 if float_cmp and float_cmp.top1_file is not None and cmp.top1_file is not None
+                                 else None),
+            "size_ratio": entry["bytes"] / f32["bytes"],
+            "latency_ratio": entry["latency_host"]["ms"] / f32["latency_host"]["ms"]}
+        files[path.name] = entry
+    if "onnx" in opts.formats:
+        path = convert_model("onnx", model, nchw, out / "model.onnx")
+        files[path.name], cmp = _verified_file(host, model, path, "onnxruntime", "NCHW", images, opts,
+                                               "trained proxy network, float32")
+        if not cmp.passes_float():
+            report.failures.append(f"{path.name}: {cmp.to_dict()}")
+    return files
+
+
+def _deployment_file(arch: Arch, table: LatencyTable, out: Path, opts: ExportOptions,
+                     host: HostRuntimes) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The deployment-shaped network (random weights) in the table's runtime, timed with the table's threads."""
+    runtime = table.meta["runtime"]
+    kind = RUNTIME_FORMAT[runtime]
+    threads = int(table.meta.get("threads") or opts.threads)
+    h, w, c = arch.input
+    path = convert_model(kind, build_network(arch, seed=opts.seed), (1, c, h, w), out / f"{DEPLOY_STEM}.{kind}")
+    _, timing = _timed(host, path, runtime, opts, threads=threads)
+    measured = {**timing, "threads": threads, "warmup": opts.warmup}
+    entry = {"what": "deployment-shaped network (arch.json as written), RANDOM weights: for latency only, "
+                     "never for inference", "runtime": runtime,
+             "input_layout": "NHWC" if kind == "tflite" else "NCHW", **file_info(path), "latency_host": measured}
+    log.info("%s: %.3f ms median (%d runs, %d thread(s))", path.name, timing["ms"], timing["n"], threads)
+    return path.name, entry, measured
+
+
+def export_checkpoint(source: str | Path, opts: ExportOptions, host: HostRuntimes) -> ExportReport:
+    """Export, verify and measure a trained checkpoint; write everything and model_card.json into the out dir."""
+    bad = [f for f in opts.formats if f not in FORMATS]
+    if bad or not opts.formats:
+        raise NseError(f"unknown export format(s) {bad or opts.formats}; choose from {', '.join(FORMATS)}")
+    if opts.int8 and "tflite" not in opts.formats:
+        raise NseError("--int8 makes an int8 .tflite beside the float one: use --format tflite or all")
+    ckpt_path, run_dir = resolve_checkpoint(source)
+    state = read_train_checkpoint(ckpt_path)
+    arch, proxy = Arch.from_dict(state["arch"]), Arch.from_dict(state["proxy_arch"])
+    if run_dir is not None and (run_dir / "arch.json").is_file() and load_arch(run_dir / "arch.json") != arch:
+        raise NseError(f"{ckpt_path} was trained for another architecture than {run_dir / 'arch.json'}")
+    model = build_network(proxy)
+    weights, which = eval_state_dict(state)
+    load_weights(model, weights, source=str(ckpt_path), arch=proxy)
+    size = check_input_size(proxy, opts.input_size)
+    out = prepare_out(opts.out or (run_dir or ckpt_path.parent) / "export", force=opts.force)
+    table, pred = resolve_prediction(arch, opts.table)
+    images = load_images(state, opts, size=size, proxy=proxy)
+
+    out.mkdir(parents=True, exist_ok=True)
+    save_arch(arch, out / "arch.json")
+    save_arch(proxy, out / "proxy_arch.json")
+    report = ExportReport(out, {})
+    files = _export_proxy_files(model, (1, proxy.input[2], size, size), out, images, opts, host, report)
+    deploy_name, deploy_entry, measured = _deployment_file(arch, table, out, opts, host)
+    files[deploy_name] = deploy_entry
+    first = next(iter(files.values()))["verification_vs_pytorch"]
+    accuracy = {"weights": f"{ckpt_path.name} ({which})", "test_top1_pytorch": first["top1_torch"],
+                "verified_on": images.inputs,
+                "training_result": json.loads((run_dir / RESULT).read_text()) if run_dir else None}
+    report.card = build_card(arch=arch, proxy=proxy, data=state["data"], size=size, files=files,
+                             latency=latency_section(arch, table, pred, measured, deploy_name), accuracy=accuracy,
+                             checkpoint=ckpt_path, host=host.describe(), verified=not report.failures)
+    atomic_write_json(out / CARD_NAME, report.card)
+    return report
