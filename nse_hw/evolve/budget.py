@@ -1,0 +1,82 @@
+"""Latency budgets: parse them, find the device's table, check the budget against what the space can reach."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from nse_hw.errors import NseError
+from nse_hw.latency import LatencyTable, load_table
+from nse_hw.paths import TABLES
+from nse_hw.space import SearchSpace
+from nse_hw.supernet import SpaceLatency
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DEVICE = "host"  # the one place the default device is named (latency_tables/<device>-<runtime>.json)
+DEPLOY_RUNTIMES = ("litert", "tflite")  # a device with several tables: its TFLite-family one is the default
+_LATENCY = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s)?\s*")
+
+
+def parse_latency(text: str) -> float:
+    """'80ms', '80 ms', '0.08s', '80' (ms) -> 80.0; anything else, or a non-positive value, is a ValueError."""
+    m = _LATENCY.fullmatch(str(text))
+    if not m:
+        raise ValueError(f"malformed latency {text!r} (examples: 80ms, '80 ms', 0.08s, 80)")
+    value = float(m.group(1)) * (1000.0 if m.group(2) == "s" else 1.0)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"latency budget must be positive, got {text!r}")
+    return value
+
+
+def table_for_device(device: str) -> Path:
+    """The shipped table of ``device``: latency_tables/<device>-<runtime>.json, the TFLite-family runtime's when
+    the device has several."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", device):
+        raise NseError(f"malformed device name {device!r}")
+    found = sorted(TABLES.glob(f"{device}-*.json"))
+    if not found:
+        raise NseError(f"no latency table for device {device!r} in {TABLES}; measure one with: "
+                       f"nse-hw profile --device {device}  (or pass --table PATH)")
+    preferred = [p for rt in DEPLOY_RUNTIMES for p in found if p.stem == f"{device}-{rt}"]
+    if preferred:
+        return preferred[0]
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise NseError(f"device {device!r} has several tables ({names}); choose one with --table PATH")
+    return found[0]
+
+
+def resolve_table(*, device: str | None, table: str | None) -> LatencyTable:
+    if device and table:
+        raise NseError("give either --device or --table, not both")
+    return load_table(table) if table else load_table(table_for_device(device or DEFAULT_DEVICE))
+
+
+@dataclass(frozen=True)
+class Budget:
+    ms: float
+    min_ms: float  # fastest architecture the space allows on this table
+    max_ms: float  # slowest
+
+    @property
+    def effective_ms(self) -> float:
+        """Where the search aims: the budget, or the slowest arch when the budget is above it."""
+        return min(self.ms, self.max_ms)
+
+
+def check_budget(space: SearchSpace, table: LatencyTable, budget_ms: float) -> tuple[SpaceLatency, Budget]:
+    """The space's latency model; a budget below the fastest arch is an error, above the slowest a warning."""
+    model = SpaceLatency(space, table)
+    lo, hi = model.min_ms(), model.max_ms()
+    if budget_ms < lo:
+        raise NseError(f"latency budget {budget_ms:g} ms is below the fastest architecture of space {space.name} "
+                       f"on {table.name} ({lo:.3f} ms; the slowest is {hi:.3f} ms)")
+    if budget_ms > hi:
+        log.warning("latency budget %g ms is above the slowest architecture of space %s on %s (%.3f ms; the "
+                    "fastest is %.3f ms): every architecture fits, the search aims at the slowest",
+                    budget_ms, space.name, table.name, hi, lo)
+    return model, Budget(budget_ms, lo, hi)

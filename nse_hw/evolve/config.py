@@ -1,0 +1,129 @@
+"""Search configuration: dataclasses loaded from configs/search/*.yaml (strict keys), CLI flags on top."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nse_hw.config import load_config
+from nse_hw.paths import CONFIGS
+
+SEARCH_CONFIGS = CONFIGS / "search"
+PRESETS = ("smoke", "default")
+
+
+@dataclass
+class DataConfig:
+    source: str = "fashion-mnist"  # 'fashion-mnist', a directory of IDX files, or an ImageFolder root
+    heldout_fraction: float = 0.1  # carved from the training images: α steps and scoring (disjoint from W's)
+    limit_train: int | None = None
+    limit_heldout: int | None = None
+    batch_size: int = 64
+    eval_batch_size: int = 256
+    workers: int = 0
+
+
+@dataclass
+class ProxyConfig:
+    """How the proxy task trains the space: the same layer sequence (ops, strides, skips) at
+    ``resolution`` px with the data's channels and classes, every width scaled by ``width_mult``
+    (nse_hw.space.adapt_arch). Latency is always counted on the deployment arch (the space's input and classes)."""
+
+    resolution: int = 32
+    width_mult: float = 0.25
+    channels_last: bool = True  # faster CPU convs; identical maths
+    crop_dead_taps: bool = True  # skip kernel taps that only read padding at small resolutions (exact)
+
+
+@dataclass
+class TrainConfig:
+    epochs_per_round: int = 2
+    steps_per_epoch: int | None = None  # cap (None: one pass over the weight split)
+    optimizer: str = "sgd"  # weights: 'sgd' (momentum, nesterov) or 'adam'; cosine lr to 0 over the round
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 4e-5
+    path_prob: float = 0.5  # each subspace op on with this probability in weight steps
+    arch_lr: float = 5e-3  # Adam on α
+    arch_betas: list[float] = field(default_factory=lambda: [0.0, 0.999])
+    arch_every: int = 2  # one α step every N weight steps
+    arch_warmup_epochs: int = 0  # weight-only epochs at the start of each round
+    alpha_init: float | None = None  # None: the logit at which E[latency] meets the target (same for every op)
+    p_eps: float = 1e-3  # p = eps + (1 - 2 eps) sigmoid(α)
+    prune_threshold: float = -2.0  # relative to alpha_init: prune ops whose α fell this far below the start
+
+
+@dataclass
+class LatencyConfig:
+    penalty: str = "squared"  # 'squared': λ (E/target - 1)^2; 'hinge': only the excess over the target
+    lam: float = 1.0
+    target_fraction: float = 0.95  # target = this x budget
+    window: list[float] = field(default_factory=lambda: [0.85, 1.0])  # x budget: where round-end samples lie
+    extras_window: list[float] = field(default_factory=lambda: [0.5, 0.85])  # cheaper extras
+
+
+@dataclass
+class EvolveConfig:
+    subspace_size: int = 5  # K
+    rounds: int | None = None  # None: (pool - 1) // (K - 1)
+    samples: int = 2000  # in-window architectures sampled from α per round
+    extras: int = 100  # cheaper architectures (compete for dominance, never kept)
+    max_draws: int = 200_000  # rejection-sampling draws per round before giving up (logged)
+    bn_batches: int = 50  # BN recalibration batches per scored architecture
+    score_batches: int | None = None  # held-out batches per score (None: all)
+
+
+@dataclass
+class BaselineConfig:
+    """Random search in the same space and budget: uniform in-window archs, each trained alone the same short
+    way on the weight split and scored top-1 on the held-out split."""
+
+    archs: int = 8
+    steps: int = 150
+    lr: float = 0.05
+
+
+@dataclass
+class SearchConfig:
+    space: str = "nse27-proxyless224"
+    seed: int = 0
+    threads: int | None = None  # torch intra-op threads (None: leave torch's default)
+    data: DataConfig = field(default_factory=DataConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+    evolve: EvolveConfig = field(default_factory=EvolveConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+
+    def check(self) -> SearchConfig:
+        lo, hi = self.latency.window
+        elo, ehi = self.latency.extras_window
+        problems = [
+            (self.evolve.subspace_size < 2, "evolve.subspace_size must be >= 2"),
+            (self.evolve.rounds is not None and self.evolve.rounds < 1, "evolve.rounds must be >= 1"),
+            (not 0 < lo < hi <= 1.0, "latency.window must be [lo, hi] with 0 < lo < hi <= 1"),
+            (not 0 < elo < ehi <= lo, "latency.extras_window must lie below latency.window"),
+            (self.latency.penalty not in ("squared", "hinge"), "latency.penalty must be 'squared' or 'hinge'"),
+            (self.train.optimizer not in ("sgd", "adam"), "train.optimizer must be 'sgd' or 'adam'"),
+            (self.latency.lam < 0, "latency.lam must be >= 0"),
+            (not 0 < self.train.path_prob < 1, "train.path_prob must be in (0, 1)"),
+            (self.train.epochs_per_round < 1 or self.train.arch_every < 1, "epochs/arch_every must be >= 1"),
+            (self.evolve.samples < 1 or self.evolve.extras < 0, "evolve.samples must be >= 1, extras >= 0"),
+            (self.evolve.bn_batches < 1, "evolve.bn_batches must be >= 1"),
+            (self.proxy.width_mult <= 0 or self.proxy.resolution < 8, "proxy needs width_mult > 0, resolution >= 8"),
+        ]
+        for bad, msg in problems:
+            if bad:
+                raise ValueError(f"bad search config: {msg}")
+        return self
+
+
+def preset_path(name: str) -> Path:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
+    return SEARCH_CONFIGS / f"{name}.yaml"
+
+
+def load_search_config(path: str | Path | None, **overrides: Any) -> SearchConfig:
+    return load_config(SearchConfig, path, **overrides).check()

@@ -1,0 +1,54 @@
+"""The end of a search: pick the final architecture, write arch.json, result.json and the latency plot."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from nse_hw.errors import NseError
+from nse_hw.evolve.context import Context
+from nse_hw.evolve.pareto import Candidate
+from nse_hw.evolve.plots import plot_latency
+from nse_hw.latency import predict
+from nse_hw.space import Arch, format_layer, save_arch
+from nse_hw.train.dist import is_main
+
+log = logging.getLogger(__name__)
+
+
+def final_candidate(front: list[Candidate], budget_ms: float) -> Candidate:
+    """The most accurate Pareto architecture within the budget."""
+    fits = [c for c in front if c.ms <= budget_ms]
+    if not fits:
+        raise NseError(f"no Pareto architecture is within the {budget_ms:g} ms budget (fastest found "
+                       f"{min((c.ms for c in front), default=float('nan')):.2f} ms)")
+    return max(fits, key=lambda c: (c.acc, -c.ms))
+
+
+def write_final(ctx: Context, cand: Candidate, *, method: str, extra: dict[str, Any] | None = None) -> Arch:
+    """Write the deployment arch of ``cand`` (arch.json), result.json and the latency breakdown plot."""
+    arch = ctx.space.arch(cand.choices)
+    pred = predict(arch, ctx.table)
+    meta = {"method": method, "budget_ms": ctx.budget.ms, "predicted_ms": round(pred.total_ms, 4),
+            "table": str(ctx.table.path), "device": ctx.table.meta.get("device"),
+            "proxy_heldout_top1": round(cand.acc, 5), "seed": ctx.cfg.seed}
+    arch = ctx.space.arch(cand.choices, **meta)
+    if is_main():
+        save_arch(arch, ctx.run.arch)
+        ctx.run.write_json(ctx.run.result, {
+            **meta, "budget_ratio": round(pred.total_ms / ctx.budget.ms, 4), "lut_sum_ms": pred.lut_sum_ms,
+            "space_min_ms": ctx.budget.min_ms, "space_max_ms": ctx.budget.max_ms,
+            "layers": [format_layer(c) for c in cand.choices], "kind": cand.kind, **(extra or {}),
+            "breakdown": pred.to_dict()["layers"]})
+        plot_latency(pred, ctx.budget.ms, ctx.run.plots / "latency.png")
+    log.info("final architecture: %.2f ms predicted (%.1f%% of the %.2f ms budget), proxy held-out top-1 %.4f "
+             "-> %s", pred.total_ms, 100 * pred.total_ms / ctx.budget.ms, ctx.budget.ms, cand.acc, ctx.run.arch)
+    return arch
+
+
+def finish(ctx: Context, history: list[dict[str, Any]], front: list[Candidate]) -> Candidate:
+    cand = final_candidate(front, ctx.budget.ms)
+    write_final(ctx, cand, method="nse", extra={
+        "rounds": [{k: h.get(k) for k in ("round", "best_acc", "best_ms", "front", "candidates", "expected_ms")}
+                   for h in history]})
+    return cand

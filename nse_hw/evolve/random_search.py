@@ -1,0 +1,113 @@
+"""Random-search baseline in the same space, budget and latency window as NSE.
+
+Architectures are drawn uniformly: per searchable layer a branch count uniform in {0 (where the layer may be
+skipped), 1, 2} and that many distinct ops uniform among the layer's budget-feasible pool ops; draws whose
+predicted latency is outside the window are rejected. Each accepted architecture is then scored the same way:
+built alone (proxy view of the deployment arch, seeded init), trained ``baseline.steps`` SGD steps (cosine lr)
+on the weight split with the same data order, and evaluated top-1 on the held-out split. The best one is
+written as arch.json, exactly like an NSE run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from nse_hw.blocks import build_network
+from nse_hw.errors import NseError
+from nse_hw.evolve.context import Context, cycle, derive_seed
+from nse_hw.evolve.finish import write_final
+from nse_hw.evolve.pareto import Candidate
+from nse_hw.evolve.trainer import weight_optimizer
+from nse_hw.latency import predict
+from nse_hw.space import Layer, adapt_arch
+from nse_hw.supernet.fast import crop_dead_taps
+from nse_hw.train.dist import is_main
+
+log = logging.getLogger(__name__)
+UNIFORM, TRAIN = 11, 12
+
+
+def sample_uniform(ctx: Context, n: int, rng: np.random.Generator, *, batch: int = 4096) -> list[list[Layer]]:
+    """Up to ``n`` distinct uniform archs (as per-layer choices) with latency in the window."""
+    eff = ctx.budget.effective_ms
+    lo, hi = ctx.cfg.latency.window[0] * eff, ctx.cfg.latency.window[1] * eff
+    feasible = [sorted(f) for f in ctx.latency.feasible_ops(ctx.budget.ms)]
+    skippable = [ctx.space.positions[j].skippable for j in ctx.space.searchable]
+    found: dict[tuple, float] = {}
+    draws = 0
+    while len(found) < n and draws < ctx.cfg.evolve.max_draws:
+        bits = []
+        for ops, sk in zip(feasible, skippable, strict=True):
+            count = rng.integers(0 if sk else 1, min(2, len(ops)) + 1, size=batch)
+            ranks = np.argsort(rng.random((batch, len(ops))), axis=1).argsort(axis=1)
+            bits.append(ranks < count[:, None])
+        lat = ctx.latency.batch_ms(bits, [tuple(f) for f in feasible])
+        draws += batch
+        for r in np.flatnonzero((lat >= lo) & (lat <= hi)):
+            key = tuple(tuple(o for o, b in zip(ops, bb[r], strict=True) if b) for ops, bb in zip(feasible, bits,
+                                                                                                strict=True))
+            found.setdefault(key, float(lat[r]))
+            if len(found) == n:
+                break
+    if not found:
+        raise NseError(f"random search drew no architecture in [{lo:.2f}, {hi:.2f}] ms in {draws} draws")
+    if len(found) < n:
+        log.warning("random search found %d of %d architectures in the window after %d draws", len(found), n, draws)
+    return [list(k) for k in found]
+
+
+def train_and_score(ctx: Context, choices: list[Layer], index: int) -> float:
+    """Train the arch alone for ``baseline.steps`` steps on the weight split; held-out top-1."""
+    cfg, p = ctx.cfg, ctx.proxy
+    arch = adapt_arch(ctx.space.arch(choices), resolution=p.resolution, channels=p.channels, classes=p.classes,
+                      width_mult=p.width_mult)
+    net = build_network(arch, seed=derive_seed(cfg.seed, TRAIN, index))
+    if cfg.proxy.crop_dead_taps:
+        crop_dead_taps(net, lambda: net.eval()(torch.zeros(2, p.channels, p.resolution, p.resolution)))
+    net = net.to(ctx.device, memory_format=ctx.memory_format)
+    opt = weight_optimizer(list(net.parameters()), cfg.train.optimizer, lr=cfg.baseline.lr,
+                           momentum=cfg.train.momentum, weight_decay=cfg.train.weight_decay)
+    steps = cfg.baseline.steps
+    data = cycle(lambda i: ctx.loader(ctx.data.train, seed=derive_seed(cfg.seed, TRAIN, i), train=True,
+                                      distributed=False))
+    net.train()
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = 0.5 * cfg.baseline.lr * (1 + math.cos(math.pi * step / steps))
+        x, y = next(data)
+        loss = F.cross_entropy(net(x.to(ctx.device, memory_format=ctx.memory_format)), y.to(ctx.device))
+        if not torch.isfinite(loss):
+            raise NseError(f"random-search arch {index}: loss became NaN/inf at step {step} (lower baseline.lr)")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    net.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for x, y in ctx.loader(ctx.data.heldout, seed=0, train=False, distributed=False):
+            correct += int((net(x.to(ctx.device, memory_format=ctx.memory_format)).argmax(1).cpu() == y).sum())
+            total += int(y.numel())
+    return correct / total
+
+
+def random_search(ctx: Context) -> Candidate:
+    """Sample, train-and-score, write the best as arch.json (plus baseline.json with every scored arch)."""
+    rng = np.random.default_rng(derive_seed(ctx.cfg.seed, UNIFORM))
+    archs = sample_uniform(ctx, ctx.cfg.baseline.archs, rng)
+    cands = []
+    for i, ch in enumerate(tqdm(archs, desc="random search", disable=not is_main(), dynamic_ncols=True)):
+        ms = predict(ctx.space.arch(ch), ctx.table).total_ms
+        cands.append(Candidate(ch, ms, train_and_score(ctx, ch, i), kind="random"))
+        log.info("random arch %d/%d: %.2f ms, held-out top-1 %.4f", i + 1, len(archs), ms, cands[-1].acc)
+    best = max(cands, key=lambda c: (c.acc, -c.ms))
+    if is_main():
+        ctx.run.write_json(ctx.run.path / "baseline.json", {"budget_ms": ctx.budget.ms,
+                                                            "scored": [c.to_dict() for c in cands]})
+    write_final(ctx, best, method="random", extra={"archs": len(cands), "steps_each": ctx.cfg.baseline.steps})
+    return best

@@ -1,0 +1,80 @@
+"""Paths through a supernet: which subspace ops of each searchable layer are on.
+
+A :data:`Path` holds, per searchable layer, the indices (into that layer's subspace) of the ops that are on; an
+empty tuple is `skip`. A :class:`TwoPath` is what an architecture step forwards: two distinct subsets per layer
+and which of the two is forwarded. Paths are plain data, drawn here from explicit ``np.random.Generator`` s and
+passed to ``SuperNet.forward`` as an argument.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+Path = tuple[tuple[int, ...], ...]
+
+
+@dataclass(frozen=True)
+class TwoPath:
+    pairs: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
+    choice: tuple[int, ...]  # 0 or 1 per layer: the subset that is forwarded
+
+
+def _draw(p: np.ndarray, alive: np.ndarray, nonempty: bool, rng: np.random.Generator) -> tuple[int, ...]:
+    """One subset from independent Bernoulli(p) over the alive ops, redrawn while a non-empty layer is empty."""
+    idx = np.flatnonzero(alive)
+    if nonempty and idx.size == 0:
+        raise ValueError("a layer that cannot be skipped has no live op")
+    while True:
+        on = idx[rng.random(idx.size) < p[idx]]
+        if on.size or not nonempty:
+            return tuple(int(i) for i in on)
+
+
+def sample_path(probs: np.ndarray, alive: np.ndarray, nonempty: list[bool], rng: np.random.Generator) -> Path:
+    """A path with op i of layer l on with probability ``probs[l, i]`` (layers in ``nonempty`` resample)."""
+    return tuple(_draw(probs[j], alive[j], nonempty[j], rng) for j in range(len(nonempty)))
+
+
+def uniform_path(alive: np.ndarray, nonempty: list[bool], rng: np.random.Generator, *, p_on: float = 0.5) -> Path:
+    """A weight-step path: every live subspace op on with probability ``p_on``."""
+    return sample_path(np.full(alive.shape, p_on), alive, nonempty, rng)
+
+
+def _other(first: tuple[int, ...], p: np.ndarray, alive: np.ndarray, nonempty: bool,
+           rng: np.random.Generator, tries: int) -> tuple[int, ...]:
+    for _ in range(tries):
+        s = _draw(p, alive, nonempty, rng)
+        if s != first:
+            return s
+    # p is near-deterministic: flip one live op (keeping the layer non-empty where it must be)
+    idx = [int(i) for i in np.flatnonzero(alive)]
+    for i in rng.permutation(idx):
+        s = tuple(sorted(set(first) ^ {int(i)}))
+        if s or not nonempty:
+            return s
+    return first  # a single live op in a layer that cannot be empty: only one subset exists
+
+
+def sample_two_path(probs: np.ndarray, alive: np.ndarray, nonempty: list[bool], rng: np.random.Generator,
+                    *, tries: int = 64) -> TwoPath:
+    """Two distinct subsets per layer from the α-Bernoulli, and which one to forward.
+
+    The choice is drawn from the two subsets' renormalised probabilities (computed again, differentiably, by
+    the supernet).
+    """
+    pairs, choice = [], []
+    for j, ne in enumerate(nonempty):
+        a = _draw(probs[j], alive[j], ne, rng)
+        b = _other(a, probs[j], alive[j], ne, rng, tries)
+        pa, pb = subset_prob(probs[j], alive[j], a), subset_prob(probs[j], alive[j], b)
+        pairs.append((a, b))
+        choice.append(int(rng.random() >= pa / (pa + pb)))
+    return TwoPath(tuple(pairs), tuple(choice))
+
+
+def subset_prob(p: np.ndarray, alive: np.ndarray, subset: tuple[int, ...]) -> float:
+    on = np.zeros(p.shape, dtype=bool)
+    on[list(subset)] = True
+    return float(np.prod(np.where(on, p, 1.0 - p)[alive]))

@@ -1,0 +1,124 @@
+"""`nse-hw search` bad input: one line on stderr, exit code 2, no traceback, nothing lost."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/fixtures (FAKE tables, tests only)
+from fixtures.fake_table import fake_table  # noqa: E402
+from fixtures.search import tiny_budget_ms, tiny_setup  # noqa: E402
+
+from nse_hw.cli import cli  # noqa: E402
+from nse_hw.space import load_space  # noqa: E402
+from nse_hw.supernet import SpaceLatency  # noqa: E402
+
+
+def _run(*args):
+    return CliRunner().invoke(cli, ["search", *args])
+
+
+def _one_line_error(res, *needles):
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, res.output
+    for n in needles:
+        assert n in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.fixture
+def setup(tmp_path):
+    cfg, table = tiny_setup(tmp_path)
+    return tmp_path, ["--table", str(table), "--config", str(cfg)]
+
+
+@pytest.mark.parametrize("latency,needle", [("fast", "malformed latency"), ("-5ms", "malformed latency"),
+                                            ("0", "must be positive"), ("0s", "must be positive")])
+def test_bad_latency(setup, latency, needle):
+    tmp, args = setup
+    _one_line_error(_run("--latency", latency, *args, "--out", str(tmp / "r")), needle)
+    assert not (tmp / "r").exists()
+
+
+def test_budget_below_the_fastest_architecture_names_min_and_max(setup):
+    tmp, args = setup
+    space = load_space("tiny")
+    model = SpaceLatency(space, fake_table(space))
+    line = _one_line_error(_run("--latency", f"{model.min_ms() * 0.5:.4f}ms", *args, "--out", str(tmp / "r")),
+                           "below the fastest architecture", f"{model.min_ms():.3f} ms", f"{model.max_ms():.3f} ms")
+    assert "tiny" in line and not (tmp / "r").exists()
+
+
+def test_budget_above_the_slowest_warns_and_runs(setup):
+    tmp, args = setup
+    res = _run("--latency", "1s", *args, "--out", str(tmp / "r"))
+    assert res.exit_code == 0, res.output
+    assert "above the slowest architecture" in res.output and (tmp / "r" / "arch.json").is_file()
+
+
+def test_unknown_device_names_the_profiling_command(setup):
+    tmp, _ = setup
+    _one_line_error(_run("--latency", "80ms", "--device", "nosuchphone", "--out", str(tmp / "r")),
+                    "no latency table for device 'nosuchphone'", "nse-hw profile --device nosuchphone")
+
+
+def test_table_missing_keys_are_named(setup):
+    tmp, args = setup
+    table = fake_table(load_space("tiny"))
+    missing = sorted(k for k in table.entries if k.startswith("mb_k7_e3"))
+    for k in missing:
+        del table.entries[k]
+    table.save(tmp / "holes.json")
+    _one_line_error(_run("--latency", "80ms", "--table", str(tmp / "holes.json"), "--config", args[3],
+                         "--out", str(tmp / "r")), "has no entry for", missing[0], "nse-hw profile")
+
+
+def test_empty_data_directory(setup):
+    tmp, args = setup
+    (tmp / "empty").mkdir()
+    _one_line_error(_run("--latency", f"{tiny_budget_ms()}ms", *args, "--data", str(tmp / "empty"),
+                         "--out", str(tmp / "r")), "empty or unreadable")
+    assert not (tmp / "r").exists()
+
+
+def test_resume_on_something_that_is_not_a_run(setup):
+    tmp, _ = setup
+    (tmp / "notrun").mkdir()
+    (tmp / "notrun" / "precious.txt").write_text("keep me")
+    _one_line_error(_run("--resume", str(tmp / "notrun")), "not a search run")
+    _one_line_error(_run("--resume", str(tmp / "nowhere")), "no such directory")
+    assert (tmp / "notrun" / "precious.txt").read_text() == "keep me"
+
+
+def test_config_and_preset_conflict_and_missing_latency(setup):
+    tmp, args = setup
+    _one_line_error(_run("--latency", "80ms", *args, "--preset", "smoke"), "either --config or --preset")
+    _one_line_error(_run(*args), "--latency is required")
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(setup, monkeypatch):
+    tmp, args = setup
+    real_ce, calls = torch.nn.functional.cross_entropy, [0]
+
+    def poisoned(*a, **kw):
+        calls[0] += 1
+        out = real_ce(*a, **kw)
+        return out * float("nan") if calls[0] > 8 else out  # epoch 1 = 3 weight + 3 α steps, then NaN
+
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", poisoned)
+    out = tmp / "r"
+    line = _one_line_error(_run("--latency", f"{tiny_budget_ms()}ms", *args, "--out", str(out)),
+                           "became NaN/inf at round 1, weight step", "last good checkpoint (round 1, epoch 1)")
+    assert str(out) in line
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert ckpt["state"]["epoch"] == 1 and all(torch.isfinite(t).all() for t in ckpt["net"].values()
+                                               if t.is_floating_point())
+    assert not (out / "arch.json").exists()
+    # and a new run into the same directory refuses instead of overwriting it
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", real_ce)
+    _one_line_error(_run("--latency", f"{tiny_budget_ms()}ms", *args, "--out", str(out)),
+                    "already holds a search run", "--resume")
