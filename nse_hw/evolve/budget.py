@@ -16,7 +16,7 @@ from nse_hw.supernet import SpaceLatency
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DEVICE = "host"  # the one place the default device is named (latency_tables/<device>-<runtime>.json)
+DEFAULT_DEVICE = "pixel1"  # the one place the default device is named (latency_tables/<device>-<runtime>.json)
 DEPLOY_RUNTIMES = ("litert", "tflite")  # a device with several tables: its TFLite-family one is the default
 _LATENCY = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s)?\s*")
 

@@ -1,0 +1,3 @@
+from nse_hw.cli import main
+
+main()
