@@ -55,9 +55,9 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from nse_hw.cli import export, latency, search, tables, train
+    from nse_hw.cli import export, latency, profile, search, tables, train
 
-    for mod in (latency, train, export, tables, search):
+    for mod in (latency, profile, train, export, tables, search):
         for cmd in mod.COMMANDS:
             cli.add_command(cmd)
 

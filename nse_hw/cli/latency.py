@@ -33,4 +33,9 @@ def predict_cmd(arch_file: str, table_path: str, as_json: bool) -> None:
                f"{table.meta.get('runtime')}, {table.meta.get('threads')} thread(s))")
 
 
+from nse_hw.cli.validate import calibrate_cmd, validate_cmd  # noqa: E402  (they measure; kept apart)
+
+latency.add_command(validate_cmd)
+latency.add_command(calibrate_cmd)
+
 COMMANDS = [latency]

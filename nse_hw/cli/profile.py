@@ -1,0 +1,90 @@
+"""`nse-hw profile`: measure every block of a search space on a device and write its latency table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from nse_hw.cli.common import positive_threads
+from nse_hw.errors import NseError
+from nse_hw.paths import TABLES
+
+
+def parse_cpus(ctx: click.Context, param: click.Parameter, value: str | None) -> set[int] | None:
+    """``--convert-cpus``: ``0,2-3`` -> {0, 2, 3}; ``none`` -> set() (convert before timing); unset -> auto."""
+    if value is None:
+        return None
+    if value.strip().lower() == "none":
+        return set()
+    try:
+        cpus: set[int] = set()
+        for part in value.split(","):
+            lo, _, hi = part.partition("-")
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise click.BadParameter(f"expected core numbers like '0' or '0,2-3' or 'none', got {value!r}") from None
+    return cpus
+
+
+def convert_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--cache and --convert-cpus, shared with `latency validate/calibrate`."""
+    fn = click.option("--convert-cpus", callback=parse_cpus, metavar="CPUS",
+                      help="Cores for the converter process, which then runs ahead of timing (e.g. '0'); 'none' "
+                           "converts everything before timing. Default: the cores this process is not pinned to.")(fn)
+    return click.option("--cache", type=click.Path(file_okay=False, path_type=Path),
+                        help="Export cache folder [default: $NSE_HW_CACHE or ~/.cache/nse-hw/exports].")(fn)
+
+
+def default_out(device: str, runtime: str, threads: int) -> Path:
+    return TABLES / (f"{device}-{runtime}.json" if threads == 1 else f"{device}-{runtime}-t{threads}.json")
+
+
+def _profile_host(*, runtime: str | None, space: str, threads: int, out: Path | None, **kw: Any) -> None:
+    from nse_hw.space import load_space
+    from profilers.host import get_runner
+    from profilers.table_builder import check_writable, profile_host
+
+    if runtime is None:
+        raise NseError("--device host needs --runtime (litert or onnxruntime)")
+    get_runner(runtime, threads=threads)  # unknown runtime: fail now
+    sp = load_space(space)
+    out = out or default_out("host", runtime, threads)
+    check_writable(out)
+    ref = str(Path(space).resolve()) if Path(space).suffix else space  # what validate will load it by
+    res = profile_host(sp, runtime=runtime, threads=threads, out=out, space_ref=ref, **kw)
+    click.echo(f"measured {res.measured} entries ({res.skipped} already in the table) in {res.wall_s:.0f} s "
+               f"-> {res.path}")
+
+
+# One profiler per device kind; phones (adb) plug in here.
+PROFILERS: dict[str, Callable[..., None]] = {"host": _profile_host}
+
+
+@click.command("profile")
+@click.option("--device", default="host", show_default=True, help="Where to measure.")
+@click.option("--runtime", help="Host runtime: litert (.tflite, XNNPACK) or onnxruntime (.onnx).")
+@click.option("--space", required=True, help="Search space name (configs/spaces) or YAML path.")
+@click.option("--threads", type=int, default=1, show_default=True, callback=positive_threads)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Table to write or extend [default: latency_tables/<device>-<runtime>[-t<threads>].json].")
+@click.option("--warmup", type=click.IntRange(min=0), default=20, show_default=True, help="Untimed runs first.")
+@click.option("--runs", type=click.IntRange(min=1), default=200, show_default=True, help="Timed runs per entry.")
+@click.option("--cpu-cache", type=click.Choice(["evicted", "warm"]), default="evicted", show_default=True,
+              help="evicted: time each block as inside a network (CPU caches evicted, input fresh); "
+                   "warm: back to back.")
+@convert_options
+def profile(device: str, **kw: Any) -> None:
+    """Measure every block SPACE can use and write (or resume) the latency table.
+
+    Entries already in the table are skipped; the table is saved after every entry.
+    """
+    if device not in PROFILERS:
+        raise NseError(f"this version of `nse-hw profile` supports --device {', '.join(PROFILERS)} only, "
+                       f"not {device!r}")
+    PROFILERS[device](**kw)
+
+
+COMMANDS = [profile]

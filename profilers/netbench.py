@@ -1,0 +1,180 @@
+"""Whole networks against their tables: measure end to end, validate predictions, fit a table's calibration.
+
+Networks are exported and timed exactly as the table's entries were (same runtime, threads, weight seed,
+warm-up and runs), so the only difference between a prediction and a measurement is the network itself.
+A calibration is always checked on other networks than those it was fitted on: validation refuses the
+calibration's seed and any of its networks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from nse_hw import __version__
+from nse_hw.errors import NseError
+from nse_hw.latency import LatencyTable, calibrate, predict
+from nse_hw.latency.calibration import error_summary, fit_affine, pct_errors
+from nse_hw.space import Arch, SearchSpace, format_layer, load_space
+from profilers.host import get_runner, summarize
+from profilers.pipeline import exported
+from profilers.table_builder import utc_now
+from profilers.units import ExportJob, arch_hash, default_cache
+
+
+@dataclass(frozen=True)
+class Bench:
+    """How to measure: the table's runtime and threads, plus timing and export settings."""
+
+    runtime: str
+    threads: int
+    warmup: int = 20
+    runs: int = 200
+    cache: Path | None = None
+    convert_cpus: set[int] | None = None
+    progress: bool | None = None
+    rounds: int = 4
+
+    @classmethod
+    def for_table(cls, table: LatencyTable, **kw: Any) -> Bench:
+        meta = table.meta
+        if meta.get("device") != "host":
+            raise NseError(f"table {table.name} is for device {meta.get('device')!r}; whole networks can be "
+                           "measured on the host only (use a host-* table)")
+        if not isinstance(meta.get("threads"), int) or meta.get("runtime") not in ("litert", "onnxruntime"):
+            raise NseError(f"table {table.name} does not say which runtime/threads it was measured with")
+        kw = {k: v for k, v in kw.items() if v is not None}
+        return cls(meta["runtime"], meta["threads"], **kw)
+
+
+def table_space(table: LatencyTable, space: str | None) -> SearchSpace:
+    """The space to draw networks from: ``space`` if given, else the one the table was profiled for."""
+    if space is None:
+        spaces = table.meta.get("spaces") or []
+        if len(spaces) != 1:
+            raise NseError(f"table {table.name} covers spaces {spaces}; say which with --space")
+        space = spaces[0]
+    return load_space(space)
+
+
+def sample_archs(space: SearchSpace, *, samples: int, seed: int) -> list[Arch]:
+    if samples < 0:
+        raise NseError(f"--samples must be >= 0, got {samples}")
+    rng = np.random.default_rng(seed)
+    return [space.sample(rng) for _ in range(samples)]
+
+
+def measure_archs(archs: Sequence[Arch], bench: Bench, *, desc: str = "networks") -> list[dict[str, float]]:
+    """Median, p10, p90 and n of each whole network, end to end.
+
+    The runs are split into ``bench.rounds`` rounds that visit every network in turn, so a slow spell of the
+    machine (the other core's load shares L3 and memory) lands on all networks alike, not on one.
+    """
+    runner = get_runner(bench.runtime, threads=bench.threads)
+    jobs = [ExportJob.for_arch(a) for a in archs]
+    stream = exported(jobs, runtime=bench.runtime, cache=bench.cache or default_cache(),
+                      convert_cpus=bench.convert_cpus)
+    per_round = -(-bench.runs // bench.rounds)
+    bar = tqdm(total=len(jobs) * bench.rounds, desc=desc, unit="net", disable=None if bench.progress is None
+               else not bench.progress)
+    paths: list[Path] = []
+    times: list[list[np.ndarray]] = [[] for _ in jobs]
+    with bar:
+        for r in range(bench.rounds):
+            for i, path in enumerate(paths if r else (p for _, p in stream)):  # round 0 also exports
+                if r == 0:
+                    paths.append(path)
+                times[i].append(runner.load(path).time(warmup=bench.warmup, runs=per_round))
+                bar.update()
+    return [summarize(np.concatenate(t)) for t in times]
+
+
+def _layers(arch: Arch) -> str:
+    return " ".join(format_layer(s.ops) for s in arch.layers)
+
+
+def validate(table: LatencyTable, archs: Sequence[Arch], bench: Bench, *,
+             labels: Sequence[str] | None = None) -> dict[str, Any]:
+    """Predicted (raw LUT sum and calibrated) vs measured latency of each of ``archs``, and a summary."""
+    if not archs:
+        raise NseError("nothing to validate: give --samples N (N >= 1) or --arch files")
+    cal = table.meta.get("calibration")
+    used = set(cal.get("arch_hashes", [])) if cal else set()
+    if clash := [arch_hash(a) for a in archs if arch_hash(a) in used]:
+        raise NseError(f"network {clash[0]} was used to fit the calibration; validate on other networks")
+    preds = [predict(a, table) for a in archs]  # before measuring: a table miss fails fast
+    measured = measure_archs(archs, bench, desc="validate")
+    raw = np.array([p.lut_sum_ms for p in preds])
+    cal_ms = np.array([calibrate(p.lut_sum_ms, table) for p in preds])
+    meas = np.array([m["ms"] for m in measured])
+    rows = [{"arch": arch_hash(a), "label": lab, "layers": _layers(a), "lut_sum_ms": r,
+             "calibrated_ms": c if cal else None, "measured_ms": m["ms"], "p10": m["p10"], "p90": m["p90"],
+             "n": m["n"], "err_pct_raw": e, "err_pct_calibrated": ec if cal else None}
+            for a, lab, r, c, m, e, ec in zip(archs, labels or [""] * len(archs), raw.tolist(), cal_ms.tolist(),
+                                              measured, pct_errors(raw, meas).tolist(),
+                                              pct_errors(cal_ms, meas).tolist(), strict=True)]
+    return {"table": str(table.path), "device": "host", "runtime": bench.runtime, "threads": bench.threads,
+            "warmup": bench.warmup, "runs": bench.runs, "rounds": bench.rounds, "tool_version": __version__,
+            "created": utc_now(), "calibration": cal or None, "archs": rows,
+            "summary": {"raw": error_summary(raw, meas), "calibrated": error_summary(cal_ms, meas) if cal else None}}
+
+
+def archs_digest(archs: Sequence[Arch]) -> str:
+    return hashlib.sha256("\n".join(arch_hash(a) for a in archs).encode()).hexdigest()
+
+
+def fit_calibration(table: LatencyTable, archs: Sequence[Arch], bench: Bench, *, seed: int,
+                    space: str) -> dict[str, Any]:
+    """Measure ``archs``, fit the affine correction and store it (with provenance) in the table's meta."""
+    preds = [predict(a, table).lut_sum_ms for a in archs]
+    measured = [m["ms"] for m in measure_archs(archs, bench, desc="calibrate")]
+    fit = fit_affine(preds, measured)
+    raw = error_summary(preds, measured)
+    table.meta["calibration"] = {
+        "slope": fit.slope, "intercept_ms": fit.intercept_ms, "n": fit.n, "seed": seed, "space": space,
+        "archs_sha256": archs_digest(archs), "arch_hashes": [arch_hash(a) for a in archs],
+        "fit_mape": fit.fit_mape, "loo_mape": fit.loo_mape, "loo_max_abs_pct_err": fit.loo_max_abs_pct_err,
+        "raw_mape": raw["mape"], "raw_bias_pct": raw["bias_pct"], "warmup": bench.warmup, "runs": bench.runs,
+        "rounds": bench.rounds, "created": utc_now(), "tool_version": __version__,
+        "points": [{"arch": arch_hash(a), "lut_sum_ms": p, "measured_ms": m}
+                   for a, p, m in zip(archs, preds, measured, strict=True)],
+    }
+    table.save()
+    return table.meta["calibration"]
+
+
+def plot_validation(report: dict[str, Any], path: str | Path) -> Path:
+    """Predicted vs measured scatter (raw and calibrated), the y = x line and the +-10% band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nse_hw.atomic import atomic_write
+
+    rows = report["archs"]
+    meas = np.array([r["measured_ms"] for r in rows])
+    lo, hi = 0.9 * meas.min(), 1.1 * meas.max()
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    line = np.linspace(lo, hi, 2)
+    ax.fill_between(line, 0.9 * line, 1.1 * line, color="0.85", label="±10%")
+    ax.plot(line, line, "k-", lw=0.8, label="y = x")
+    s = report["summary"]
+    ax.scatter(meas, [r["lut_sum_ms"] for r in rows], s=14, label=f"LUT sum (MAPE {s['raw']['mape']:.1f}%)")
+    if s["calibrated"]:
+        ax.scatter(meas, [r["calibrated_ms"] for r in rows], s=14, marker="x",
+                   label=f"calibrated (MAPE {s['calibrated']['mape']:.1f}%)")
+    ax.set(xlabel="measured (ms)", ylabel="predicted (ms)",
+           title=f"{report['runtime']}, {report['threads']} thread(s), {len(rows)} networks")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    try:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    finally:
+        plt.close(fig)

@@ -1,0 +1,106 @@
+"""Convert ahead, time behind: exports run in separate processes, never on a core while it is timing.
+
+Conversion (litert-torch ~1.3 s per block) is single-threaded CPU work; timing must own its core. When this
+process is pinned to a subset of the machine's cores (``taskset -c 1``), one converter process is pinned to the
+remaining cores and works through the jobs in order while the caller times the files already done; whenever the
+caller has to wait for a file, a helper converter on the caller's own core converts a job from the back of the
+queue (the caller blocks meanwhile, so nothing is timed while it runs). When there is no spare core, every
+export finishes before the first file is handed out. Exports land in the cache either way, so an interrupted
+run converts nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, wait
+from pathlib import Path
+
+from nse_hw.errors import NseError
+from profilers.units import SUFFIX, ExportJob, cache_path, export_job
+
+log = logging.getLogger(__name__)
+
+
+def spare_cpus() -> set[int]:
+    """Cores this process may not run on but the machine has: where conversion can go."""
+    if not hasattr(os, "sched_getaffinity"):
+        return set()
+    return set(range(os.cpu_count() or 1)) - os.sched_getaffinity(0)
+
+
+def _init_worker(cpus: set[int]) -> None:
+    import torch
+
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    torch.set_num_threads(1)  # conversion is one core's work; the timer owns the others
+
+
+def _run_job(job: ExportJob, runtime: str, cache: str) -> str:
+    return str(export_job(job, runtime=runtime, cache=Path(cache)))
+
+
+def exported(jobs: Sequence[ExportJob], *, runtime: str, cache: Path,
+             convert_cpus: set[int] | None = None) -> Iterator[tuple[ExportJob, Path]]:
+    """Yield ``(job, file)`` in the order of ``jobs``, each file exported (or found in the cache).
+
+    ``convert_cpus``: cores for the converter, which then runs ahead of the caller; default :func:`spare_cpus`.
+    While the caller waits for a file (and so times nothing), a second converter on the caller's own cores
+    takes jobs from the back of the queue. An empty ``convert_cpus`` means no core to spare: everything is
+    exported before the first file is yielded.
+    """
+    if runtime not in SUFFIX:
+        raise NseError(f"unknown runtime {runtime!r}; known: {', '.join(sorted(SUFFIX))}")
+    todo = [j for j in dict.fromkeys(jobs) if not cache_path(j, runtime=runtime, cache=cache).is_file()]
+    if not todo:
+        for job in jobs:
+            yield job, cache_path(job, runtime=runtime, cache=cache)
+        return
+    cpus = spare_cpus() if convert_cpus is None else set(convert_cpus)
+    log.info("exporting %d of %d models to %s (%s)", len(todo), len(jobs), cache,
+             f"converter on cores {sorted(cpus)}, ahead of timing" if cpus else "all before timing")
+    ctx = mp.get_context("spawn")
+    front = ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker, initargs=(cpus,))
+    helper = ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker, initargs=(set(),)) if cpus else None
+    try:
+        futures = {j: front.submit(_run_job, j, runtime, str(cache)) for j in todo}
+        if not cpus:
+            wait(futures.values())
+        back = list(todo)  # jobs the idle-time helper may still take, from the end
+        for job in jobs:
+            fut = futures.get(job)
+            if fut is None:
+                yield job, cache_path(job, runtime=runtime, cache=cache)
+                continue
+            while helper is not None and not fut.done() and _steal(back, job, futures, helper, runtime, cache):
+                pass
+            yield job, _result(job, fut)
+    finally:
+        for pool in (front, helper):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _steal(back: list[ExportJob], current: ExportJob, futures: dict[ExportJob, Future[str]],
+           helper: ProcessPoolExecutor, runtime: str, cache: Path) -> bool:
+    """Convert the last not-yet-started job on the helper and wait for it; False when none is left."""
+    while back and back[-1] != current:
+        job = back.pop()
+        if not futures[job].cancel():  # the front converter has reached it, so it has reached all before it
+            back.clear()
+            return False
+        log.debug("idle timer: converting %s on its own core", job.name)
+        futures[job] = helper.submit(_run_job, job, runtime, str(cache))
+        wait([futures[job]])
+        return True
+    return False
+
+
+def _result(job: ExportJob, fut: Future[str]) -> Path:
+    try:
+        return Path(fut.result())
+    except NseError as exc:
+        raise NseError(f"{job.name}: {exc}") from exc

@@ -1,0 +1,139 @@
+"""Build a host latency table: every key a search space can need, exported, timed, saved after each entry.
+
+Resumable: keys already in the table are skipped, and the table is written atomically after every entry, so a
+kill loses at most the entry being timed. Exports are cached (see :mod:`profilers.units`), so a resumed run
+re-converts nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from nse_hw import __version__
+from nse_hw.atomic import atomic_write_text, check_writable_dir
+from nse_hw.errors import NseError
+from nse_hw.latency import LatencyTable, load_table, space_keys
+from nse_hw.space import SearchSpace
+from profilers.host import Runner, get_runner, host_description, summarize
+from profilers.pipeline import exported
+from profilers.timing import CPU_CACHE_MODES, NULL_KEY, Evictor, time_session
+from profilers.units import EXPORTER, UNIT_SEED, ExportJob, default_cache, exporter_version
+
+log = logging.getLogger(__name__)
+
+# Provenance that must agree before new entries may join an existing table.
+_MUST_MATCH = ("device", "runtime", "runtime_version", "threads", "dtype", "batch", "warmup", "runs", "cpu_cache")
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    path: Path
+    measured: int
+    skipped: int
+    wall_s: float
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def new_meta(runner: Runner, *, warmup: int, runs: int, cpu_cache: str, evictor: Evictor | None) -> dict[str, Any]:
+    return {
+        "device": "host", "runtime": runner.name, "runtime_version": runner.version, "threads": runner.threads,
+        "dtype": "float32", "batch": 1, "statistic": "median", "warmup": warmup, "runs": runs,
+        "cpu_cache": cpu_cache, "evict_bytes": evictor.nbytes if evictor else None,
+        "entries_are": "model time minus invoke_overhead.ms (one invocation of a trivial model, timed alike)",
+        "created": utc_now(), "host": host_description(), "tool_version": __version__,
+        "exporter": {"package": EXPORTER[runner.name], "version": exporter_version(runner.name)},
+        "unit_seed": UNIT_SEED, "spaces": [],
+    }
+
+
+def open_table(path: Path, meta: dict[str, Any]) -> LatencyTable:
+    """The table at ``path`` if it exists and was measured the same way, else a new one (not yet written)."""
+    if not path.exists():
+        return LatencyTable(meta, {}, path)
+    table = load_table(path)
+    clash = [f"{k}={table.meta.get(k)!r} (asked {meta[k]!r})" for k in _MUST_MATCH if table.meta.get(k) != meta[k]]
+    if clash:
+        raise NseError(f"table {path} was measured differently: {', '.join(clash)}; use another --out")
+    return table
+
+
+def check_writable(path: Path) -> None:
+    """Fail before any long work if ``path`` cannot be written."""
+    if path.is_dir():
+        raise NseError(f"output {path} is a directory; give a .json file path")
+    check_writable_dir(path.parent)
+    probe = path.parent / f".{path.name}.probe"
+    atomic_write_text(probe, "")
+    probe.unlink()
+
+
+@dataclass(frozen=True)
+class _Timer:
+    runner: Runner
+    warmup: int
+    runs: int
+    cpu_cache: str
+    evictor: Evictor | None
+
+    def stats(self, path: Path) -> dict[str, float]:
+        times = time_session(self.runner.load(path), warmup=self.warmup, runs=self.runs, cpu_cache=self.cpu_cache,
+                             evictor=self.evictor)
+        return {k: round(v, 6) for k, v in summarize(times).items()}  # ns resolution
+
+
+def _net_of(stats: dict[str, float], overhead_ms: float) -> dict[str, Any]:
+    """A block's own cost: its model's time minus one invocation's; clamped (and flagged) at 0."""
+    out: dict[str, Any] = {k: round(max(stats[k] - overhead_ms, 0.0), 6) for k in ("ms", "p10", "p90")}
+    if stats["ms"] < overhead_ms:
+        out["clamped"] = True
+    return out | {"n": stats["n"]}
+
+
+def profile_host(space: SearchSpace, *, runtime: str, out: Path, threads: int = 1, warmup: int = 20,
+                 runs: int = 200, cpu_cache: str = "evicted", cache: Path | None = None,
+                 convert_cpus: set[int] | None = None, progress: bool | None = None,
+                 space_ref: str | None = None) -> ProfileResult:
+    """Measure every key of ``space`` missing from the table at ``out`` (created if absent) on this host.
+
+    ``cpu_cache``: ``evicted`` times each block as inside a network (see :mod:`profilers.timing`), ``warm``
+    back to back. ``space_ref`` (default: the space's name) is what meta.spaces records: a name or YAML path.
+    """
+    if warmup < 0 or runs < 1:
+        raise NseError(f"need --warmup >= 0 and --runs >= 1, got {warmup} and {runs}")
+    if cpu_cache not in CPU_CACHE_MODES:
+        raise NseError(f"--cpu-cache must be one of {', '.join(CPU_CACHE_MODES)}, got {cpu_cache!r}")
+    runner = get_runner(runtime, threads=threads)
+    check_writable(out)
+    evictor = Evictor() if cpu_cache == "evicted" else None
+    table = open_table(out, new_meta(runner, warmup=warmup, runs=runs, cpu_cache=cpu_cache, evictor=evictor))
+    if (space_ref or space.name) not in table.meta.setdefault("spaces", []):
+        table.meta["spaces"].append(space_ref or space.name)
+    todo = [k for k in space_keys(space) if k not in table]
+    skipped = len(space_keys(space)) - len(todo)
+    log.info("%s: %d keys to measure, %d already in %s", space.name, len(todo), skipped, out)
+    start = time.perf_counter()
+    timer = _Timer(runner, warmup, runs, cpu_cache, evictor)
+    null = [] if "invoke_overhead" in table.meta else [ExportJob.for_key(NULL_KEY)]  # kept from the first run
+    stream = exported(null + [ExportJob.for_key(k) for k in todo], runtime=runtime, cache=cache or default_cache(),
+                      convert_cpus=convert_cpus)
+    bar = tqdm(stream, total=len(todo) + len(null), desc=f"profile {runtime}", unit="key",
+               disable=None if progress is None else not progress)
+    for i, (job, path) in enumerate(bar):
+        if null and i == 0:
+            table.meta["invoke_overhead"] = {"key": NULL_KEY, **timer.stats(path)}
+            continue
+        table.set(job.name, source="measured", **_net_of(timer.stats(path), table.meta["invoke_overhead"]["ms"]))
+        table.meta["updated"] = utc_now()
+        table.save()
+    table.save()  # also when nothing was missing: records the space in meta
+    return ProfileResult(out, len(todo), skipped, time.perf_counter() - start)

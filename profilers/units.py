@@ -1,0 +1,161 @@
+"""Measurable units as standalone modules, and their exports, cached by what they are.
+
+A table key (``mb_k5_e6|in=56x56x24|out=40|s=2``, ``head|...``, ``add|...``, ``scale|...``) or a whole arch
+becomes an :class:`ExportJob`: a picklable description that a converter process can build (seeded weights,
+eval mode) and export to ``.tflite`` (NHWC input) or ``.onnx`` (NCHW input). Identical jobs share one file in
+the cache, so a shape is converted once per runtime and exporter version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from nse_hw.space.arch import Arch, Shape
+
+SUFFIX = {"litert": ".tflite", "onnxruntime": ".onnx"}
+EXPORTER = {"litert": "litert-torch", "onnxruntime": "onnx"}  # the package whose version shapes the file
+UNIT_SEED = 0
+
+
+def default_cache() -> Path:
+    """``$NSE_HW_CACHE`` or ``~/.cache/nse-hw/exports``."""
+    env = os.environ.get("NSE_HW_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "nse-hw" / "exports"
+
+
+class Add(nn.Module):
+    """One element-wise add of two distinct tensors.
+
+    The runners feed one input, so the second term is a constant of the same shape: it costs what a second
+    input does (measured with LiteRT: equal within 2%), whereas ``x + x`` reads one buffer and is up to 2x cheaper.
+    """
+
+    def __init__(self, shape: Shape) -> None:
+        super().__init__()
+        h, w, c = shape
+        self.register_buffer("other", torch.randn(1, c, h, w))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.other
+
+
+class Scale(nn.Module):
+    """The constant multiply that turns a layer's sum of terms into their mean."""
+
+    def __init__(self, factor: float = 0.5) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.factor
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    """What to build and export: a table key or an arch (JSON text), with a weight seed."""
+
+    name: str  # a table key, or "arch:<sha>" for a whole network
+    arch_json: str | None = None
+    prefix: int | None = None  # for arch jobs: keep the stem and this many layers only (no head)
+    seed: int = UNIT_SEED
+
+    @classmethod
+    def for_key(cls, key: str) -> ExportJob:
+        from nse_hw.latency.keys import parse_key
+
+        parse_key(key)  # fail here, in the caller, on a malformed key
+        return cls(key)
+
+    @classmethod
+    def for_arch(cls, arch: Arch, *, seed: int = UNIT_SEED, prefix: int | None = None) -> ExportJob:
+        text = json.dumps(_identity(arch), sort_keys=True)
+        tag = f"arch:{arch_hash(arch)}" + (f":prefix{prefix}" if prefix is not None else "")
+        return cls(tag, text, prefix, seed)
+
+    def file_name(self, runtime: str) -> str:
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name)
+        return f"{safe}_seed{self.seed}{SUFFIX[runtime]}"
+
+
+def _identity(arch: Arch) -> dict:
+    d = arch.to_dict()
+    d.pop("meta", None)  # free-form, not part of what the network is
+    return d
+
+
+def arch_hash(arch: Arch) -> str:
+    """A short content hash of an arch (its layers and skeleton, not its meta)."""
+    return hashlib.sha256(json.dumps(_identity(arch), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def exporter_version(runtime: str) -> str:
+    try:
+        return version(EXPORTER[runtime])
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def cache_path(job: ExportJob, *, runtime: str, cache: Path) -> Path:
+    """Where ``job``'s export lives: one folder per runtime, exporter, torch and nse-hw version."""
+    from nse_hw import __version__
+
+    tag = f"{runtime}-{EXPORTER[runtime]}{exporter_version(runtime)}-torch{torch.__version__}-nse{__version__}"
+    return Path(cache) / tag / job.file_name(runtime)
+
+
+def build_unit(job: ExportJob) -> tuple[nn.Module, Shape]:
+    """The eval-mode module of ``job`` with seeded weights, and its input shape (H, W, C)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(job.seed)
+        model, shape = _arch_module(job) if job.arch_json is not None else _key_module(job.name)
+    return model.eval(), shape
+
+
+def _key_module(key: str) -> tuple[nn.Module, Shape]:
+    from nse_hw.blocks import Classifier, Head, build_op
+    from nse_hw.latency.keys import parse_key
+
+    spec = parse_key(key)
+    if spec.kind == "op":
+        assert spec.op is not None
+        return build_op(spec.op, spec.shape[2], spec.out, spec.stride), spec.shape
+    if spec.kind == "head":
+        return Head(spec.shape[2], spec.out), spec.shape
+    if spec.kind == "classifier":
+        return Classifier(spec.shape[2], spec.out), spec.shape
+    return (Add(spec.shape) if spec.kind == "add" else Scale()), spec.shape
+
+
+def _arch_module(job: ExportJob) -> tuple[nn.Module, Shape]:
+    from nse_hw.blocks import Net
+
+    assert job.arch_json is not None
+    arch = Arch.from_dict(json.loads(job.arch_json))
+    net = Net(arch)
+    if job.prefix is None:
+        return net, arch.input
+    return nn.Sequential(net.stem, *list(net.layers)[: job.prefix]), arch.input
+
+
+def export_job(job: ExportJob, *, runtime: str, cache: Path) -> Path:
+    """Export ``job`` into the cache unless it is there already; returns the file."""
+    path = cache_path(job, runtime=runtime, cache=cache)
+    if path.is_file():
+        return path
+    model, (h, w, c) = build_unit(job)
+    if runtime == "litert":
+        from nse_hw.export.tflite import export_tflite
+
+        return Path(export_tflite(model, (1, h, w, c), path))
+    from nse_hw.export.onnx import export_onnx
+
+    return Path(export_onnx(model, (1, c, h, w), path))

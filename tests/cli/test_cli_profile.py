@@ -1,0 +1,111 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from nse_hw.cli import cli
+from nse_hw.latency import load_table, space_keys
+from nse_hw.space import load_space
+
+MICRO = """name: micro
+input: [16, 16, 3]
+classes: 5
+stem: {op: conv_k3, out: 8, stride: 2}
+stages:
+  - {out: 8, depth: 2, stride: 1}
+head: {out: 16}
+pool: [mb_k3_e1, mb_k3_e3]
+"""
+FAST = ["--warmup", "2", "--runs", "5", "--convert-cpus", "none"]
+
+
+def run(*args):
+    res = CliRunner().invoke(cli, [str(a) for a in args])
+    assert "Traceback" not in res.output, res.output
+    return res
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A micro space, its onnxruntime table built through the CLI, and a shared export cache."""
+    d = tmp_path_factory.mktemp("cli")
+    (d / "micro.yaml").write_text(MICRO)
+    res = run("profile", "--device", "host", "--runtime", "onnxruntime", "--space", d / "micro.yaml",
+              "--out", d / "t.json", "--cache", d / "cache", *FAST)
+    assert res.exit_code == 0, res.output
+    return d
+
+
+@pytest.mark.slow
+def test_profile_writes_the_table(setup):
+    table = load_table(setup / "t.json")
+    assert list(table.entries) == space_keys(load_space(setup / "micro.yaml"))
+    assert table.meta["runtime"] == "onnxruntime" and table.meta["runs"] == 5
+
+
+@pytest.mark.slow
+def test_calibrate_then_validate_on_other_networks(setup):
+    common = ["--table", setup / "t.json", "--cache", setup / "cache", "--convert-cpus", "none"]
+    res = run("latency", "calibrate", *common, "--samples", 3, "--seed", 7, "--json")
+    assert res.exit_code == 0, res.output
+    cal = json.loads(res.stdout)
+    assert cal["n"] == 3 and cal["seed"] == 7 and len(cal["arch_hashes"]) == 3 and "loo_mape" in cal
+    assert load_table(setup / "t.json").meta["calibration"]["slope"] == cal["slope"]
+
+    res = run("latency", "validate", *common, "--samples", 2, "--seed", 7)
+    assert res.exit_code == 2 and "seed 7" in res.output  # the calibration's own networks
+
+    arch = load_space(setup / "micro.yaml").arch([(), ()])
+    (setup / "a.json").write_text(arch.dumps())
+    res = run("latency", "validate", *common, "--samples", 2, "--seed", 0, "--arch", setup / "a.json", "--json",
+              "--plot", setup / "v.png", "--out-json", setup / "v.json")
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    assert rep == json.loads((setup / "v.json").read_text())
+    assert (setup / "v.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(rep["archs"]) == 3 and rep["archs"][0]["label"].endswith("a.json")
+    assert (rep["runtime"], rep["threads"], rep["runs"], rep["seed"]) == ("onnxruntime", 1, 5, 0)
+    for kind in ("raw", "calibrated"):
+        s = rep["summary"][kind]
+        assert s["n"] == 3 and set(s) >= {"within_10pct", "mape", "max_abs_pct_err", "bias_pct"}
+    r = rep["archs"][1]
+    assert r["err_pct_raw"] == pytest.approx(100 * (r["lut_sum_ms"] - r["measured_ms"]) / r["measured_ms"])
+    assert r["err_pct_calibrated"] == pytest.approx(
+        100 * (r["calibrated_ms"] - r["measured_ms"]) / r["measured_ms"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--runtime", "onnxruntime", "--space", "nope"], "unknown space 'nope'"),
+    (["--runtime", "tensorrt", "--space", "tiny"], "unknown runtime 'tensorrt'"),
+    (["--space", "tiny"], "needs --runtime"),
+    (["--runtime", "litert", "--space", "tiny", "--threads", "0"], "must be >= 1"),
+    (["--device", "pixel", "--runtime", "litert", "--space", "tiny"], "supports --device host only"),
+    (["--runtime", "litert", "--space", "tiny", "--convert-cpus", "a-b"], "core numbers"),
+    (["--runtime", "litert", "--space", "tiny", "--cpu-cache", "hot"], "'hot' is not one of"),
+])
+def test_profile_bad_input_exits_2(args, message):
+    res = run("profile", *args)
+    assert res.exit_code == 2 and message in res.output
+
+
+def test_profile_bad_space_file_and_unwritable_out_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(MICRO.replace("mb_k3_e3]", "mb_k3_x3]"))
+    res = run("profile", "--runtime", "litert", "--space", bad, "--out", tmp_path / "t.json")
+    assert res.exit_code == 2 and "mb_k3_x3" in res.output
+    (tmp_path / "file").write_text("")
+    (tmp_path / "ok.yaml").write_text(MICRO)
+    res = run("profile", "--runtime", "litert", "--space", tmp_path / "ok.yaml", "--out", tmp_path / "file" / "t.json")
+    assert res.exit_code == 2 and "cannot create output directory" in res.output
+
+
+def test_validate_and_calibrate_bad_input_exit_2(tmp_path):
+    res = run("latency", "validate", "--table", tmp_path / "none.json", "--samples", 2)
+    assert res.exit_code == 2 and "no latency table" in res.output
+    t = tmp_path / "t.json"
+    t.write_text(json.dumps({"format": "nse-hw/latency-table/1", "meta": {"device": "pixel1", "runtime": "tflite"},
+                             "entries": {}}))
+    res = run("latency", "validate", "--table", t, "--samples", 2)
+    assert res.exit_code == 2 and "host only" in res.output
+    res = run("latency", "calibrate", "--table", t, "--samples", 2)
+    assert res.exit_code == 2 and "2 is not in the range x>=3" in res.output
