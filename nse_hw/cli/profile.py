@@ -59,12 +59,15 @@ def _profile_host(*, runtime: str | None, space: str, threads: int, out: Path | 
                f"-> {res.path}")
 
 
-# One profiler per device kind; phones (adb) plug in here.
-PROFILERS: dict[str, Callable[..., None]] = {"host": _profile_host}
+def _profile_phone(*, device: str, **kw: Any) -> None:
+    from nse_hw.cli.tables import run_phone_profile  # adb profiling: configs/devices/<device>.yaml
+
+    run_phone_profile(device=device, **kw)
 
 
 @click.command("profile")
-@click.option("--device", default="host", show_default=True, help="Where to measure.")
+@click.option("--device", default="host", show_default=True,
+              help="host, or a phone described in configs/devices/<NAME>.yaml (e.g. pixel), measured over adb.")
 @click.option("--runtime", help="Host runtime: litert (.tflite, XNNPACK) or onnxruntime (.onnx).")
 @click.option("--space", required=True, help="Search space name (configs/spaces) or YAML path.")
 @click.option("--threads", type=int, default=1, show_default=True, callback=positive_threads)
@@ -75,16 +78,22 @@ PROFILERS: dict[str, Callable[..., None]] = {"host": _profile_host}
 @click.option("--cpu-cache", type=click.Choice(["evicted", "warm"]), default="evicted", show_default=True,
               help="evicted: time each block as inside a network (CPU caches evicted, input fresh); "
                    "warm: back to back.")
+@click.option("--serial", help="Phone: adb serial (needed when several devices are attached).")
+@click.option("--benchmark-binary", type=click.Path(dir_okay=False, path_type=Path),
+              help="Phone: a LiteRT benchmark_model binary to push when the phone has none.")
+@click.option("--adb", help="Phone: the adb executable [default: adb on PATH].")
 @convert_options
-def profile(device: str, **kw: Any) -> None:
+def profile(device: str, serial: str | None, benchmark_binary: Path | None, adb: str | None, **kw: Any) -> None:
     """Measure every block SPACE can use and write (or resume) the latency table.
 
     Entries already in the table are skipped; the table is saved after every entry.
     """
-    if device not in PROFILERS:
-        raise NseError(f"this version of `nse-hw profile` supports --device {', '.join(PROFILERS)} only, "
-                       f"not {device!r}")
-    PROFILERS[device](**kw)
+    if device == "host":
+        if serial or benchmark_binary or adb:
+            raise NseError("--serial, --benchmark-binary and --adb are for phones, not --device host")
+        _profile_host(**kw)
+    else:
+        _profile_phone(device=device, serial=serial, benchmark_binary=benchmark_binary, adb=adb, **kw)
 
 
 COMMANDS = [profile]

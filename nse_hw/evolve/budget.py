@@ -6,18 +6,15 @@ import logging
 import math
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from nse_hw.errors import NseError
-from nse_hw.latency import LatencyTable, load_table
-from nse_hw.paths import TABLES
+from nse_hw.latency import LatencyTable, load_table, table_for_device
 from nse_hw.space import SearchSpace
 from nse_hw.supernet import SpaceLatency
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DEVICE = "pixel1"  # the one place the default device is named (latency_tables/<device>-<runtime>.json)
-DEPLOY_RUNTIMES = ("litert", "tflite")  # a device with several tables: its TFLite-family one is the default
 _LATENCY = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s)?\s*")
 
 
@@ -30,24 +27,6 @@ def parse_latency(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"latency budget must be positive, got {text!r}")
     return value
-
-
-def table_for_device(device: str) -> Path:
-    """The shipped table of ``device``: latency_tables/<device>-<runtime>.json, the TFLite-family runtime's when
-    the device has several."""
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", device):
-        raise NseError(f"malformed device name {device!r}")
-    found = sorted(TABLES.glob(f"{device}-*.json"))
-    if not found:
-        raise NseError(f"no latency table for device {device!r} in {TABLES}; measure one with: "
-                       f"nse-hw profile --device {device}  (or pass --table PATH)")
-    preferred = [p for rt in DEPLOY_RUNTIMES for p in found if p.stem == f"{device}-{rt}"]
-    if preferred:
-        return preferred[0]
-    if len(found) > 1:
-        names = ", ".join(p.name for p in found)
-        raise NseError(f"device {device!r} has several tables ({names}); choose one with --table PATH")
-    return found[0]
 
 
 def resolve_table(*, device: str | None, table: str | None) -> LatencyTable:

@@ -15,11 +15,11 @@ from nse_hw.latency.keys import (
                                  space_keys,
 )
 from nse_hw.latency.predict import Prediction, calibrate, predict
-from nse_hw.latency.table import TABLE_FORMAT, LatencyTable, load_table, resolve_table_path
+from nse_hw.latency.table import TABLE_FORMAT, LatencyTable, load_table, resolve_table_path, table_for_device
 
 __all__ = [
     "TABLE_FORMAT", "Component", "KeySpec", "LatencyTable", "LayerCosts", "Prediction", "arch_components",
     "calibrate", "classifier_key", "expected_latency", "expected_layer_latency", "head_key", "join_counts",
     "join_key", "latency_penalty", "load_table", "op_key", "out_shape", "parse_key", "predict",
-    "resolve_table_path", "space_keys",
+    "resolve_table_path", "space_keys", "table_for_device",
 ]

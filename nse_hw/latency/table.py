@@ -12,6 +12,7 @@ A miss is a :class:`LatencyMiss` naming the key and the command that fills it, n
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from nse_hw.paths import TABLES
 
 TABLE_FORMAT = "nse-hw/latency-table/1"
 SOURCES = ("measured", "imported", "predicted")
+DEPLOY_RUNTIMES = ("litert", "tflite")  # a device with several tables: its TFLite-family one is the default
 
 
 @dataclass
@@ -103,3 +105,21 @@ def load_table(path: str | Path, *, runtime: str | None = None) -> LatencyTable:
     if runtime is not None and meta.get("runtime") != runtime:
         raise NseError(f"latency table {path} was measured with runtime {meta.get('runtime')!r}, not {runtime!r}")
     return LatencyTable(meta, entries, path)
+
+
+def table_for_device(device: str) -> Path:
+    """The shipped table of ``device``: latency_tables/<device>-<runtime>.json, the TFLite-family runtime's when
+    the device has several."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", device):
+        raise NseError(f"malformed device name {device!r}")
+    found = sorted(TABLES.glob(f"{device}-*.json"))
+    if not found:
+        raise NseError(f"no latency table for device {device!r} in {TABLES}; measure one with: "
+                       f"nse-hw profile --device {device}  (or pass --table PATH)")
+    preferred = [p for rt in DEPLOY_RUNTIMES for p in found if p.stem == f"{device}-{rt}"]
+    if preferred:
+        return preferred[0]
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise NseError(f"device {device!r} has several tables ({names}); choose one with --table PATH")
+    return found[0]

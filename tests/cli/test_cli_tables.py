@@ -122,3 +122,15 @@ def test_profile_phone_cli_errors(phone, tmp_path, monkeypatch):
     assert res.exit_code == 2 and "no adb found" in res.output
     res = run("tables", "profile-phone", "--device", "nokia3310")
     assert res.exit_code == 2 and "unknown device 'nokia3310'" in res.output
+
+
+def test_nse_hw_profile_device_pixel_is_the_phone_profiler(phone, tmp_path):
+    out = str(tmp_path / "p.json")
+    res = run("profile", "--device", "pixel", "--space", str(tmp_path / "mini.yaml"), "--out", out,
+              "--serial", "FAKE0001")
+    assert res.exit_code == 0, res.output
+    t = load_table(out)
+    assert len(t.entries) == len(space_keys(load_space(tmp_path / "mini.yaml")))
+    assert {e["source"] for e in t.entries.values()} == {"measured"}
+    res = run("profile", "--device", "host", "--runtime", "litert", "--space", "tiny", "--serial", "X")
+    assert res.exit_code == 2 and "for phones" in res.output
