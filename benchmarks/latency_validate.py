@@ -2,7 +2,8 @@
 
     taskset -c 1 python benchmarks/latency_validate.py --table latency_tables/host-litert.json \
         --calibrate 16 --cal-seed 1000 --samples 50 --seed 0 --plot benchmarks/validate-litert.png
-    taskset -c 1 python benchmarks/latency_validate.py --table latency_tables/host-litert.json --probe 3
+    taskset -c 1 python benchmarks/latency_validate.py --table latency_tables/host-litert.json --probe 2
+    taskset -c 1 python benchmarks/latency_validate.py --table latency_tables/host-litert.json --compare-modes 20
 
 Run it pinned to the timing core (``taskset -c 1``). Prints figures; it is not a test.
 """
@@ -61,6 +62,32 @@ def probe(table_path: str, archs: int, seed: int) -> None:
                   f"{r['gap_pct']:+6.1f}%  {r['step_gap_ms']:+7.3f}", flush=True)
 
 
+def compare_modes(table_path: str, archs: int, seed: int) -> None:
+    """Warm vs evicted entries (net of one invocation) against whole networks, all timed in this session."""
+    from nse_hw.latency import arch_components, load_table
+    from nse_hw.latency.calibration import error_summary
+    from profilers.host import get_runner
+    from profilers.netbench import Bench, measure_archs, sample_archs, table_space
+    from profilers.timing import NULL_KEY, Evictor, time_session
+    from profilers.units import ExportJob, default_cache, export_job
+
+    table = load_table(table_path)
+    runner, evictor = get_runner(table.meta["runtime"], threads=table.meta["threads"]), Evictor()
+    nets = sample_archs(table_space(table, None), samples=archs, seed=seed)
+    keys = sorted({k for a in nets for c in arch_components(a) for k, _ in c.keys} | {NULL_KEY})
+    cost: dict[str, dict[str, float]] = {"warm": {}, "evicted": {}}
+    for key in keys:
+        session = runner.load(export_job(ExportJob.for_key(key), runtime=runner.name, cache=default_cache()))
+        for mode in cost:
+            cost[mode][key] = float(np.median(time_session(session, warmup=20, runs=200, cpu_cache=mode,
+                                                           evictor=evictor)))
+    meas = [m["ms"] for m in measure_archs(nets, Bench.for_table(table), desc="networks")]
+    print(f"entries timed in this session vs {len(nets)} networks (seed {seed}) measured right after:")
+    for mode, c in cost.items():
+        pred = [sum(n * (c[k] - c[NULL_KEY]) for comp in arch_components(a) for k, n in comp.keys) for a in nets]
+        show(error_summary(pred, meas), mode)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--table", required=True)
@@ -71,6 +98,8 @@ def main() -> None:
     ap.add_argument("--plot")
     ap.add_argument("--probe", type=int, default=0, metavar="K", help="Prefix-probe K random networks.")
     ap.add_argument("--probe-seed", type=int, default=5)
+    ap.add_argument("--compare-modes", type=int, default=0, metavar="N",
+                    help="Time the entries of N networks warm and evicted, then the networks; compare.")
     args = ap.parse_args()
     if args.calibrate:
         cli("latency", "calibrate", "--table", args.table, "--samples", str(args.calibrate), "--seed",
@@ -79,6 +108,8 @@ def main() -> None:
         validate(args.table, args.samples, args.seed, args.plot)
     if args.probe:
         probe(args.table, args.probe, args.probe_seed)
+    if args.compare_modes:
+        compare_modes(args.table, args.compare_modes, args.seed)
 
 
 if __name__ == "__main__":

@@ -45,18 +45,22 @@ def from_dict(cls: type[T], data: Any, *, prefix: str = "") -> T:
     return cls(**kwargs)
 
 
+def read_yaml(path: str | Path, *, what: str) -> Any:
+    """Parse a YAML file; unreadable or invalid files are one-line ValueErrors naming ``what`` and the path."""
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ValueError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{what} {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+
+
 def load_config(cls: type[T], path: str | Path | None = None, **overrides: Any) -> T:
     """Defaults of ``cls``, then the YAML file, then non-None ``overrides`` (e.g. from CLI flags)."""
     data: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except OSError as exc:
-            raise ValueError(f"cannot read config {path}: {exc.strerror or exc}") from None
-        except yaml.YAMLError as exc:
-            raise ValueError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-        data = loaded or {}
+        data = read_yaml(path, what="config") or {}
     data.update({k: v for k, v in overrides.items() if v is not None})
     return from_dict(cls, data)
 

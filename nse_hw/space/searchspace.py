@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from nse_hw.config import read_yaml
 from nse_hw.paths import SPACES
 from nse_hw.space.arch import Arch, LayerSpec, Shape
 from nse_hw.space.grammar import Layer, Op, format_layer, parse_layer, parse_op
@@ -121,12 +121,7 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
         path = SPACES / f"{name_or_path}.yaml"
         if not path.exists():
             raise ValueError(f"unknown space {str(name_or_path)!r}; known: {', '.join(available_spaces())}")
-    try:
-        cfg = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ValueError(f"cannot read space file {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"space file {path} is not valid YAML: {exc}") from None
+    cfg = read_yaml(path, what="space file")
     try:
         return space_from_dict(cfg)
     except ValueError as exc:

@@ -11,23 +11,15 @@ from profilers import pipeline, table_builder
 from profilers.table_builder import profile_host
 from profilers.timing import NULL_KEY
 from profilers.units import Add, ExportJob, build_unit, cache_path
+from tests.fixtures.spaces import MICRO_SPACE_YAML
 
-MICRO = """name: micro
-input: [16, 16, 3]
-classes: 5
-stem: {op: conv_k3, out: 8, stride: 2}
-stages:
-  - {out: 8, depth: 2, stride: 1}
-head: {out: 16}
-pool: [mb_k3_e1, mb_k3_e3]
-"""
 FAST = {"warmup": 2, "runs": 5, "convert_cpus": set(), "progress": False}  # convert_cpus=set(): no 2nd core
 
 
 @pytest.fixture(scope="module")
 def micro(tmp_path_factory):
     path = tmp_path_factory.mktemp("space") / "micro.yaml"
-    path.write_text(MICRO)
+    path.write_text(MICRO_SPACE_YAML)
     return load_space(path)
 
 
