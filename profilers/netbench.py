@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from nse_hw import __version__
 from nse_hw.errors import NseError
 from nse_hw.latency import LatencyTable, calibrate, predict
 from nse_hw.latency.calibration import error_summary, fit_affine, pct_errors
+from nse_hw.progress import progress_bar
 from nse_hw.space import Arch, SearchSpace, format_layer, load_space
 from profilers.host import get_runner, summarize
 from profilers.pipeline import exported
@@ -81,8 +81,8 @@ def measure_archs(archs: Sequence[Arch], bench: Bench, *, desc: str = "networks"
     stream = exported(jobs, runtime=bench.runtime, cache=bench.cache or default_cache(),
                       convert_cpus=bench.convert_cpus)
     per_round = -(-bench.runs // bench.rounds)
-    bar = tqdm(total=len(jobs) * bench.rounds, desc=desc, unit="net", disable=None if bench.progress is None
-               else not bench.progress)
+    bar = progress_bar(total=len(jobs) * bench.rounds, desc=desc, unit="net",
+                       disable=None if bench.progress is None else not bench.progress)
     paths: list[Path] = []
     times: list[list[np.ndarray]] = [[] for _ in jobs]
     with bar:

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from tqdm import tqdm
 
 from nse_hw import __version__
 from nse_hw.errors import NseError
 from nse_hw.latency import LatencyTable, load_table, space_keys
 from nse_hw.paths import CONFIGS, TABLES
+from nse_hw.progress import progress_bar
 from nse_hw.space import SearchSpace
 from profilers.adb import Adb, CommandFailed, ConnectionLost, connect, describe_phone, slug
 from profilers.benchmark_model import BenchmarkResult, benchmark_command, parse_benchmark_output
@@ -160,8 +160,8 @@ def measure_models(dev: Adb, models: Iterable[tuple[str, Path]], *, cfg: DeviceC
     """
     done: list[str] = []
     dev.shell(f"mkdir -p {shlex.quote(cfg.remote_dir)}")
-    bar = tqdm(models, total=total, desc=f"profile {table.meta.get('device')}", unit="key",
-               disable=None if progress is None else not progress)
+    bar = progress_bar(models, total=total, desc=f"profile {table.meta.get('device')}", unit="key",
+                       disable=None if progress is None else not progress)
     try:
         for key, local in bar:
             if table.entries.get(key, {}).get("source") == "measured":

@@ -14,12 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from nse_hw import __version__
 from nse_hw.atomic import atomic_write_text, check_writable_dir
 from nse_hw.errors import NseError
 from nse_hw.latency import LatencyTable, load_table, space_keys
+from nse_hw.progress import progress_bar
 from nse_hw.space import SearchSpace
 from profilers.host import Runner, get_runner, host_description, summarize
 from profilers.pipeline import exported
@@ -126,8 +125,8 @@ def profile_host(space: SearchSpace, *, runtime: str, out: Path, threads: int = 
     null = [] if "invoke_overhead" in table.meta else [ExportJob.for_key(NULL_KEY)]  # kept from the first run
     stream = exported(null + [ExportJob.for_key(k) for k in todo], runtime=runtime, cache=cache or default_cache(),
                       convert_cpus=convert_cpus)
-    bar = tqdm(stream, total=len(todo) + len(null), desc=f"profile {runtime}", unit="key",
-               disable=None if progress is None else not progress)
+    bar = progress_bar(stream, total=len(todo) + len(null), desc=f"profile {runtime}", unit="key",
+                       disable=None if progress is None else not progress)
     for i, (job, path) in enumerate(bar):
         if null and i == 0:
             table.meta["invoke_overhead"] = {"key": NULL_KEY, **timer.stats(path)}

@@ -16,7 +16,6 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from nse_hw.blocks import build_network
 from nse_hw.errors import NseError
@@ -25,6 +24,7 @@ from nse_hw.evolve.finish import write_final
 from nse_hw.evolve.pareto import Candidate
 from nse_hw.evolve.trainer import weight_optimizer
 from nse_hw.latency import predict
+from nse_hw.progress import progress_bar
 from nse_hw.space import Layer, adapt_arch
 from nse_hw.supernet.fast import crop_dead_taps
 from nse_hw.train.dist import is_main
@@ -101,7 +101,7 @@ def random_search(ctx: Context) -> Candidate:
     rng = np.random.default_rng(derive_seed(ctx.cfg.seed, UNIFORM))
     archs = sample_uniform(ctx, ctx.cfg.baseline.archs, rng)
     cands = []
-    for i, ch in enumerate(tqdm(archs, desc="random search", disable=not is_main(), dynamic_ncols=True)):
+    for i, ch in enumerate(progress_bar(archs, desc="random search", disable=not is_main())):
         ms = predict(ctx.space.arch(ch), ctx.table).total_ms
         cands.append(Candidate(ch, ms, train_and_score(ctx, ch, i), kind="random"))
         log.info("random arch %d/%d: %.2f ms, held-out top-1 %.4f", i + 1, len(archs), ms, cands[-1].acc)

@@ -11,8 +11,8 @@ from itertools import islice
 
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
+from nse_hw.progress import progress_bar
 from nse_hw.supernet import Path, SuperNet, recalibrate_bn
 from nse_hw.train.dist import all_reduce_sum, is_main, rank, world_size
 
@@ -43,7 +43,7 @@ def score_paths(net: SuperNet, paths: list[Path], *, recal: Batches, heldout: Ba
     """
     mine = list(range(rank(), len(paths), world_size()))
     accs = torch.zeros(len(paths), dtype=torch.float64, device=device)
-    with tqdm(mine, desc=desc, disable=not is_main(), leave=False, dynamic_ncols=True) as bar:
+    with progress_bar(mine, desc=desc, disable=not is_main(), leave=False) as bar:
         for i in bar:
             xs = _images(islice(iter(recal()), bn_batches), device, memory_format)
             recalibrate_bn(net, paths[i], xs)

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from tqdm import tqdm
 
 from nse_hw.latency import latency_penalty
+from nse_hw.progress import progress_bar
 from nse_hw.supernet import CostMatrix, SpaceLatency, SuperNet, sample_two_path, uniform_path
 from nse_hw.train.dist import all_reduce_sum, broadcast_object, is_distributed, is_main, world_size
 
@@ -123,7 +123,7 @@ class RoundTrainer:
         n = len(loader) if max_steps is None else min(len(loader), max_steps)
         sums = {"loss": 0.0, "acc": 0.0, "arch_ce": 0.0, "exp_ms": self.expected_ms_now()}
         n_arch = 0
-        with tqdm(total=n, desc=desc, disable=not is_main(), leave=False, dynamic_ncols=True) as bar:
+        with progress_bar(total=n, desc=desc, disable=not is_main(), leave=False) as bar:
             for i, (x, y) in enumerate(loader):
                 if i >= n:
                     break

@@ -27,13 +27,13 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader, Dataset, Subset
-from tqdm import tqdm
 
 from nse_hw import __version__
 from nse_hw.atomic import atomic_write_json, atomic_write_text
 from nse_hw.blocks import build_network
 from nse_hw.config import to_dict
 from nse_hw.errors import NseError
+from nse_hw.progress import progress_bar
 from nse_hw.space import Arch, adapt_arch, save_arch
 from nse_hw.train import dist
 from nse_hw.train.checkpoint import load_checkpoint, save_checkpoint
@@ -139,7 +139,8 @@ def evaluate(model: nn.Module, ds: Dataset, *, batch_size: int, device: torch.de
     was_training = model.training
     model.eval()
     totals = torch.zeros(3, dtype=torch.float64)
-    for x, y in tqdm(DataLoader(shard, batch_size=batch_size), desc=desc, leave=False, disable=not dist.is_main()):
+    loader = DataLoader(shard, batch_size=batch_size)
+    for x, y in progress_bar(loader, desc=desc, leave=False, disable=not dist.is_main()):
         x, y = x.to(device), y.to(device)
         logits = model(x)
         totals += torch.tensor([(logits.argmax(1) == y).sum().item(),
@@ -241,7 +242,7 @@ class _Run:
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + e * 1009 + dist.rank())
         totals = torch.zeros(3, dtype=torch.float64)
         self.net.train()
-        bar = tqdm(self._loader(e), desc=f"epoch {e + 1}/{cfg.epochs}", leave=False, disable=not dist.is_main())
+        bar = progress_bar(self._loader(e), desc=f"epoch {e + 1}/{cfg.epochs}", leave=False, disable=not dist.is_main())
         for step, (x, y) in enumerate(bar):
             x = augment(x.to(self.device), pad=cfg.crop_padding, hflip=cfg.hflip, gen=gen)
             y = y.to(self.device)
