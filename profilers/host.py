@@ -15,6 +15,7 @@ import os
 import platform
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, ClassVar
@@ -41,8 +42,12 @@ class Session(ABC):
             return np.concatenate([self._run_one(x[i:i + 1]) for i in range(x.shape[0])])
         raise NseError(f"input shape {x.shape} does not fit the model's {self.input_shape}")
 
-    def time(self, *, warmup: int, runs: int) -> np.ndarray:
-        """Per-invoke wall times in ms of ``runs`` invokes on a fixed random input, after ``warmup``."""
+    def time(self, *, warmup: int, runs: int, before_each: Callable[[], None] | None = None) -> np.ndarray:
+        """Per-invoke wall times in ms of ``runs`` invokes on a fixed random input, after ``warmup``.
+
+        ``before_each`` runs untimed before each timed invoke (e.g. to evict the caches); the input is then
+        rewritten too, so it is hot, as the previous layer's output would be.
+        """
         if warmup < 0 or runs < 1:
             raise NseError(f"need warmup >= 0 and runs >= 1, got warmup={warmup}, runs={runs}")
         self._bind_timing_input()
@@ -53,6 +58,9 @@ class Session(ABC):
         gc.disable()  # a collection inside a timed invoke is noise, not model latency
         try:
             for i in range(runs):
+                if before_each is not None:
+                    before_each()
+                    self._bind_timing_input()
                 t0 = time.perf_counter_ns()
                 self._invoke()
                 times[i] = time.perf_counter_ns() - t0

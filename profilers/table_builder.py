@@ -91,9 +91,9 @@ class _Timer:
 
 
 def _net_of(stats: dict[str, float], overhead_ms: float) -> dict[str, Any]:
-    """A block's own cost: its model's time minus one invocation's; clamped (and flagged) at 0."""
+    """A block's own cost: its model's time minus one invocation's; clamped (and flagged) at 0 when not above it."""
     out: dict[str, Any] = {k: round(max(stats[k] - overhead_ms, 0.0), 6) for k in ("ms", "p10", "p90")}
-    if stats["ms"] < overhead_ms:
+    if stats["ms"] <= overhead_ms:  # no cost of its own left to measure
         out["clamped"] = True
     return out | {"n": stats["n"]}
 

@@ -10,10 +10,8 @@ timed the same way) is paid once per network, not once per block, so it is subtr
 
 from __future__ import annotations
 
-import gc
 import logging
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -56,19 +54,4 @@ def time_session(session: Session, *, warmup: int, runs: int, cpu_cache: str,
         return session.time(warmup=warmup, runs=runs)
     if cpu_cache != "evicted":
         raise NseError(f"cpu cache mode must be one of {CPU_CACHE_MODES}, got {cpu_cache!r}")
-    evict = evictor or Evictor()
-    session.time(warmup=warmup, runs=1)  # binds the input and warms the runtime up
-    times = np.empty(runs, dtype=np.int64)
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for i in range(runs):
-            evict()
-            session._bind_timing_input()  # the input is hot, as the previous layer's output would be
-            t0 = time.perf_counter_ns()
-            session._invoke()
-            times[i] = time.perf_counter_ns() - t0
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    return times / 1e6
+    return session.time(warmup=warmup, runs=runs, before_each=evictor or Evictor())
