@@ -252,16 +252,28 @@ def _verified_file(host: HostRuntimes, model: nn.Module, path: Path, runtime: st
     return entry, cmp
 
 
+_FLOAT_FILES = {"tflite": ("model.tflite", "litert", "NHWC"), "onnx": ("model.onnx", "onnxruntime", "NCHW")}
+
+
+def _float_file(fmt: str, model: nn.Module, nchw: tuple[int, int, int, int], out: Path, images: Images,
+                opts: ExportOptions, host: HostRuntimes, report: ExportReport,
+                files: dict[str, dict[str, Any]]) -> Comparison:
+    """Convert, verify and record one float32 file; a failed check is a report failure."""
+    name, runtime, layout = _FLOAT_FILES[fmt]
+    path = convert_model(fmt, model, nchw, out / name)
+    files[name], cmp = _verified_file(host, model, path, runtime, layout, images, opts,
+                                      "trained proxy network, float32")
+    if not cmp.passes_float():
+        report.failures.append(f"{name}: {cmp.to_dict()}")
+    return cmp
+
+
 def _export_proxy_files(model: nn.Module, nchw: tuple[int, int, int, int], out: Path, images: Images,
                         opts: ExportOptions, host: HostRuntimes, report: ExportReport) -> dict[str, dict[str, Any]]:
     files: dict[str, dict[str, Any]] = {}
     float_cmp: Comparison | None = None
     if "tflite" in opts.formats:
-        path = convert_model("tflite", model, nchw, out / "model.tflite")
-        files[path.name], float_cmp = _verified_file(host, model, path, "litert", "NHWC", images, opts,
-                                                     "trained proxy network, float32")
-        if not float_cmp.passes_float():
-            report.failures.append(f"{path.name}: {float_cmp.to_dict()}")
+        float_cmp = _float_file("tflite", model, nchw, out, images, opts, host, report, files)
     if opts.int8:
         path = convert_model("int8", model, nchw, out / "model_int8.tflite", calibration=[images.calibration])
         entry, cmp = _verified_file(host, model, path, "litert", "NHWC", images, opts,
@@ -276,11 +288,7 @@ def _export_proxy_files(model: nn.Module, nchw: tuple[int, int, int, int], out: 
             "latency_ratio": entry["latency_host"]["ms"] / f32["latency_host"]["ms"]}
         files[path.name] = entry
     if "onnx" in opts.formats:
-        path = convert_model("onnx", model, nchw, out / "model.onnx")
-        files[path.name], cmp = _verified_file(host, model, path, "onnxruntime", "NCHW", images, opts,
-                                               "trained proxy network, float32")
-        if not cmp.passes_float():
-            report.failures.append(f"{path.name}: {cmp.to_dict()}")
+        _float_file("onnx", model, nchw, out, images, opts, host, report, files)
     return files
 
 

@@ -20,6 +20,7 @@ A key's *family* picks which fitted model predicts it: ``mb``, ``rec``, ``conv``
 from __future__ import annotations
 
 from nse_hw.latency.keys import KeySpec, out_shape, parse_key
+from nse_hw.space.grammar import Op
 
 KEY_FEATURES = ("dense_mmacs", "dw_k3_mmacs", "dw_k5_mmacs", "dw_k7p_mmacs", "io_mb", "mid_mb", "se_mb", "hs_mb")
 FAMILIES = ("mb", "rec", "conv", "head", "classifier", "join")
@@ -39,13 +40,16 @@ def _dw_name(k: int) -> str:
     return "dw_k3_mmacs" if k <= 3 else "dw_k5_mmacs" if k <= 5 else "dw_k7p_mmacs"
 
 
-def _mb_features(spec: KeySpec, f: dict[str, float]) -> None:
-    op = spec.op
-    assert op is not None
+def _block_dims(spec: KeySpec) -> tuple[Op, int, int, int, int, int, int, int, int]:
+    """(op, h, w, c, oh, ow, o, mid, expand) of an expand -> spatial -> project block (``mb`` or ``rec``);
+    ``mid`` is the expanded width, ``expand`` 1 when there is a 1x1 expand conv (e != 1), else 0."""
+    assert spec.op is not None
     h, w, c = spec.shape
-    oh, ow, o = out_shape(spec.shape, spec.out, spec.stride)
-    mid = c * op.e
-    expand = op.e != 1
+    return (spec.op, h, w, c, *out_shape(spec.shape, spec.out, spec.stride), c * spec.op.e, int(spec.op.e != 1))
+
+
+def _mb_features(spec: KeySpec, f: dict[str, float]) -> None:
+    op, h, w, c, oh, ow, o, mid, expand = _block_dims(spec)
     f["dense_mmacs"] = (h * w * c * mid * expand + oh * ow * mid * o) * _M
     f[_dw_name(op.k)] = oh * ow * mid * op.k * op.k * _M
     weights = c * mid * expand + mid * op.k * op.k + mid * o
@@ -62,12 +66,7 @@ def _mb_features(spec: KeySpec, f: dict[str, float]) -> None:
 
 
 def _rec_features(spec: KeySpec, f: dict[str, float]) -> None:
-    op = spec.op
-    assert op is not None
-    h, w, c = spec.shape
-    oh, ow, o = out_shape(spec.shape, spec.out, spec.stride)
-    mid = c * op.e
-    expand = op.e != 1
+    op, h, w, c, oh, ow, o, mid, expand = _block_dims(spec)
     # expand, 1xk (stride on W), kx1 (stride on H), project: all dense convs
     f["dense_mmacs"] = (h * w * c * mid * expand + h * ow * mid * mid * op.k + oh * ow * mid * mid * op.k
                         + oh * ow * mid * o) * _M
