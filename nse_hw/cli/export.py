@@ -55,6 +55,12 @@ def _echo_summary(card: dict[str, Any], out: Path) -> None:
     lat = card["latency"]
     click.echo(f"deployment arch: predicted {lat['predicted_ms']:.3f} ms, measured {lat['measured']['ms']:.3f} ms "
                f"({lat['signed_error_pct']:+.1f}%), table {lat['table']}")
+    if target := lat.get("search_target"):
+        budget = f" (budget {target['budget_ms']:g} ms)" if "budget_ms" in target else ""
+        how = (f"; on the phone: nse-hw tables profile-phone --model {out / lat['measured_file']}"
+               if str(lat.get("measured_file", "")).endswith(".tflite") else "")
+        click.echo(f"search target {target.get('device', target.get('table'))}: predicted "
+                   f"{target['predicted_ms']:.3f} ms{budget}{how}")
     click.echo(f"wrote {out / 'model_card.json'}")
 
 

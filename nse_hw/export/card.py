@@ -51,6 +51,9 @@ def latency_section(arch: Arch, table: LatencyTable, pred: Prediction, measured:
         "predicted_ms": pred.total_ms, "lut_sum_ms": pred.lut_sum_ms, "calibrated": bool(meta.get("calibration")),
         "table": str(table.path), "table_meta": {k: meta.get(k) for k in ("device", "runtime", "runtime_version",
                                                                          "threads", "dtype", "created")}}
+    target = {k: arch.meta[k] for k in ("device", "budget_ms", "predicted_ms", "table") if k in arch.meta}
+    if "predicted_ms" in target:  # the search's own target, often a phone this host cannot measure
+        section["search_target"] = target
     if measured is not None:
         section.update({"measured_file": deploy_file, "measured": measured,
                         "signed_error_pct": signed_error_pct(pred.total_ms, measured["ms"]),
