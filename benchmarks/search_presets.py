@@ -44,6 +44,10 @@ def run(preset: str, args: argparse.Namespace, *, seed: int, baseline: bool) -> 
     print(f"{name}: wall {wall:.0f} s (CPU {cpu:.0f} s); final arch {result['predicted_ms']:.3f} ms predicted = "
           f"{result['budget_ratio']:.3f} x budget {result['budget_ms']:g} ms; proxy held-out top-1 "
           f"{result['proxy_heldout_top1']:.4f}")
+    if pick := result.get("pick"):
+        alt = pick["most_accurate_pareto"]
+        print(f"  pick: {pick['rule']}; the most accurate Pareto arch in budget: {alt['ms']:.3f} ms "
+              f"({alt['ms'] / result['budget_ms']:.3f} x budget), top-1 {alt['acc']:.4f}")
     for r in result.get("rounds", []):
         print(f"  round {r['round']}: best in-budget held-out top-1 {r['best_acc']:.4f} at {r['best_ms']:.3f} ms "
               f"({r['candidates']} scored, front of {r['front']}, E[latency] {r['expected_ms']:.3f} ms)")

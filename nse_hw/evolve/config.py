@@ -72,6 +72,10 @@ class EvolveConfig:
     max_draws: int = 200_000  # rejection-sampling draws per round before giving up (logged)
     bn_batches: int = 50  # BN recalibration batches per scored architecture
     score_batches: int | None = None  # held-out batches per score (None: all)
+    # Final pick. 0: the most accurate Pareto architecture within the budget (the paper). > 0: scores within
+    # this many binomial standard errors of that one are tied (the score cannot tell them apart), and the
+    # slowest tied in-budget architecture of the last round wins: it spends the budget the user gave.
+    final_tie_se: float = 0.0
 
 
 @dataclass

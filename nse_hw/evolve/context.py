@@ -63,6 +63,12 @@ class Context:
         return Proxy(self.cfg.proxy.resolution, self.data.channels, self.data.classes, self.cfg.proxy.width_mult)
 
     @property
+    def scored_images(self) -> int:
+        """Held-out images behind each architecture's score."""
+        n, per = len(self.data.heldout), self.cfg.evolve.score_batches  # type: ignore[arg-type]
+        return n if per is None else min(n, per * self.cfg.data.eval_batch_size)
+
+    @property
     def memory_format(self) -> torch.memory_format:
         return torch.channels_last if self.cfg.proxy.channels_last else torch.contiguous_format
 
