@@ -135,9 +135,9 @@ class RoundTrainer:
                     ce, sums["exp_ms"] = self.arch_step(*self._to(*next(heldout)), rng, step)
                     sums["arch_ce"] += ce
                     n_arch += 1
-                bar.update(1)
                 bar.set_postfix(loss=f"{sums['loss'] / (i + 1):.3f}", acc=f"{sums['acc'] / (i + 1):.3f}",
-                                E_ms=f"{sums['exp_ms']:.2f}")
+                                E_ms=f"{sums['exp_ms']:.2f}", refresh=False)  # shown at the bar's next redraw
+                bar.update(1)
         return {"loss": sums["loss"] / max(n, 1), "acc": sums["acc"] / max(n, 1),
                 "arch_ce": sums["arch_ce"] / max(n_arch, 1), "expected_ms": self.expected_ms_now(),
                 "steps": n, "step": step}

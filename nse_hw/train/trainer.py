@@ -258,7 +258,7 @@ class _Run:
                 self.ema.update_parameters(self.model)
             totals += torch.tensor([loss.item() * len(y), (logits.argmax(1) == y).sum().item(), len(y)],
                                    dtype=torch.float64)
-            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{self.sched.get_last_lr()[0]:.4f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{self.sched.get_last_lr()[0]:.4f}", refresh=False)
         totals = dist.all_reduce_sum(totals.to(self.device)).cpu()
         return {"train_loss": float(totals[0] / totals[2]), "train_top1": float(totals[1] / totals[2])}
 
