@@ -8,6 +8,7 @@ re-converts nothing.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from profilers.timing import CPU_CACHE_MODES, NULL_KEY, Evictor, time_session
 from profilers.units import EXPORTER, UNIT_SEED, ExportJob, default_cache, exporter_version
 
 log = logging.getLogger(__name__)
+BUSY_LOAD = 1.5  # 1-min load average above which other jobs share the timed core's caches and memory
 
 # Provenance that must agree before new entries may join an existing table.
 _MUST_MATCH = ("device", "runtime", "runtime_version", "threads", "dtype", "batch", "warmup", "runs", "cpu_cache")
@@ -98,6 +100,12 @@ def _net_of(stats: dict[str, float], overhead_ms: float) -> dict[str, Any]:
     return out | {"n": stats["n"]}
 
 
+def _load_record(before: dict[str, float] | None, loads: list[float]) -> dict[str, float]:
+    """The 1-min load averages seen while entries were timed (max over every run that filled the table)."""
+    peak = max(max(loads), (before or {}).get("max", 0.0))
+    return {"max": round(peak, 2), "median_this_run": round(float(sorted(loads)[len(loads) // 2]), 2)}
+
+
 def profile_host(space: SearchSpace, *, runtime: str, out: Path, threads: int = 1, warmup: int = 20,
                  runs: int = 200, cpu_cache: str = "evicted", cache: Path | None = None,
                  convert_cpus: set[int] | None = None, progress: bool | None = None,
@@ -120,7 +128,11 @@ def profile_host(space: SearchSpace, *, runtime: str, out: Path, threads: int = 
     todo = [k for k in space_keys(space) if k not in table]
     skipped = len(space_keys(space)) - len(todo)
     log.info("%s: %d keys to measure, %d already in %s", space.name, len(todo), skipped, out)
-    start = time.perf_counter()
+    start, loads = time.perf_counter(), [os.getloadavg()[0]]
+    if todo and loads[0] > BUSY_LOAD:
+        log.warning("load average %.1f: other jobs share this CPU's caches and memory, and memory-bound entries "
+                    "time up to ~30%% slow under load (benchmarks/RESULTS-latency.md); profile on a quiet machine",
+                    loads[0])
     timer = _Timer(runner, warmup, runs, cpu_cache, evictor)
     null = [] if "invoke_overhead" in table.meta else [ExportJob.for_key(NULL_KEY)]  # kept from the first run
     stream = exported(null + [ExportJob.for_key(k) for k in todo], runtime=runtime, cache=cache or default_cache(),
@@ -132,6 +144,8 @@ def profile_host(space: SearchSpace, *, runtime: str, out: Path, threads: int = 
             table.meta["invoke_overhead"] = {"key": NULL_KEY, **timer.stats(path)}
             continue
         table.set(job.name, source="measured", **_net_of(timer.stats(path), table.meta["invoke_overhead"]["ms"]))
+        loads.append(os.getloadavg()[0])
+        table.meta["load_avg_1min"] = _load_record(table.meta.get("load_avg_1min"), loads)
         table.meta["updated"] = utc_now()
         table.save()
     table.save()  # also when nothing was missing: records the space in meta

@@ -117,14 +117,18 @@ def test_existing_table_must_match_runtime_and_threads(built, micro, cache):
 
 
 @pytest.mark.slow
-def test_converter_can_run_ahead_of_timing_warm_mode(micro, tmp_path):
+def test_converter_can_run_ahead_of_timing_warm_mode(micro, tmp_path, monkeypatch, caplog):
     # the overlap path (a pinned converter process) on this process's own cores, to stay off the timing core
     fast = FAST | {"convert_cpus": os.sched_getaffinity(0)}
+    loads = iter([3.0] + [1.0] * 6 + [2.5])  # a busy machine at the start, and again for the last entry
+    monkeypatch.setattr(table_builder.os, "getloadavg", lambda: (next(loads), 0.0, 0.0))
     res = profile_host(micro, runtime="onnxruntime", out=tmp_path / "t.json", cache=tmp_path / "c", cpu_cache="warm",
                        **fast)
     table = load_table(res.path)
     assert res.measured == 7 and len(table.entries) == 7
     assert table.meta["cpu_cache"] == "warm" and table.meta["evict_bytes"] is None
+    assert table.meta["load_avg_1min"] == {"max": 3.0, "median_this_run": 1.0}  # provenance: it ran under load
+    assert "load average 3.0" in caplog.text and "profile on a quiet machine" in caplog.text
 
 
 @pytest.mark.slow
