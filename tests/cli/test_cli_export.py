@@ -3,14 +3,13 @@ import json
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 from nse_hw.blocks import MultiBranch
-from nse_hw.cli import cli
 from nse_hw.latency import LatencyTable, load_table, predict, space_keys
 from nse_hw.space import Arch, load_space, parse_layer
 from nse_hw.train.recipe import TrainConfig
 from nse_hw.train.trainer import read_train_checkpoint, train
+from tests.fixtures.cli import assert_refused, invoke
 
 CFG = TrainConfig(epochs=1, batch_size=32, lr=0.05, width_mult=0.5, resolution=32, limit_train=128,
                   limit_heldout=64, limit_test=64)
@@ -29,15 +28,6 @@ def trained(tmp_path_factory):
         table.set(key, ms=0.001 * (i + 1), source="measured")  # any values: the test checks the plumbing
     table.save(root / "table.json")
     return root
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args))
-
-
-def assert_refused(res, text: str) -> None:
-    assert res.exit_code == 2, res.output
-    assert text in res.output and "Traceback" not in res.output
 
 
 def digest(path) -> dict[str, str]:

@@ -1,22 +1,15 @@
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from nse_hw.cli import cli
 from nse_hw.latency import load_table, predict, space_keys
 from nse_hw.space import load_space
 from profilers.netbench import sample_archs
 from profilers.units import arch_hash
+from tests.fixtures.cli import invoke as run
 from tests.fixtures.spaces import MICRO_SPACE_YAML
 
 FAST = ["--warmup", "2", "--runs", "5", "--convert-cpus", "none"]
-
-
-def run(*args):
-    res = CliRunner().invoke(cli, [str(a) for a in args])
-    assert "Traceback" not in res.output, res.output
-    return res
 
 
 @pytest.fixture(scope="module")

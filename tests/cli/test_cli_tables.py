@@ -3,11 +3,10 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from nse_hw.cli import cli
 from nse_hw.latency import load_table, space_keys
 from nse_hw.space import load_space
+from tests.fixtures.cli import invoke as run
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO / ".." / "shared" / "device-data"
@@ -17,12 +16,6 @@ fake_phone = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fake_phone)
 MINI = {"name": "phone-mini", "input": [32, 32, 3], "classes": 10, "stem": {"op": "conv_k3", "out": 8, "stride": 2},
         "stages": [{"out": 8, "depth": 1, "stride": 1}], "head": {"out": 16}, "pool": ["mb_k3_e1"]}
-
-
-def run(*args: str):
-    res = CliRunner().invoke(cli, list(args))
-    assert "Traceback" not in res.output
-    return res
 
 
 @pytest.fixture(scope="module")

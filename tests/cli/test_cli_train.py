@@ -1,10 +1,9 @@
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from nse_hw.cli import cli
 from nse_hw.space import parse_layer
+from tests.fixtures.cli import assert_refused, invoke
 
 CONFIG = """\
 epochs: 1
@@ -26,16 +25,6 @@ def files(tmp_path, tiny_space):
     other = tiny_space.arch([parse_layer("mb_k3_e1")] * 4)
     (tmp_path / "other.json").write_text(other.dumps())
     return tmp_path
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args))
-
-
-def assert_refused(res, text: str) -> None:
-    assert res.exit_code == 2, res.output
-    assert text in res.output and "Traceback" not in res.output
-    assert len([line for line in res.output.splitlines() if line.startswith("error:")]) == 1
 
 
 def test_train_a_search_run_dir_then_refuse_misuse(files):
