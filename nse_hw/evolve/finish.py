@@ -17,23 +17,17 @@ from nse_hw.train.dist import is_main
 log = logging.getLogger(__name__)
 
 
-def final_candidate(front: list[Candidate], budget_ms: float, *, scored: list[Candidate] | None = None,
-                    tie_se: float = 0.0, n_images: int | None = None) -> Candidate:
-    """The most accurate Pareto architecture within the budget.
-
-    With ``tie_se > 0``, the in-budget architectures of ``scored`` whose top-1 is within ``tie_se`` binomial
-    standard errors (``n_images`` held-out images) of that one are tied with it, and the slowest of them wins.
-    """
+def final_candidate(front: list[Candidate], budget_ms: float) -> Candidate:
+    """The most accurate Pareto architecture within the budget."""
     fits = [c for c in front if c.ms <= budget_ms]
     if not fits:
         raise NseError(f"no Pareto architecture is within the {budget_ms:g} ms budget (fastest found "
                        f"{min((c.ms for c in front), default=float('nan')):.2f} ms)")
-    best = max(fits, key=lambda c: (c.acc, -c.ms))
-    if tie_se <= 0 or not scored:
-        return best
-    if not n_images:
-        raise ValueError("a tie band needs the number of held-out images behind the scores")
-    band = tie_band(best.acc, n_images, tie_se)
+    return max(fits, key=lambda c: (c.acc, -c.ms))
+
+
+def tied_pick(best: Candidate, scored: list[Candidate], budget_ms: float, band: float) -> Candidate:
+    """The slowest in-budget architecture of ``scored`` whose top-1 is within ``band`` of ``best``'s."""
     tied = [c for c in scored if c.ms <= budget_ms and c.acc >= best.acc - band]
     return max(tied + [best], key=lambda c: (c.ms, c.acc))
 
@@ -67,11 +61,12 @@ def write_final(ctx: Context, cand: Candidate, *, method: str, extra: dict[str, 
 def finish(ctx: Context, history: list[dict[str, Any]], front: list[Candidate],
            scored: list[Candidate]) -> Candidate:
     tie_se, n = ctx.cfg.evolve.final_tie_se, ctx.scored_images
-    cand = final_candidate(front, ctx.budget.ms, scored=scored, tie_se=tie_se, n_images=n)
     strict = final_candidate(front, ctx.budget.ms)
+    band = tie_band(strict.acc, n, tie_se)
+    cand = tied_pick(strict, scored, ctx.budget.ms, band) if tie_se > 0 else strict
     pick = {"rule": f"slowest in-budget arch within {tie_se:g} SE of the most accurate Pareto arch" if tie_se
             else "most accurate Pareto arch within the budget", "tie_se": tie_se, "scored_images": n,
-            "band": tie_band(strict.acc, n, tie_se), "most_accurate_pareto": strict.to_dict()}
+            "band": band, "most_accurate_pareto": strict.to_dict()}
     if cand is not strict:
         log.info("final pick: %.2f ms (top-1 %.4f) ties the most accurate Pareto arch, %.2f ms (%.4f), within %g "
                  "SE (%.4f on %d images)", cand.ms, cand.acc, strict.ms, strict.acc, tie_se, pick["band"], n)

@@ -2,7 +2,7 @@ import pytest
 
 from nse_hw.errors import NseError
 from nse_hw.evolve import Candidate, pareto_front
-from nse_hw.evolve.finish import final_candidate, tie_band
+from nse_hw.evolve.finish import final_candidate, tie_band, tied_pick
 
 
 def cand(ms: float, acc: float) -> Candidate:
@@ -17,17 +17,19 @@ FRONT = [SCORED[i] for i in pareto_front(SCORED)]  # 5 ms (0.50) and 11 ms (0.60
 def test_strict_pick_is_the_most_accurate_pareto_arch_in_budget():
     assert [c.ms for c in FRONT] == [5.0, 11.0]
     assert final_candidate(FRONT, 10.0).ms == 5.0  # 11 ms is more accurate but over budget
-    assert final_candidate(FRONT, 10.0, scored=SCORED, tie_se=0.0, n_images=100).ms == 5.0
+    assert tie_band(0.5, 100, 0.0) == 0.0
+    assert tied_pick(final_candidate(FRONT, 10.0), SCORED, 10.0, band=0.0).ms == 5.0
 
 
 def test_tie_band_picks_the_slowest_in_budget_arch_within_it():
     assert tie_band(0.5, 100, 1.0) == pytest.approx(0.05)
     # band 0.05: 9 ms (0.46 >= 0.45) ties with 5 ms; 9.5 ms (0.44) does not; 11 ms is over budget
-    assert final_candidate(FRONT, 10.0, scored=SCORED, tie_se=1.0, n_images=100).ms == 9.0
+    best = final_candidate(FRONT, 10.0)
+    assert tied_pick(best, SCORED, 10.0, band=tie_band(best.acc, 100, 1.0)).ms == 9.0
     # two SE (0.10): 9.5 ms (0.44 >= 0.40) ties as well and is slower
-    assert final_candidate(FRONT, 10.0, scored=SCORED, tie_se=2.0, n_images=100).ms == 9.5
+    assert tied_pick(best, SCORED, 10.0, band=tie_band(best.acc, 100, 2.0)).ms == 9.5
     # 10000 images: SE 0.005, nothing ties
-    assert final_candidate(FRONT, 10.0, scored=SCORED, tie_se=1.0, n_images=10_000).ms == 5.0
+    assert tied_pick(best, SCORED, 10.0, band=tie_band(best.acc, 10_000, 1.0)).ms == 5.0
 
 
 def test_no_pareto_arch_in_budget_is_an_error():
