@@ -17,6 +17,7 @@ import torch
 
 from nse_hw.space import Op
 from nse_hw.supernet import Path, SpaceLatency
+from nse_hw.supernet.costs import CostMatrix
 
 log = logging.getLogger(__name__)
 
@@ -35,25 +36,25 @@ def _tilted(probs: np.ndarray, alive: np.ndarray, cost: np.ndarray, beta: float)
     return np.where(alive, 1.0 / (1.0 + np.exp(-logit)), 0.0)
 
 
-def _expected(model: SpaceLatency, subspaces: list[tuple[Op, ...]], p: np.ndarray) -> float:
-    costs = model.cost_matrix(subspaces, p.shape[1])
+def _expected(model: SpaceLatency, costs: CostMatrix, p: np.ndarray) -> float:
     return float(model.expected_ms(torch.as_tensor(p, dtype=torch.float32), costs))
 
 
 def find_tilt(model: SpaceLatency, subspaces: list[tuple[Op, ...]], probs: np.ndarray, alive: np.ndarray,
               window_ms: tuple[float, float], *, bound: float = 40.0) -> tuple[float, np.ndarray]:
     """β (0 when the untilted expectation is already in the window) and the tilted probabilities."""
-    cost = model.cost_matrix(subspaces, probs.shape[1]).ops.double().numpy()
+    costs = model.cost_matrix(subspaces, probs.shape[1])  # built once: only the tilt changes below
+    cost = costs.ops.double().numpy()
     live = cost[alive]
     cost = cost / (live.mean() if live.size and live.mean() > 0 else 1.0)
     lo, hi = window_ms
-    e0 = _expected(model, subspaces, _tilted(probs, alive, cost, 0.0))
-    if lo <= e0 <= hi:
-        return 0.0, _tilted(probs, alive, cost, 0.0)
+    p0 = _tilted(probs, alive, cost, 0.0)
+    if lo <= _expected(model, costs, p0) <= hi:
+        return 0.0, p0
     target, a, b = (lo + hi) / 2, -bound, bound  # E decreases with β
     for _ in range(50):
         mid = (a + b) / 2
-        if _expected(model, subspaces, _tilted(probs, alive, cost, mid)) > target:
+        if _expected(model, costs, _tilted(probs, alive, cost, mid)) > target:
             a = mid
         else:
             b = mid
