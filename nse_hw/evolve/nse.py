@@ -201,7 +201,7 @@ def _reachable(ctx: Context, net: SuperNet, eff: float, r: int) -> float:
     return eff
 
 
-def end_round(ctx: Context, state: LoopState, net: SuperNet) -> LoopState:
+def end_round(ctx: Context, state: LoopState, net: SuperNet, trainer: RoundTrainer) -> LoopState:
     """Score the candidates, take the Pareto front, keep its ops, refill from the queues, and reset."""
     cfg, r = ctx.cfg, state.round
     cands, paths, info = candidates(ctx, state, net)
@@ -222,9 +222,7 @@ def end_round(ctx: Context, state: LoopState, net: SuperNet) -> LoopState:
     best = max(in_budget, key=lambda c: c.acc) if in_budget else None
     summary = {"round": r + 1, "candidates": len(cands), **info, "front": len(front),
                "best_acc": best.acc if best else None, "best_ms": best.ms if best else None,
-               "expected_ms": float(ctx.latency.expected_ms(net.probs().detach().cpu(),
-                                                            ctx.latency.cost_matrix(net.subspaces,
-                                                                                    net.alpha.shape[1]))),
+               "expected_ms": trainer.expected_ms_now(),
                "kept": sum(map(len, keep)), "epochs": state.epochs}
     if is_main():
         ctx.run.write_json(ctx.run.round_json(r), {
@@ -264,7 +262,7 @@ def nse_search(ctx: Context) -> Candidate:
             trainer.opt_a.load_state_dict(ckpt["opt_a"])
         ckpt = None
         train_round(ctx, state, net, trainer)
-        state = end_round(ctx, state, net)
+        state = end_round(ctx, state, net, trainer)
         save(ctx, state, None, None)
         if is_main():
             plot_rounds(ctx.run, ctx.space, ctx.budget.ms, state.round)

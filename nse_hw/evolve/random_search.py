@@ -22,6 +22,7 @@ from nse_hw.errors import NseError
 from nse_hw.evolve.context import Context, cycle, derive_seed
 from nse_hw.evolve.finish import write_final
 from nse_hw.evolve.pareto import Candidate
+from nse_hw.evolve.scoring import top1
 from nse_hw.evolve.trainer import weight_optimizer
 from nse_hw.latency import predict
 from nse_hw.progress import progress_bar
@@ -87,13 +88,8 @@ def train_and_score(ctx: Context, choices: list[Layer], index: int) -> float:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    net.eval()
-    correct = total = 0
-    with torch.no_grad():
-        for x, y in ctx.loader(ctx.data.heldout, seed=0, train=False, distributed=False):
-            correct += int((net(x.to(ctx.device, memory_format=ctx.memory_format)).argmax(1).cpu() == y).sum())
-            total += int(y.numel())
-    return correct / total
+    return top1(net, None, ctx.loader(ctx.data.heldout, seed=0, train=False, distributed=False),
+                device=ctx.device, memory_format=ctx.memory_format)
 
 
 def random_search(ctx: Context) -> Candidate:

@@ -20,12 +20,14 @@ Batches = Callable[[], Iterable[tuple[Tensor, Tensor]]]
 
 
 @torch.no_grad()
-def top1(net: SuperNet, path: Path, batches: Iterable[tuple[Tensor, Tensor]], *, device: torch.device,
+def top1(net: torch.nn.Module, path: Path | None, batches: Iterable[tuple[Tensor, Tensor]], *, device: torch.device,
          memory_format: torch.memory_format = torch.contiguous_format) -> float:
+    """Top-1 of ``net`` on ``batches``: a supernet along ``path``, or a plain network (``path=None``)."""
     net.eval()
     correct = total = 0
     for x, y in batches:
-        pred = net(x.to(device, memory_format=memory_format), path).argmax(1).cpu()
+        x = x.to(device, memory_format=memory_format)
+        pred = (net(x) if path is None else net(x, path)).argmax(1).cpu()
         correct += int((pred == y).sum())
         total += int(y.numel())
     if total == 0:

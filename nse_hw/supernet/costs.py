@@ -13,6 +13,7 @@ is affine, so the expected calibrated latency is the calibration of the expected
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -29,7 +30,9 @@ from nse_hw.latency import (
     out_shape,
     space_keys,
 )
-from nse_hw.space import Layer, Op, SearchSpace, format_op
+from nse_hw.space import Layer, Op, SearchSpace
+
+Ms = TypeVar("Ms", float, Tensor)
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,8 @@ class SpaceLatency:
         fixed += sum(n * table.ms(k) for k, n in tail)
         self.fixed_ms = fixed
 
-    def calibrated(self, lut_ms: float) -> float:
+    def calibrated(self, lut_ms: Ms) -> Ms:
+        """The table's whole-network calibration, for a float or a tensor of LUT sums."""
         return self.slope * lut_ms + self.intercept
 
     def arch_ms(self, choices: list[Layer] | tuple[Layer, ...]) -> float:
@@ -150,11 +154,11 @@ class SpaceLatency:
         p_one = torch.sum(p * none[:, None] / q, 1)
         with_id = op_ms + costs.add * n + costs.scale * (1.0 - none)
         no_id = op_ms / z + costs.add * (n / z - 1.0) + costs.scale * (z - p_one) / z
-        return self.calibrated_t(self.fixed_ms + torch.where(costs.identity, with_id, no_id).sum())
+        return self.calibrated(self.fixed_ms + torch.where(costs.identity, with_id, no_id).sum())
 
     def expected_ms_reference(self, probs: Tensor, costs: list[LayerCosts]) -> Tensor:
         """The same through nse_hw.latency.expected_latency, layer by layer (for tests)."""
-        return self.calibrated_t(expected_latency(list(probs.unbind(0)), costs, fixed_ms=self.fixed_ms))
+        return self.calibrated(expected_latency(list(probs.unbind(0)), costs, fixed_ms=self.fixed_ms))
 
     def alpha_for_target(self, subspaces: list[tuple[Op, ...]], target_ms: float, *, p_eps: float,
                          bound: float = 8.0) -> float:
@@ -174,9 +178,6 @@ class SpaceLatency:
             lo, hi = (mid, hi) if expected(mid) < target_ms else (lo, mid)
         return (lo + hi) / 2
 
-    def calibrated_t(self, lut_ms: Tensor) -> Tensor:
-        return lut_ms * self.slope + self.intercept
-
     def batch_ms(self, bits: list[np.ndarray], subspaces: list[tuple[Op, ...]]) -> np.ndarray:
         """Calibrated latencies of N archs given as per-layer on/off matrices ``bits[l]`` [N, len(subspace l)]."""
         total = np.full(bits[0].shape[0], self.fixed_ms)
@@ -186,8 +187,4 @@ class SpaceLatency:
             total += b @ t + np.maximum(n - 1, 0) * lt.add + (n > 1) * lt.scale
         return self.slope * total + self.intercept
 
-    def breakdown(self, choices: list[Layer]) -> list[tuple[str, float]]:
-        """Calibration-free per-searchable-layer LUT ms of an arch (for plots), named by their ops."""
-        return [("+".join(format_op(o) for o in c) or "skip", lt.ms(c))
-                for lt, c in zip(self.layers, choices, strict=True)]
 

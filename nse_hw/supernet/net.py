@@ -87,7 +87,6 @@ class SuperNet(nn.Module):
         placeholder = [() if sk else (space.pool[0],) for sk in self.skippable]
         skel = adapt_arch(space.arch(placeholder), resolution=proxy.resolution, channels=proxy.channels,
                           classes=proxy.classes, width_mult=proxy.width_mult)
-        self.proxy_skeleton = skel
         self.stem = conv(proxy.channels, skel.stem_out, skel.stem_stride, k=skel.stem.k)
         chs, layers, it = skel.stem_out, [], iter(self.subspaces)
         for pos, spec in zip(space.positions, skel.layers, strict=True):
