@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from nse_hw.config import from_dict
+from nse_hw.config import from_dict, read_yaml
 from nse_hw.paths import CONFIGS
 
 TRAIN_CONFIGS = CONFIGS / "train"
@@ -78,12 +77,7 @@ def load_train_config(path: str | Path, *, preset: str | None = None, **override
     Returns the config and the preset actually applied ('' when the file has none and none was asked for).
     """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise ValueError(f"cannot read train config {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"train config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    data = read_yaml(path, what="train config") or {}
     if not isinstance(data, dict):
         raise ValueError(f"train config {path} must hold a mapping")
     presets = data.pop(PRESET_KEY, None) or {}
