@@ -13,7 +13,7 @@ import logging
 import re
 import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,7 +25,7 @@ from nse_hw.atomic import atomic_write_json
 from nse_hw.blocks import build_network
 from nse_hw.errors import NseError
 from nse_hw.export.card import CARD_NAME, build_card, file_info, latency_section
-from nse_hw.export.verify import Comparison, verify
+from nse_hw.export.verify import Comparison, torch_logits, verify
 from nse_hw.latency import LatencyTable, Prediction, load_table, predict
 from nse_hw.paths import TABLES
 from nse_hw.space import Arch, load_arch, save_arch
@@ -130,6 +130,7 @@ class Images:
     test_y: np.ndarray | None
     calibration: np.ndarray | None  # NHWC float32 training images
     inputs: str
+    reference: np.ndarray | None = None  # PyTorch's logits on test_x: one pass serves every file
 
 
 def _stack(ds: Any) -> tuple[torch.Tensor, np.ndarray]:
@@ -244,7 +245,8 @@ def _timed(host: HostRuntimes, path: Path, runtime: str, opts: ExportOptions, *,
 def _verified_file(host: HostRuntimes, model: nn.Module, path: Path, runtime: str, layout: str, images: Images,
                    opts: ExportOptions, what: str) -> tuple[dict[str, Any], Comparison]:
     session, timing = _timed(host, path, runtime, opts, threads=opts.threads)
-    cmp = verify(model, session.run, images.test_x, images.test_y, layout=layout, inputs=images.inputs)
+    cmp = verify(model, session.run, images.test_x, images.test_y, layout=layout, inputs=images.inputs,
+                 reference=images.reference)
     entry = {"what": what, "runtime": runtime, "input_layout": layout, **file_info(path),
              "verification_vs_pytorch": cmp.to_dict(), "latency_host": {**timing, "threads": opts.threads}}
     log.info("%s: max |diff| %.2e, top-1 agreement %.2f%%, %.3f ms", path.name, cmp.max_abs_diff,
@@ -328,6 +330,7 @@ def export_checkpoint(source: str | Path, opts: ExportOptions, host: HostRuntime
     out = prepare_out(opts.out or (run_dir or ckpt_path.parent) / "export", force=opts.force)
     table, pred = resolve_prediction(arch, opts.table)
     images = load_images(state, opts, size=size, proxy=proxy)
+    images = replace(images, reference=torch_logits(model, images.test_x))
 
     out.mkdir(parents=True, exist_ok=True)
     save_arch(arch, out / "arch.json")

@@ -61,9 +61,13 @@ def compare(reference: np.ndarray, logits: np.ndarray, labels: np.ndarray | None
 
 
 def verify(model: nn.Module, run: Callable[[np.ndarray], np.ndarray], x_nchw: torch.Tensor,
-           labels: np.ndarray | None, *, layout: str, inputs: str) -> Comparison:
-    """Run the file (through ``run``, in its ``layout``: 'NHWC' or 'NCHW') and PyTorch on the same images."""
+           labels: np.ndarray | None, *, layout: str, inputs: str, reference: np.ndarray | None = None) -> Comparison:
+    """Run the file (through ``run``, in its ``layout``: 'NHWC' or 'NCHW') and PyTorch on the same images.
+
+    ``reference``: PyTorch's logits on ``x_nchw`` when the caller has them already (several files, one model).
+    """
     if layout not in ("NHWC", "NCHW"):
         raise ValueError(f"layout must be NHWC or NCHW, got {layout!r}")
     x = x_nchw.permute(0, 2, 3, 1).contiguous() if layout == "NHWC" else x_nchw
-    return compare(torch_logits(model, x_nchw), run(x.numpy()), labels, inputs=inputs)
+    ref = torch_logits(model, x_nchw) if reference is None else reference
+    return compare(ref, run(x.numpy()), labels, inputs=inputs)
