@@ -20,11 +20,11 @@ from nse_hw import __version__
 from nse_hw.errors import NseError
 from nse_hw.latency import LatencyTable, calibrate, predict
 from nse_hw.latency.calibration import error_summary, fit_affine, pct_errors
+from nse_hw.latency.table import utc_now
 from nse_hw.progress import progress_bar
 from nse_hw.space import Arch, SearchSpace, format_layer, load_space
 from profilers.host import get_runner, summarize
 from profilers.pipeline import exported
-from profilers.table_builder import utc_now
 from profilers.units import ExportJob, arch_hash, default_cache
 
 

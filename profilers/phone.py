@@ -15,7 +15,6 @@ import shlex
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import yaml
 from nse_hw import __version__
 from nse_hw.errors import NseError
 from nse_hw.latency import LatencyTable, load_table, space_keys
+from nse_hw.latency.table import utc_now
 from nse_hw.paths import CONFIGS, TABLES
 from nse_hw.progress import progress_bar
 from nse_hw.space import SearchSpace
@@ -123,7 +123,7 @@ def new_meta(cfg: DeviceConfig, phone: dict[str, Any], binary: str) -> dict[str,
         "device": slug(phone["model"]), "runtime": cfg.runtime, "runtime_version": "unknown", "threads": cfg.threads,
         "dtype": "float32", "batch": 1, "statistic": "median where benchmark_model prints one, else mean "
         "(each entry's 'stat')", "warmup": cfg.warmup, "runs": cfg.runs,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"), "tool_version": __version__,
+        "created": utc_now(), "tool_version": __version__,
         "phone": {**phone, "taskset": cfg.taskset}, "device_config": asdict(cfg), "benchmark_binary": binary,
         "spaces": [],
     }
@@ -184,7 +184,7 @@ def _record(table: LatencyTable, key: str, res: BenchmarkResult) -> None:
     if res.version and table.meta.get("runtime_version") in ("unknown", None):
         table.meta["runtime_version"] = res.version
     table.set(key, ms=res.ms, source="measured", **res.entry_stats())
-    table.meta["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
+    table.meta["updated"] = utc_now()
     table.save()
 
 

@@ -11,7 +11,6 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from nse_hw import __version__
 from nse_hw.atomic import atomic_write_text, check_writable_dir
 from nse_hw.errors import NseError
 from nse_hw.latency import LatencyTable, load_table, space_keys
+from nse_hw.latency.table import utc_now
 from nse_hw.progress import progress_bar
 from nse_hw.space import SearchSpace
 from profilers.host import Runner, get_runner, host_description, summarize
@@ -39,10 +39,6 @@ class ProfileResult:
     measured: int
     skipped: int
     wall_s: float
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def new_meta(runner: Runner, *, warmup: int, runs: int, cpu_cache: str, evictor: Evictor | None) -> dict[str, Any]:

@@ -27,7 +27,6 @@ import hashlib
 import math
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ import yaml
 from nse_hw import __version__
 from nse_hw.errors import NseError
 from nse_hw.latency.keys import arch_components, classifier_key, head_key, join_key, op_key, parse_key
-from nse_hw.latency.table import LatencyTable
+from nse_hw.latency.table import LatencyTable, utc_now
 from nse_hw.space.arch import Arch
 from nse_hw.space.grammar import Op
 
@@ -170,7 +169,7 @@ def _new_table(device: str, fmt: str, runtime: str) -> LatencyTable:
     return LatencyTable({
         "device": device, "runtime": runtime, "runtime_version": "unknown (imported)",
         "threads": 1 if fmt in ("proxylessnas", "benchmark-profile") else None, "dtype": "float32", "batch": 1,
-        "statistic": "mean", "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "statistic": "mean", "created": utc_now(),
         "tool_version": __version__, "imports": [],
     })
 

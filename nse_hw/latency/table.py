@@ -14,12 +14,19 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from nse_hw.atomic import atomic_write_json
 from nse_hw.errors import LatencyMiss, NseError
 from nse_hw.paths import TABLES
+
+
+def utc_now() -> str:
+    """The time stamps of table provenance: UTC, to the second, ISO 8601."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
 
 TABLE_FORMAT = "nse-hw/latency-table/1"
 SOURCES = ("measured", "imported", "predicted")

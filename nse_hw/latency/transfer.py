@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,7 @@ from scipy.optimize import nnls
 from nse_hw.errors import NseError
 from nse_hw.latency.features import KEY_FEATURES, key_family, key_features
 from nse_hw.latency.keys import parse_key
-from nse_hw.latency.table import LatencyTable
+from nse_hw.latency.table import LatencyTable, utc_now
 
 FAMILY_FEATURES: dict[str, tuple[str, ...]] = {
     "mb": ("const",) + KEY_FEATURES,
@@ -292,7 +291,7 @@ def transfer_table(device: LatencyTable, *, host: LatencyTable | None = None, ke
     out = LatencyTable(copy.deepcopy(device.meta), copy.deepcopy(device.entries), None)
     todo = [k for k in targets if out.entries.get(k, {}).get("source", "predicted") == "predicted"]
     _fill(out, todo, model, host)
-    out.meta["transfer"] = {**model.to_dict(), "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    out.meta["transfer"] = {**model.to_dict(), "created": utc_now(),
                             "predicted": len(todo), "host_device": host.meta.get("device") if host else None,
                             "host_created": host.meta.get("created") if host else None}
     return out, model
