@@ -119,10 +119,12 @@ def profile_host(space: SearchSpace, *, runtime: str, out: Path, threads: int = 
     check_writable(out)
     evictor = Evictor() if cpu_cache == "evicted" else None
     table = open_table(out, new_meta(runner, warmup=warmup, runs=runs, cpu_cache=cpu_cache, evictor=evictor))
-    if (space_ref or space.name) not in table.meta.setdefault("spaces", []):
-        table.meta["spaces"].append(space_ref or space.name)
-    todo = [k for k in space_keys(space) if k not in table]
-    skipped = len(space_keys(space)) - len(todo)
+    ref = space_ref or space.name
+    if ref not in table.meta.setdefault("spaces", []):
+        table.meta["spaces"].append(ref)
+    keys = space_keys(space)
+    todo = [k for k in keys if k not in table]
+    skipped = len(keys) - len(todo)
     log.info("%s: %d keys to measure, %d already in %s", space.name, len(todo), skipped, out)
     start, loads = time.perf_counter(), [os.getloadavg()[0]]
     if todo and loads[0] > BUSY_LOAD:

@@ -30,18 +30,20 @@ def predict_cmd(arch_file: str, table_path: str | None, device: str | None, no_f
         raise NseError("give exactly one of --table PATH and --device NAME")
     arch = read_arch(arch_file)
     table = load_table(table_path or table_for_device(device))
+    comps = arch_components(arch)
     filled: list[str] = []
     if not no_fill and table.meta.get("transfer"):
         from nse_hw.latency.transfer import fill_missing
 
-        filled = fill_missing([k for c in arch_components(arch) for k, _ in c.keys], table)
+        filled = fill_missing([k for c in comps for k, _ in c.keys], table)
+    predicted_rows = {c.name for c in comps if any(k in filled for k, _ in c.keys)}  # whole keys, not substrings
     pred = predict(arch, table)
     if as_json:
         echo_json({"arch": arch_file, "table": str(table.path), "predicted_keys": filled, **pred.to_dict()})
         return
     width = max(len(n) for n, _, _ in pred.rows)
     for name, keys, ms in pred.rows:
-        mark = "  [predicted: not in the table]" if any(k in keys for k in filled) else ""
+        mark = "  [predicted: not in the table]" if name in predicted_rows else ""
         click.echo(f"{name:<{width}}  {ms:9.3f} ms  {keys}{mark}")
     click.echo(f"{'LUT sum':<{width}}  {pred.lut_sum_ms:9.3f} ms")
     click.echo(f"{'total':<{width}}  {pred.total_ms:9.3f} ms  ({table.meta.get('device')}, "

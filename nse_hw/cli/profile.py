@@ -44,15 +44,12 @@ def default_out(device: str, runtime: str, threads: int) -> Path:
 
 def _profile_host(*, runtime: str | None, space: str, threads: int, out: Path | None, **kw: Any) -> None:
     from nse_hw.space import load_space
-    from profilers.host import get_runner
-    from profilers.table_builder import check_writable, profile_host
+    from profilers.table_builder import profile_host
 
     if runtime is None:
         raise NseError("--device host needs --runtime (litert or onnxruntime)")
-    get_runner(runtime, threads=threads)  # unknown runtime: fail now
     sp = load_space(space)
     out = out or default_out("host", runtime, threads)
-    check_writable(out)
     ref = str(Path(space).resolve()) if Path(space).suffix else space  # what validate will load it by
     res = profile_host(sp, runtime=runtime, threads=threads, out=out, space_ref=ref, **kw)
     click.echo(f"measured {res.measured} entries ({res.skipped} already in the table) in {res.wall_s:.0f} s "
