@@ -144,7 +144,7 @@ def _seen(keys: list[str]) -> dict[str, list[Any]]:
 
 
 def fit_family(family: str, keys: list[str], y: list[float], *, host: LatencyTable | None = None,
-               shape_correction: bool = True, name: str = "") -> FamilyModel:
+               shape_correction: bool = True) -> FamilyModel:
     """Fit one family's model on ``keys`` -> ``y`` ms (features of the family, plus host ms if ``host``).
 
     ``shape_correction``: multiply predictions at a shape (``in|out|s``) the fit has entries for by the geometric
@@ -156,7 +156,7 @@ def fit_family(family: str, keys: list[str], y: list[float], *, host: LatencyTab
     used = [j for j, f in enumerate(names) if np.any(x[:, j] != 0)]
     need = ROWS_PER_FEATURE * len(used)
     if len(keys) < need:
-        raise NseError(f"transfer fit of family {family!r}{name} needs at least {need} entries "
+        raise NseError(f"transfer fit of family {family!r} needs at least {need} entries "
                        f"({ROWS_PER_FEATURE} per feature); the tables share {len(keys)}")
     xu, yy = x[:, used], np.asarray(y, dtype=float)
     if np.any(yy <= 0):
@@ -297,18 +297,15 @@ def transfer_table(device: LatencyTable, *, host: LatencyTable | None = None, ke
     return out, model
 
 
-def fill_missing(keys: list[str], device_table: LatencyTable, transfer_model: TransferModel | None = None, *,
-                 host_table: LatencyTable | None = None) -> list[str]:
-    """Predict (in place, ``source: predicted``) the ``keys`` the table lacks, with the stored transfer model.
+def fill_missing(keys: list[str], device_table: LatencyTable) -> list[str]:
+    """Predict (in place, ``source: predicted``) the ``keys`` the table lacks, with the transfer model stored in
+    its metadata by :func:`transfer_table` (a table without one is an error that says how to make it).
 
-    Returns the keys it filled. Without ``transfer_model`` the one in the table's metadata is used (written by
-    :func:`transfer_table`); a table without one is an error that says how to make it.
+    Returns the keys it filled. A model fitted with host latencies cannot fill keys here (no host table).
     """
-    if transfer_model is None:
-        stored = device_table.meta.get("transfer")
-        if not stored:
-            raise NseError(f"table {device_table.name} has no transfer model to predict misses with; make one "
-                           "with: nse-hw tables transfer --calibrate TABLE --space SPACE --out TABLE")
-        transfer_model = TransferModel.from_dict(stored)
+    stored = device_table.meta.get("transfer")
+    if not stored:
+        raise NseError(f"table {device_table.name} has no transfer model to predict misses with; make one "
+                       "with: nse-hw tables transfer --calibrate TABLE --space SPACE --out TABLE")
     missing = [k for k in dict.fromkeys(keys) if k not in device_table]
-    return _fill(device_table, missing, transfer_model, host_table)
+    return _fill(device_table, missing, TransferModel.from_dict(stored), None)
