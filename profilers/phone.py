@@ -166,16 +166,22 @@ def measure_models(dev: Adb, models: Iterable[tuple[str, Path]], *, cfg: DeviceC
         for key, local in bar:
             if table.entries.get(key, {}).get("source") == "measured":
                 continue
-            remote = f"{cfg.remote_dir}/{_remote_name(key)}"
-            dev.push(local, remote)
-            res = run_benchmark(dev, binary, remote, cfg)
-            dev.shell(f"rm -f {shlex.quote(remote)}", check=False)
-            _record(table, key, res)
+            _record(table, key, _bench_pushed(dev, binary, local, _remote_name(key), cfg))
             done.append(key)
     except ConnectionLost as exc:
         raise ConnectionLost(f"{exc}; {len(done)} new entries are saved in {table.path} — reconnect and run "
                              "the same command again to resume") from None
     return done
+
+
+def _bench_pushed(dev: Adb, binary: str, local: Path, name: str, cfg: DeviceConfig, *,
+                  op_profiling: bool = False) -> BenchmarkResult:
+    """Push ``local`` as ``name`` into the device's work folder, benchmark it there, remove it."""
+    remote = f"{cfg.remote_dir}/{name}"
+    dev.push(local, remote)
+    res = run_benchmark(dev, binary, remote, cfg, op_profiling=op_profiling)
+    dev.shell(f"rm -f {shlex.quote(remote)}", check=False)
+    return res
 
 
 def _record(table: LatencyTable, key: str, res: BenchmarkResult) -> None:
@@ -194,9 +200,8 @@ def litert_exports(*, cache: Path | None = None, convert_cpus: set[int] | None =
         from profilers.pipeline import exported
         from profilers.units import ExportJob, default_cache
 
-        kw: dict[str, Any] = {} if convert_cpus is None else {"convert_cpus": convert_cpus}
         for job, path in exported([ExportJob.for_key(k) for k in keys], runtime="litert",
-                                  cache=cache or default_cache(), **kw):
+                                  cache=cache or default_cache(), convert_cpus=convert_cpus):
             yield job.name, path
     return export
 
@@ -229,9 +234,5 @@ def profile_model(tflite: Path, *, device_cfg: DeviceConfig, serial: str | None 
     """Time a whole ``.tflite`` on the phone with per-op profiling (``result.nodes``: the Run Order table)."""
     dev = connect(serial=serial, adb=adb)
     binary = ensure_binary(dev, device_cfg, benchmark_binary)
-    remote = f"{device_cfg.remote_dir}/{_remote_name(Path(tflite).stem)}"
     dev.shell(f"mkdir -p {shlex.quote(device_cfg.remote_dir)}")
-    dev.push(tflite, remote)
-    res = run_benchmark(dev, binary, remote, device_cfg, op_profiling=True)
-    dev.shell(f"rm -f {shlex.quote(remote)}", check=False)
-    return res
+    return _bench_pushed(dev, binary, Path(tflite), _remote_name(Path(tflite).stem), device_cfg, op_profiling=True)
