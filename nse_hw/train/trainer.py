@@ -13,6 +13,7 @@ by (seed, e, rank), so a resumed run gives the same weights as one that was neve
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -240,7 +241,7 @@ class _Run:
     def train_epoch(self) -> dict[str, float]:
         cfg, e = self.cfg, self.epoch
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + e * 1009 + dist.rank())
-        totals = torch.zeros(3, dtype=torch.float64)
+        loss_sum = correct = seen = 0.0  # Python floats are float64: the sums of a float64 tensor, fewer syncs
         self.net.train()
         bar = progress_bar(self._loader(e), desc=f"epoch {e + 1}/{cfg.epochs}", leave=False, disable=not dist.is_main())
         for step, (x, y) in enumerate(bar):
@@ -248,17 +249,20 @@ class _Run:
             y = y.to(self.device)
             logits = self.net(x)
             loss = self.crit(logits, y)
-            if not torch.isfinite(loss):
-                raise NseError(f"training diverged at epoch {e + 1}, step {step} (loss {loss.item()}); lower --lr")
+            loss_v = loss.item()  # the step's one read of the loss from the device
+            if not math.isfinite(loss_v):
+                raise NseError(f"training diverged at epoch {e + 1}, step {step} (loss {loss_v}); lower --lr")
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
             self.sched.step()
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
-            totals += torch.tensor([loss.item() * len(y), (logits.argmax(1) == y).sum().item(), len(y)],
-                                   dtype=torch.float64)
-            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{self.sched.get_last_lr()[0]:.4f}", refresh=False)
+            loss_sum += loss_v * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+            bar.set_postfix(loss=f"{loss_v:.3f}", lr=f"{self.sched.get_last_lr()[0]:.4f}", refresh=False)
+        totals = torch.tensor([loss_sum, correct, seen], dtype=torch.float64)
         totals = dist.all_reduce_sum(totals.to(self.device)).cpu()
         return {"train_loss": float(totals[0] / totals[2]), "train_top1": float(totals[1] / totals[2])}
 
