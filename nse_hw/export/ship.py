@@ -27,7 +27,6 @@ from nse_hw.errors import NseError
 from nse_hw.export.card import CARD_NAME, build_card, file_info, latency_section
 from nse_hw.export.verify import Comparison, torch_logits, verify
 from nse_hw.latency import LatencyTable, Prediction, load_table, predict
-from nse_hw.paths import TABLES
 from nse_hw.space import Arch, load_arch, save_arch
 from nse_hw.train.data import load_data
 from nse_hw.train.trainer import BEST, RESULT, eval_state_dict, load_weights, read_train_checkpoint
@@ -112,12 +111,7 @@ def prepare_out(out: Path, *, force: bool) -> Path:
 
 
 def resolve_prediction(arch: Arch, table_arg: str | None) -> tuple[LatencyTable, Prediction]:
-    if table_arg is None:
-        default = TABLES / "host-litert.json"
-        if not default.is_file():
-            raise NseError(f"no latency table given and {default} does not exist; pass --table PATH")
-        table_arg = str(default)
-    table = load_table(table_arg)
+    table = load_table(table_arg or "host-litert")  # a missing file is an error listing the shipped tables
     if table.meta.get("runtime") not in RUNTIME_FORMAT:
         raise NseError(f"latency table {table.path} is for runtime {table.meta.get('runtime')!r}; this host "
                        f"measures {', '.join(RUNTIME_FORMAT)}")
