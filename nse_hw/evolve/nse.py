@@ -39,25 +39,29 @@ class LoopState:
     step: int  # weight steps finished in this round
     subspaces: Subspaces
     protected: list[list[Op]]  # kept from the last round: never pruned
-    pareto: list[Candidate] = field(default_factory=list)  # last round's front (keepable members)
     history: list[dict[str, Any]] = field(default_factory=list)
     epochs: list[dict[str, Any]] = field(default_factory=list)  # this round's epoch stats
     front: list[Candidate] = field(default_factory=list)  # last round's whole front (extras included)
     done: bool = False
     scored: list[Candidate] = field(default_factory=list)  # every architecture the last round scored
 
+    @property
+    def pareto(self) -> list[Candidate]:
+        """The last round's front without its extras: the architectures re-scored next round."""
+        return [c for c in self.front if c.kind != "extra"]
+
     def to_dict(self) -> dict[str, Any]:
         return {"round": self.round, "epoch": self.epoch, "step": self.step, "subspaces": self.subspaces.to_dict(),
                 "protected": [[str(o) for o in p] for p in self.protected],
-                "pareto": [c.to_dict() for c in self.pareto], "history": self.history, "epochs": self.epochs,
+                "history": self.history, "epochs": self.epochs,
                 "front": [c.to_dict() for c in self.front], "done": self.done,
                 "scored": [c.to_dict() for c in self.scored]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LoopState:
         return cls(d["round"], d["epoch"], d["step"], Subspaces.from_dict(d["subspaces"]),
-                   [[parse_op(t) for t in p] for p in d["protected"]], [Candidate.from_dict(c) for c in d["pareto"]],
-                   d["history"], d["epochs"], [Candidate.from_dict(c) for c in d["front"]], d["done"],
+                   [[parse_op(t) for t in p] for p in d["protected"]], d["history"], d["epochs"],
+                   [Candidate.from_dict(c) for c in d["front"]], d["done"],
                    [Candidate.from_dict(c) for c in d.get("scored", [])])
 
 
@@ -236,8 +240,8 @@ def end_round(ctx: Context, state: LoopState, net: SuperNet, trainer: RoundTrain
             "next": nxt.to_dict(), "scored": [c.to_dict() for c in cands]})
     log.info("round %d: best in-budget held-out top-1 %s at %s ms; front of %d; %d ops kept", r + 1,
              f"{best.acc:.4f}" if best else "-", f"{best.ms:.2f}" if best else "-", len(front), summary["kept"])
-    return LoopState(r + 1, 0, 0, nxt, [sorted(k) for k in keep], [c for c in front if c.kind != "extra"],
-                     state.history + [summary], [], front, done=r + 1 >= ctx.rounds, scored=cands)
+    return LoopState(r + 1, 0, 0, nxt, [sorted(k) for k in keep], state.history + [summary], [], front,
+                     done=r + 1 >= ctx.rounds, scored=cands)
 
 
 def resume_state(ctx: Context) -> tuple[LoopState, dict[str, Any] | None]:
