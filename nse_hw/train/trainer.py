@@ -127,8 +127,11 @@ def augment(x: torch.Tensor, *, pad: int, hflip: bool, gen: torch.Generator) -> 
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
     if pad:
         padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
-        off = torch.randint(0, 2 * pad + 1, (n, 2), generator=gen).tolist()
-        x = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(off)])
+        off = torch.randint(0, 2 * pad + 1, (n, 2), generator=gen).to(x.device)
+        rows = off[:, :1] + torch.arange(h, device=x.device)  # [n, h]: each image's crop window, gathered at once
+        cols = off[:, 1:] + torch.arange(w, device=x.device)
+        batch = torch.arange(n, device=x.device)[:, None, None]
+        x = padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
     return x
 
 

@@ -94,6 +94,16 @@ def test_augment_is_seeded_and_keeps_shape():
     assert torch.equal(augment(x, pad=0, hflip=False, gen=torch.Generator()), x)
 
 
+def test_augment_crops_each_image_at_its_own_offset():
+    x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).reshape(2, 1, 4, 4)
+    gen = torch.Generator().manual_seed(7)
+    got = augment(x, pad=1, hflip=False, gen=gen)
+    off = torch.randint(0, 3, (2, 2), generator=torch.Generator().manual_seed(7)).tolist()  # the same draw
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate")
+    for i, (dy, dx) in enumerate(off):
+        assert torch.equal(got[i], padded[i, :, dy:dy + 4, dx:dx + 4])
+
+
 def _cli(*args: str) -> list[str]:
     return [str(BIN / "nse-hw"), *args]
 
