@@ -131,7 +131,10 @@ def augment(x: torch.Tensor, *, pad: int, hflip: bool, gen: torch.Generator) -> 
         rows = off[:, :1] + torch.arange(h, device=x.device)  # [n, h]: each image's crop window, gathered at once
         cols = off[:, 1:] + torch.arange(w, device=x.device)
         batch = torch.arange(n, device=x.device)[:, None, None]
-        x = padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
+        x = padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+        # plain NCHW strides: with one channel .contiguous() keeps the permuted strides, and convs then take
+        # another (numerically different) path than for the stacked crops this replaced
+        x = x.clone(memory_format=torch.contiguous_format)
     return x
 
 

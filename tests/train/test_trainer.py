@@ -102,6 +102,7 @@ def test_augment_crops_each_image_at_its_own_offset():
     padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate")
     for i, (dy, dx) in enumerate(off):
         assert torch.equal(got[i], padded[i, :, dy:dy + 4, dx:dx + 4])
+    assert got.stride() == x.stride()  # plain NCHW, as the network's convs expect
 
 
 def _cli(*args: str) -> list[str]:
