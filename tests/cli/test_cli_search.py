@@ -14,6 +14,7 @@ from fixtures.search import tiny_budget_ms, tiny_setup  # noqa: E402
 from nse_hw.cli import cli  # noqa: E402
 from nse_hw.space import load_space  # noqa: E402
 from nse_hw.supernet import SpaceLatency  # noqa: E402
+from nse_hw.train.checkpoint import load_checkpoint  # noqa: E402
 
 
 def _run(*args):
@@ -114,7 +115,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(setup, monkeypatch):
     line = _one_line_error(_run("--latency", f"{tiny_budget_ms()}ms", *args, "--out", str(out)),
                            "became NaN/inf at round 1, weight step", "last good checkpoint (round 1, epoch 1)")
     assert str(out) in line
-    ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
+    ckpt = load_checkpoint(out / "checkpoint.pt")
     assert ckpt["state"]["epoch"] == 1 and all(torch.isfinite(t).all() for t in ckpt["net"].values()
                                                if t.is_floating_point())
     assert not (out / "arch.json").exists()

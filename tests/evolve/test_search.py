@@ -10,13 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 from fixtures.search import tiny_budget_ms, tiny_setup
 
 from nse_hw.cli import cli
 from nse_hw.latency import load_table, predict
 from nse_hw.space import load_arch, load_space, parse_layer
+from nse_hw.train.checkpoint import load_checkpoint
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -113,7 +113,7 @@ def test_resume_after_sigkill_reaches_the_same_result(tmp_path, tiny_run):
     proc.wait()
     assert not (out / "arch.json").exists()
     shutil.copy(out / "checkpoint.pt", tmp_path / "first.pt")
-    first = torch.load(tmp_path / "first.pt", weights_only=False)["state"]
+    first = load_checkpoint(tmp_path / "first.pt")["state"]
     assert first["round"] == 0 and first["epoch"] == 1  # killed inside round 1, after its first epoch
     res = subprocess.run([str(VENV_BIN / "nse-hw"), "search", "--resume", str(out)], capture_output=True,
                          text=True, env=_env(), timeout=300)
