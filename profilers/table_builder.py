@@ -2,7 +2,8 @@
 
 Resumable: keys already in the table are skipped, and the table is written atomically after every entry, so a
 kill loses at most the entry being timed. Exports are cached (see :mod:`profilers.units`), so a resumed run
-re-converts nothing.
+re-converts nothing. Each save merges with the file under its lock (:meth:`LatencyTable.save`): entries another
+command added meanwhile (``tables import``, a second profile) are kept, and this run's copy picks them up.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from nse_hw import __version__
 from nse_hw.atomic import atomic_write_text, check_writable_dir
 from nse_hw.errors import NseError
 from nse_hw.latency import LatencyTable, load_table, space_keys
-from nse_hw.latency.table import utc_now
+from nse_hw.latency.table import table_lock, utc_now
 from nse_hw.progress import progress_bar
 from nse_hw.space import SearchSpace
 from profilers.host import Runner, get_runner, host_description, summarize
@@ -69,9 +70,10 @@ def check_writable(path: Path) -> None:
     if path.is_dir():
         raise NseError(f"output {path} is a directory; give a .json file path")
     check_writable_dir(path.parent)
-    probe = path.parent / f".{path.name}.probe"
-    atomic_write_text(probe, "")
-    probe.unlink()
+    with table_lock(path):  # the lock sweeps probes that a killed run left; another run's is never swept
+        probe = path.parent / f".{path.name}.probe"
+        atomic_write_text(probe, "")
+        probe.unlink()
 
 
 @dataclass(frozen=True)

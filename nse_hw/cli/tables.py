@@ -41,6 +41,7 @@ def import_cmd(file: Path, fmt: str, device: str, out: Path | None, arch_file: s
                fresh: bool) -> None:
     """Map a public latency table FILE onto our keys (entries marked `imported`)."""
     from nse_hw.latency.importers import FORMATS, import_table
+    from nse_hw.latency.table import table_lock
     from nse_hw.space import load_arch
 
     if fmt not in FORMATS:
@@ -55,9 +56,12 @@ def import_cmd(file: Path, fmt: str, device: str, out: Path | None, arch_file: s
 
         res = parse_benchmark_output(file.read_text(errors="replace"))
         profile = (res.count, [(n.type, n.avg_ms) for n in res.nodes])
-    table, report = import_table(file, fmt=fmt, device=device, table=_load_or_none(out, fresh=fresh), arch=arch,
-                                 profile=profile, allow_partial=allow_partial)
-    table.save(out)
+    # Load, merge and save under the table's lock: a profile writing the same table cannot lose our entries,
+    # nor we its entries (its own saves merge with the file too).
+    with table_lock(out):
+        table, report = import_table(file, fmt=fmt, device=device, table=_load_or_none(out, fresh=fresh),
+                                     arch=arch, profile=profile, allow_partial=allow_partial)
+        table.save(out, replace=fresh)
     click.echo(f"imported {len(report.imported)} entries from {file.name} -> {out} "
                f"({len(table.entries)} entries in the table)")
     for raw, why in report.skipped.items():
@@ -76,16 +80,19 @@ def transfer_cmd(device_path: str, host_path: str | None, spaces: tuple[str, ...
                  no_shape_correction: bool) -> None:
     """Fit a per-family model on the device's entries and predict every entry it lacks (`predicted`)."""
     from nse_hw.latency import load_table, space_keys
+    from nse_hw.latency.table import table_lock
     from nse_hw.latency.transfer import transfer_table
     from nse_hw.space import load_space
 
-    device = load_table(device_path)
-    host = load_table(host_path) if host_path else None
     keys = [k for s in spaces for k in space_keys(load_space(s))]
-    table, model = transfer_table(device, host=host, keys=keys, shape_correction=not no_shape_correction)
-    table.meta.setdefault("spaces", [])
-    table.meta["spaces"] = list(dict.fromkeys(table.meta["spaces"] + list(spaces)))
-    table.save(out)
+    host = load_table(host_path) if host_path else None
+    with table_lock(out):  # --out is often the device table itself: read, fit and write it as one step
+        device = load_table(device_path)
+        table, model = transfer_table(device, host=host, keys=keys, shape_correction=not no_shape_correction)
+        table.meta.setdefault("spaces", [])
+        table.meta["spaces"] = list(dict.fromkeys(table.meta["spaces"] + list(spaces)))
+        same = device.path is not None and out.exists() and device.path.resolve() == out.resolve()
+        table.save(out, replace=not same)  # another --out is replaced, as before
     counts = collections.Counter(e["source"] for e in table.entries.values())
     extrapolated = sum(1 for e in table.entries.values() if e.get("extrapolated"))
     click.echo(f"{out}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))

@@ -115,25 +115,46 @@ def _unit_row(raw: str, stats: dict[str, Any], ms: float, *, fmt: str) -> _Row:
     return _Row(raw, None, ms, stats, why="no counterpart among our units (stem, op, head, classifier, add, scale)")
 
 
-def _yaml_rows(path: Path, fmt: str) -> list[_Row]:
+def _read_yaml(path: Path) -> Any:
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_bytes().decode("utf-8"))
     except OSError as exc:
         raise NseError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise NseError(f"{path} is not UTF-8 text") from None
+    except RecursionError:
+        raise NseError(f"{path} is nested too deeply") from None
     except yaml.YAMLError:
         raise NseError(f"{path} is not valid YAML") from None
+
+
+def _number(path: Path, raw: Any, field: str, v: Any, *, integer: bool = False) -> float:
+    """A finite value >= 0 of a source entry (a bool, string, NaN, inf or negative is an error naming it)."""
+    ok = not isinstance(v, bool) and isinstance(v, int if integer else int | float)
+    try:
+        ok = ok and math.isfinite(v) and v >= 0
+    except OverflowError:  # an int beyond float range
+        ok = False
+    if not ok:
+        need = "an integer >= 0" if integer else "a finite number >= 0"
+        raise NseError(f"{path}: entry {str(raw)!r} has {field} {v!r} (need {need})")
+    return v
+
+
+def _yaml_rows(path: Path, fmt: str) -> list[_Row]:
+    data = _read_yaml(path)
     if not isinstance(data, dict) or not data:
         raise NseError(f"{path} is not a {fmt} latency table (expected a mapping of keys to mean/count)")
     rows = []
     for raw, val in data.items():
-        if not isinstance(val, dict) or not isinstance(val.get("mean"), int | float):
-            raise NseError(f"{path}: entry {raw!r} has no numeric 'mean'")
-        stats: dict[str, Any] = {"n": int(val.get("count", 0))}
+        if not isinstance(val, dict) or "mean" not in val:
+            raise NseError(f"{path}: entry {str(raw)!r} has no numeric 'mean'")
+        ms = float(_number(path, raw, "mean", val["mean"]))
+        stats: dict[str, Any] = {"n": int(_number(path, raw, "count", val.get("count", 0), integer=True))}
         if "var" in val:
-            stats["std"] = math.sqrt(max(float(val["var"]), 0.0))
+            stats["std"] = math.sqrt(_number(path, raw, "var", val["var"]))
         elif "std" in val:
-            stats["std"] = float(val["std"])
-        ms = float(val["mean"])
+            stats["std"] = float(_number(path, raw, "std", val["std"]))
         m = _BLOCK.fullmatch(str(raw))
         has_flags = bool(m and m.group(11) is not None)
         if m and has_flags == (fmt == "ofa"):
@@ -181,6 +202,9 @@ def _residual_entry(row: _Row, table: LatencyTable, report: ImportReport) -> tup
     add = join_key("add", spec.shape)
     if add in table:
         add_ms = table.ms(add)
+        if add_ms > row.ms:  # the two sources disagree: a negative block would make every net look cheaper
+            raise NseError(f"{row.raw}: {row.ms:.4g} ms with its residual add is less than the table's "
+                           f"{add} alone ({add_ms:.4g} ms); the two sources do not fit together")
         return row.ms - add_ms, {"raw_ms": row.ms, "minus_add_ms": add_ms}
     report.notes.append(f"{row.key}: no {add} in the table, kept with its residual add")
     return row.ms, {"includes_residual_add": True}

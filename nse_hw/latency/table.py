@@ -6,13 +6,25 @@
               "tool_version": ..., "space": ..., "calibration": {"slope": a, "intercept_ms": b, ...}},
      "entries": {"mb_k5_e6|in=56x56x24|out=40|s=2": {"ms": ..., "p10": ..., "p90": ..., "n": ..., "source": ...}}}
 
-A miss is a :class:`LatencyMiss` naming the key and the command that fills it, never a default.
+A miss is a :class:`LatencyMiss` naming the key and the command that fills it, never a default. Every entry is
+checked on load, on :meth:`LatencyTable.set` and on save: a negative or NaN latency would silently make a net
+look cheaper (a stem at -500 ms let a ~574 ms net pass an 80 ms budget).
+
+Several processes may write one table (a running ``profile``, ``tables import``, ``latency calibrate``): every
+write holds an exclusive lock (:func:`table_lock`) and merges with what is on disk (:func:`merge_tables`), so no
+writer's entries are lost to another's stale in-memory copy.
 """
 
 from __future__ import annotations
 
+import copy
+import fcntl
 import json
+import math
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,15 +41,106 @@ def utc_now() -> str:
 
 
 TABLE_FORMAT = "nse-hw/latency-table/1"
-SOURCES = ("measured", "imported", "predicted")
+SOURCES = ("measured", "imported", "predicted")  # also the rank on a write conflict, strongest first
 DEPLOY_RUNTIMES = ("litert", "tflite")  # a device with several tables: its TFLite-family one is the default
+MAX_DEPTH = 32  # a table nests ~7 deep; deeper is garbage, and would overflow recursive copies and compares
+_STATS = ("p10", "p90", "p5", "p95", "avg", "std", "min", "max", "raw_ms", "minus_add_ms")  # ms, all optional
+_IDENTITY = ("device", "runtime", "threads")  # a table that differs here is another table: never merged
 
+
+# --- checks -------------------------------------------------------------------------------------------------
+
+def _real(v: Any) -> bool:
+    """A finite int or float; bool is an int to Python but never a latency."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int beyond float range
+        return False
+
+
+def _ms_like(v: Any) -> bool:
+    return _real(v) and v >= 0
+
+
+def entry_problem(e: Any) -> str | None:
+    """Why ``e`` cannot be a table entry (one phrase), or None."""
+    if not isinstance(e, dict):
+        return f"is {type(e).__name__}, not an object"
+    if not _ms_like(e.get("ms")):
+        return f"has ms {e.get('ms')!r} (need a finite number >= 0)"
+    for k in _STATS:
+        if k in e and e[k] is not None and not _ms_like(e[k]):
+            return f"has {k} {e[k]!r} (need a finite number >= 0)"
+    if _ms_like(e.get("p10")) and _ms_like(e.get("p90")) and not e["p10"] <= e["ms"] <= e["p90"]:
+        return f"has p10 {e['p10']} <= ms {e['ms']} <= p90 {e['p90']} false"
+    n = e.get("n")
+    if "n" in e and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+        return f"has n {n!r} (need an integer >= 0)"
+    if e.get("source") not in SOURCES:
+        return f"has source {e.get('source')!r} (need one of {', '.join(SOURCES)})"
+    return None
+
+
+def _int_at_least(lo: int) -> Any:
+    return lambda v: not isinstance(v, bool) and isinstance(v, int) and v >= lo
+
+
+_META_CHECKS: dict[str, tuple[Any, str]] = {
+    "device": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+    "runtime": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+    "threads": (lambda v: v is None or _int_at_least(1)(v), "an integer >= 1 or null"),
+    "batch": (_int_at_least(1), "an integer >= 1"),
+    "warmup": (_int_at_least(0), "an integer >= 0"),
+    "runs": (_int_at_least(1), "an integer >= 1"),
+    "spaces": (lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v), "a list of strings"),
+    "imports": (lambda v: isinstance(v, list), "a list"),
+    "transfer": (lambda v: v is None or isinstance(v, dict), "an object"),
+    "invoke_overhead": (lambda v: isinstance(v, dict) and _ms_like(v.get("ms")), "an object with ms >= 0"),
+    "calibration": (lambda v: v is None or v == {} or (isinstance(v, dict) and _real(v.get("slope"))
+                                                      and v["slope"] > 0 and _real(v.get("intercept_ms"))),
+                    "an object with a finite slope > 0 and intercept_ms"),
+}
+
+
+def _depth(obj: Any) -> int:
+    """Nesting depth of a JSON value, without recursion."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict | list):
+            deepest = max(deepest, d)
+            if d <= MAX_DEPTH:
+                stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def table_problem(meta: Any, entries: Any) -> str | None:
+    """Why (meta, entries) is not a valid table (one phrase naming the key), or None."""
+    if not isinstance(meta, dict) or not isinstance(entries, dict):
+        return "needs 'meta' and 'entries' objects"
+    if _depth(meta) > MAX_DEPTH or _depth(entries) > MAX_DEPTH:
+        return f"is nested deeper than {MAX_DEPTH} levels"
+    for key, (ok, need) in _META_CHECKS.items():
+        if key in meta and not ok(meta[key]):
+            return f"meta {key!r} is {meta[key]!r} (need {need})"
+    for key, e in entries.items():
+        if why := entry_problem(e):
+            return f"entry {key!r} {why}"
+    return None
+
+
+# --- the table ----------------------------------------------------------------------------------------------
 
 @dataclass
 class LatencyTable:
     meta: dict[str, Any]
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     path: Path | None = None
+    # What the file at ``path`` held when this copy was read or last written: a save merges only what this
+    # copy changed since then (see merge_tables).
+    base: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -66,20 +169,157 @@ class LatencyTable:
             raise LatencyMiss(missing, self.name, self.fill_hint())
 
     def set(self, key: str, *, ms: float, source: str, **stats: Any) -> None:
-        if source not in SOURCES:
-            raise ValueError(f"entry source must be one of {SOURCES}, got {source!r}")
-        self.entries[key] = {"ms": float(ms), **stats, "source": source}
+        entry = {"ms": float(ms) if _real(ms) else ms, **stats, "source": source}
+        if why := entry_problem(entry):
+            raise NseError(f"latency table {self.name}: entry {key!r} {why}")
+        self.entries[key] = entry
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": TABLE_FORMAT, "meta": self.meta, "entries": self.entries}
 
-    def save(self, path: str | Path | None = None) -> Path:
+    def save(self, path: str | Path | None = None, *, replace: bool = False) -> Path:
+        """Write the table atomically, under its lock, merged with what the file holds now (unless ``replace``).
+
+        Afterwards this copy holds the merged table, entries other writers added included.
+        """
         target = Path(path) if path else self.path
         if target is None:
             raise ValueError("table has no path to save to")
-        self.path = atomic_write_json(target, self.to_dict())
-        return self.path
+        with table_lock(target):
+            meta, entries = self.meta, self.entries
+            if not replace and target.exists():
+                disk = load_table(target)
+                base = self.base if self.path is not None and _same_file(self.path, target) else None
+                meta, entries = merge_tables(disk, self, base)
+            if why := table_problem(meta, entries):
+                raise NseError(f"latency table {target}: {why}; not written")
+            atomic_write_json(target, {"format": TABLE_FORMAT, "meta": meta, "entries": entries})
+        self.meta, self.entries, self.path = meta, entries, target
+        self.base = _snapshot(meta, entries)
+        return target
 
+
+def _snapshot(meta: dict[str, Any], entries: dict[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy({"meta": meta, "entries": entries})
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return a.resolve() == b.resolve()
+
+
+# --- concurrent writers -------------------------------------------------------------------------------------
+
+def _rank(entry: dict[str, Any]) -> int:
+    return -SOURCES.index(entry["source"]) if entry.get("source") in SOURCES else -len(SOURCES)
+
+
+def merge_entries(disk: dict[str, Any], mine: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """Disk's entries plus the ones ``mine`` added or changed since ``base`` (what both read).
+
+    A key changed both on disk and here: the stronger source wins (measured > imported > predicted), so an
+    import racing with a profile never replaces a measurement; on a tie, this write (the newer one) wins.
+    Entries are never dropped by a merge: an entry only here (even unchanged) is kept.
+    """
+    out = dict(disk)
+    for key, e in mine.items():
+        theirs = disk.get(key)
+        if theirs is None or theirs == e:
+            out[key] = e
+        elif base.get(key) == e:
+            continue  # untouched here, changed there: theirs
+        elif base.get(key) == theirs or _rank(e) >= _rank(theirs):
+            out[key] = e
+    return out
+
+
+def merge_meta(disk: dict[str, Any], mine: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """Disk's meta with the fields ``mine`` changed since ``base``; lists (spaces, imports) are unioned."""
+    out = dict(disk)
+    for key, v in mine.items():
+        if key in base and base[key] == v:
+            continue
+        if isinstance(v, list) and isinstance(out.get(key), list):
+            out[key] = out[key] + [x for x in v if x not in out[key]]
+        else:
+            out[key] = v
+    for key in base.keys() - mine.keys():  # removed here (e.g. a calibration dropped), untouched there
+        if out.get(key) == base[key]:
+            out.pop(key, None)
+    return out
+
+
+def merge_tables(disk: LatencyTable, mine: LatencyTable, base: dict[str, Any] | None
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(meta, entries) of ``mine`` written over ``disk``; ``base`` is what ``mine`` was read as (None: new)."""
+    clash = [k for k in _IDENTITY if k in disk.meta and k in mine.meta and disk.meta[k] != mine.meta[k]]
+    if clash:
+        k = clash[0]
+        raise NseError(f"latency table {disk.name} now holds {k}={disk.meta[k]!r}, not {mine.meta[k]!r}: another "
+                       "table was written there meanwhile; not merging (use another --out)")
+    base = base or {"meta": {}, "entries": {}}
+    return merge_meta(disk.meta, mine.meta, base["meta"]), merge_entries(disk.entries, mine.entries, base["entries"])
+
+
+_HELD: dict[Path, int] = {}  # lock files this process holds -> nesting depth (a save inside an update)
+
+
+def lock_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.parent / f".{path.name}.lock"
+
+
+@contextmanager
+def table_lock(path: str | Path) -> Iterator[None]:
+    """Hold the exclusive advisory lock of table ``path`` (``flock`` on ``.<name>.lock`` beside it).
+
+    Re-entrant within a process. On entry, temp files that killed writers left beside the table are removed:
+    every writer of the table holds this lock, so any that exist now are stale.
+    """
+    lock = lock_path(path).resolve()
+    if lock in _HELD:
+        _HELD[lock] += 1
+        try:
+            yield
+        finally:
+            _HELD[lock] -= 1
+        return
+    fd = _acquire(lock)
+    _HELD[lock] = 1
+    try:
+        _sweep(Path(path))
+        yield
+    finally:
+        del _HELD[lock]
+        with suppress(OSError):
+            os.unlink(lock)  # before unlocking: a waiter holding the old inode sees it is gone and retries
+        os.close(fd)
+
+
+def _acquire(lock: Path) -> int:
+    while True:
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise NseError(f"cannot lock {lock}: {exc.strerror or exc}") from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            st, now = os.fstat(fd), os.stat(lock)
+            if (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino):
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the previous holder removed it while we waited: lock the new one
+
+
+def _sweep(path: Path) -> None:
+    for pattern in (f".{path.name}.*.tmp", f".{path.name}.probe", f"..{path.name}.probe.*.tmp"):
+        for stale in path.parent.glob(pattern):
+            with suppress(OSError):
+                stale.unlink()
+
+
+# --- files --------------------------------------------------------------------------------------------------
 
 def resolve_table_path(name_or_path: str | Path) -> Path:
     """A path as given, or a shipped table by name (``host-litert`` -> latency_tables/host-litert.json)."""
@@ -89,29 +329,38 @@ def resolve_table_path(name_or_path: str | Path) -> Path:
     return TABLES / f"{name_or_path}.json"
 
 
-def load_table(path: str | Path, *, runtime: str | None = None) -> LatencyTable:
-    """Load and check a table; every problem is an :class:`NseError` naming the file."""
-    path = resolve_table_path(path)
+def _read_json(path: Path) -> Any:
     try:
-        d = json.loads(path.read_text())
+        return json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         shipped = ", ".join(sorted(p.stem for p in TABLES.glob("*.json"))) or "none"
         raise NseError(f"no latency table at {path} (shipped tables: {shipped})") from None
+    except IsADirectoryError:
+        raise NseError(f"latency table {path} is a directory") from None
     except OSError as exc:
         raise NseError(f"cannot read latency table {path}: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except UnicodeDecodeError:
+        raise NseError(f"latency table {path} is corrupt (not UTF-8 text)") from None
+    except json.JSONDecodeError:
         raise NseError(f"latency table {path} is corrupt (not valid JSON)") from None
-    if not isinstance(d, dict) or d.get("format") != TABLE_FORMAT:
-        fmt = d.get("format") if isinstance(d, dict) else None
-        raise NseError(f"latency table {path} has format {fmt!r}, expected {TABLE_FORMAT!r}")
+    except RecursionError:
+        raise NseError(f"latency table {path} is corrupt (nested too deeply)") from None
+
+
+def load_table(path: str | Path, *, runtime: str | None = None) -> LatencyTable:
+    """Load and check a table; every problem is an :class:`NseError` naming the file (and the key)."""
+    path = resolve_table_path(path)
+    d = _read_json(path)
+    if not isinstance(d, dict):
+        raise NseError(f"latency table {path} is corrupt (a JSON {type(d).__name__}, not an object)")
+    if d.get("format") != TABLE_FORMAT:
+        raise NseError(f"latency table {path} has format {d.get('format')!r}, expected {TABLE_FORMAT!r}")
     meta, entries = d.get("meta"), d.get("entries")
-    if not isinstance(meta, dict) or not isinstance(entries, dict) or not all(
-        isinstance(e, dict) and isinstance(e.get("ms"), int | float) for e in entries.values()
-    ):
-        raise NseError(f"latency table {path} is corrupt (bad meta or entries)")
+    if why := table_problem(meta, entries):
+        raise NseError(f"latency table {path} is corrupt: {why}")
     if runtime is not None and meta.get("runtime") != runtime:
         raise NseError(f"latency table {path} was measured with runtime {meta.get('runtime')!r}, not {runtime!r}")
-    return LatencyTable(meta, entries, path)
+    return LatencyTable(meta, entries, path, _snapshot(meta, entries))
 
 
 def table_for_device(device: str) -> Path:

@@ -3,9 +3,11 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from nse_hw.latency import load_table, space_keys
 from nse_hw.space import load_space
+from tests.fixtures.cli import assert_refused
 from tests.fixtures.cli import invoke as run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -127,3 +129,77 @@ def test_nse_hw_profile_device_pixel_is_the_phone_profiler(phone, tmp_path):
     assert {e["source"] for e in t.entries.values()} == {"measured"}
     res = run("profile", "--device", "host", "--runtime", "litert", "--space", "tiny", "--serial", "X")
     assert res.exit_code == 2 and "for phones" in res.output
+
+
+STEM_RAW = "Conv-input:224x224x3-output:112x112x32"
+STEM_KEY = "conv_k3|in=224x224x3|out=32|s=2"
+HEAD_RAW = "Conv_1-input:7x7x320-output:7x7x1280"
+
+
+def _pub(path, mean, count=10, **extra):
+    path.write_text(yaml.safe_dump({STEM_RAW: {"mean": mean, "count": count, **extra},
+                                    HEAD_RAW: {"mean": 3.0, "count": 10}}))
+    return path
+
+
+@pytest.mark.parametrize("mean, count, extra, says", [
+    (-500.0, 10, {}, "mean -500.0"), (float("nan"), 10, {}, "mean nan"), (float("inf"), 10, {}, "mean inf"),
+    (True, 10, {}, "mean True"), ("3.2", 10, {}, "mean '3.2'"), (1.0, "x", {}, "count 'x'"),
+    (1.0, 2.5, {}, "count 2.5"), (1.0, 10, {"var": -1.0}, "var -1.0"), (1.0, 10, {"std": "big"}, "std 'big'"),
+])
+def test_import_refuses_impossible_latencies_and_keeps_the_table(tmp_path, mean, count, extra, says):
+    out = tmp_path / "p.json"
+    assert run("tables", "import", "--format", "proxylessnas", _pub(tmp_path / "ok.yaml", 2.0), "--device", "p1",
+               "--out", out).exit_code == 0
+    before = out.read_bytes()
+    res = run("tables", "import", "--format", "proxylessnas", _pub(tmp_path / "bad.yaml", mean, count, **extra),
+              "--device", "p1", "--out", out)
+    assert_refused(res, says)
+    assert "bad.yaml" in res.output and STEM_RAW in res.output
+    assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "ok.yaml",
+                                                                                       "p.json"]
+
+
+@pytest.mark.parametrize("content, says", [
+    ("caf\u00e9: 1".encode("latin-1"), "not UTF-8"), (b"[" * 50_000 + b"]" * 50_000, "nested too deeply"),
+    (b"- 1\n- 2\n", "is not a proxylessnas latency table"),
+])
+def test_import_refuses_malformed_sources(tmp_path, content, says):
+    (tmp_path / "bad.yaml").write_bytes(content)
+    assert_refused(run("tables", "import", "--format", "proxylessnas", tmp_path / "bad.yaml", "--device", "p1",
+                       "--out", tmp_path / "p.json"), says)
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_import_into_a_bad_table_names_the_table_and_key(tmp_path):
+    out = tmp_path / "p.json"
+    out.write_text(json.dumps({"format": "nse-hw/latency-table/1", "meta": {"device": "p1", "runtime": "tflite"},
+                               "entries": {STEM_KEY: {"ms": -500.0, "source": "imported"}}}))
+    before = out.read_bytes()
+    res = run("tables", "import", "--format", "proxylessnas", _pub(tmp_path / "ok.yaml", 2.0), "--device", "p1",
+              "--out", out)
+    assert_refused(res, f"latency table {out} is corrupt: entry {STEM_KEY!r} has ms -500.0")
+    assert out.read_bytes() == before
+    res = run("tables", "transfer", "--calibrate", out, "--space", "tiny", "--out", out)
+    assert_refused(res, f"entry {STEM_KEY!r} has ms -500.0")
+    assert out.read_bytes() == before
+
+
+def test_import_while_a_profile_holds_a_stale_copy_keeps_both(tmp_path):
+    # the lost update of issue 11: profile saved its in-memory copy over the imported entry
+    out = tmp_path / "p.json"
+    assert run("tables", "import", "--format", "proxylessnas", _pub(tmp_path / "a.yaml", 2.0), "--device", "p1",
+               "--out", out).exit_code == 0
+    profile = load_table(out)  # what a running profile holds
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump({"Conv-input:112x112x3-output:56x56x16": {"mean": 1.0}}))
+    res = run("tables", "import", "--format", "proxylessnas", tmp_path / "b.yaml", "--device", "p1", "--out", out)
+    assert res.exit_code == 0, res.output
+    profile.set(STEM_KEY, ms=1.5, source="measured", n=5)
+    profile.save()
+    t = load_table(out)
+    assert "conv_k3|in=112x112x3|out=16|s=2" in t.entries and t.entries[STEM_KEY]["source"] == "measured"
+    assert [i["source"] for i in t.meta["imports"]] == ["a.yaml", "b.yaml"]
+    # and a later import does not replace the measurement
+    assert run("tables", "import", "--format", "proxylessnas", _pub(tmp_path / "c.yaml", 9.0), "--device", "p1",
+               "--out", out).exit_code == 0
+    assert load_table(out).entries[STEM_KEY]["ms"] == 1.5
