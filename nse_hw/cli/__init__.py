@@ -28,6 +28,11 @@ class CliGroup(click.Group):
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
+        argv = sys.argv[1:] if args is None else list(args)
+        bad = next((a for a in argv if isinstance(a, str) and not _is_utf8(a)), None)
+        if bad is not None:  # up front: such a path would break the logs (and JSON files) only after the work
+            click.echo(f"error: argument {_show_bytes(bad)} is not valid UTF-8; use a UTF-8 name", err=True)
+            sys.exit(2)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as exc:  # usage errors included: one line, exit 2
@@ -37,6 +42,22 @@ class CliGroup(click.Group):
             click.echo("error: interrupted", err=True)
             sys.exit(130)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _is_utf8(arg: str) -> bool:
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes of argv arrive as lone surrogates
+        return False
+    return True
+
+
+def _show_bytes(arg: str) -> str:
+    """The argument as the bytes the user typed: 'runs/\\xff'."""
+    try:
+        return repr(os.fsencode(arg))[1:]
+    except UnicodeEncodeError:
+        return ascii(arg)
 
 
 @click.group(cls=CliGroup, context_settings={"help_option_names": ["-h", "--help"]})

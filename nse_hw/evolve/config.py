@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nse_hw.config import load_config
+from nse_hw.config import check_ranges, load_config
 from nse_hw.paths import CONFIGS
 
 SEARCH_CONFIGS = CONFIGS / "search"
@@ -101,26 +102,43 @@ class SearchConfig:
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
 
     def check(self) -> SearchConfig:
+        check_ranges(self, RANGES, what="bad search config")
+        for name in ("latency.window", "latency.extras_window", "train.arch_betas"):
+            if len(operator.attrgetter(name)(self)) != 2:
+                raise ValueError(f"bad search config: {name} must be a pair [lo, hi]")
         lo, hi = self.latency.window
         elo, ehi = self.latency.extras_window
         problems = [
-            (self.evolve.subspace_size < 2, "evolve.subspace_size must be >= 2"),
-            (self.evolve.rounds is not None and self.evolve.rounds < 1, "evolve.rounds must be >= 1"),
-            (not 0 < lo < hi <= 1.0, "latency.window must be [lo, hi] with 0 < lo < hi <= 1"),
-            (not 0 < elo < ehi <= lo, "latency.extras_window must lie below latency.window"),
+            (not lo < hi, "latency.window must be [lo, hi] with 0 < lo < hi <= 1"),
+            (not elo < ehi <= lo, "latency.extras_window must lie below latency.window"),
             (self.latency.penalty not in ("squared", "hinge"), "latency.penalty must be 'squared' or 'hinge'"),
             (self.train.optimizer not in ("sgd", "adam"), "train.optimizer must be 'sgd' or 'adam'"),
-            (self.latency.lam < 0, "latency.lam must be >= 0"),
-            (not 0 < self.train.path_prob < 1, "train.path_prob must be in (0, 1)"),
-            (self.train.epochs_per_round < 1 or self.train.arch_every < 1, "epochs/arch_every must be >= 1"),
-            (self.evolve.samples < 1 or self.evolve.extras < 0, "evolve.samples must be >= 1, extras >= 0"),
-            (self.evolve.bn_batches < 1, "evolve.bn_batches must be >= 1"),
-            (self.proxy.width_mult <= 0 or self.proxy.resolution < 8, "proxy needs width_mult > 0, resolution >= 8"),
         ]
         for bad, msg in problems:
             if bad:
                 raise ValueError(f"bad search config: {msg}")
         return self
+
+
+# Allowed values of every numeric field (None, where a field allows it, means unset). `threads` is checked by
+# the thread handling.
+RANGES = {
+    "seed": "[0, 4294967295]",
+    "data.heldout_fraction": "(0, 1)", "data.limit_train": "[1, inf)", "data.limit_heldout": "[1, inf)",
+    "data.batch_size": "[1, inf)", "data.eval_batch_size": "[1, inf)", "data.workers": "[0, 64]",
+    "proxy.resolution": "[8, 1024]", "proxy.width_mult": "(0, 4]",
+    "train.epochs_per_round": "[1, inf)", "train.steps_per_epoch": "[1, inf)", "train.lr": "(0, inf)",
+    "train.momentum": "[0, 1)", "train.weight_decay": "[0, inf)", "train.path_prob": "(0, 1)",
+    "train.arch_lr": "(0, inf)", "train.arch_betas": "[0, 1)", "train.arch_every": "[1, inf)",
+    "train.arch_warmup_epochs": "[0, inf)", "train.alpha_init": "(-inf, inf)", "train.p_eps": "(0, 0.5)",
+    "train.prune_threshold": "(-inf, 0]",
+    "latency.lam": "[0, inf)", "latency.target_fraction": "(0, 1]", "latency.window": "(0, 1]",
+    "latency.extras_window": "(0, 1]",
+    "evolve.subspace_size": "[2, inf)", "evolve.rounds": "[1, inf)", "evolve.samples": "[1, inf)",
+    "evolve.extras": "[0, inf)", "evolve.max_draws": "[1, inf)", "evolve.bn_batches": "[1, inf)",
+    "evolve.score_batches": "[1, inf)", "evolve.final_tie_se": "[0, inf)",
+    "baseline.archs": "[1, inf)", "baseline.steps": "[1, inf)", "baseline.lr": "(0, inf)",
+}
 
 
 def preset_path(name: str) -> Path:

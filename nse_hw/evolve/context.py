@@ -17,6 +17,7 @@ from nse_hw.evolve.config import SearchConfig
 from nse_hw.evolve.rundir import RunDir, RunInfo
 from nse_hw.latency import LatencyTable, load_table
 from nse_hw.space import SearchSpace, load_space
+from nse_hw.space.size import check_fits, device_memory, estimate, largest_supernet
 from nse_hw.supernet import Proxy, SpaceLatency
 from nse_hw.train.data import DataBundle, load_data, make_loader
 from nse_hw.train.dist import device as default_device
@@ -56,7 +57,12 @@ class Context:
                            f"({d.batch_size}); lower data.batch_size or raise data.limit_train")
         if len(data.heldout) == 0:  # type: ignore[arg-type]
             raise NseError("the held-out split is empty; raise data.heldout_fraction or data.limit_heldout")
-        return cls(cfg, info, space, table, latency, budget, data, run, default_device())
+        device = default_device()
+        big = largest_supernet(space, resolution=cfg.proxy.resolution, channels=data.channels,
+                               classes=data.classes, width_mult=cfg.proxy.width_mult, k=cfg.evolve.subspace_size)
+        check_fits(estimate(big), batch=d.batch_size, what=f"the supernet of space {space.name} (proxy, "
+                   f"{cfg.evolve.subspace_size} ops per layer)", limit=device_memory(device))
+        return cls(cfg, info, space, table, latency, budget, data, run, device)
 
     @property
     def proxy(self) -> Proxy:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nse_hw.jsonio import read_json
 from nse_hw.space.grammar import Layer, Op, format_layer, format_op, parse_layer, parse_op
 
 ARCH_FORMAT = "nse-hw/arch/1"
@@ -58,8 +59,11 @@ class Arch:
     def __post_init__(self) -> None:
         if len(self.input) != 3 or min(self.input) < 1:
             raise ValueError(f"input must be [H, W, C] with positive sizes, got {list(self.input)}")
-        if self.classes < 1 or self.stem_out < 1 or self.head_out < 1:
-            raise ValueError("classes, stem out and head out must be positive")
+        for name, value in (("classes", self.classes), ("stem out", self.stem_out), ("head out", self.head_out)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if self.stem_stride not in (1, 2):
+            raise ValueError(f"stem stride must be 1 or 2, got {self.stem_stride}")
         if self.stem.kind != "conv":
             raise ValueError(f"stem op must be conv_k<k>, got {format_op(self.stem)!r}")
         chs = self.stem_out
@@ -68,6 +72,14 @@ class Arch:
                 raise ValueError(f"layer {i} is 'skip' but changes stride or width ({chs}->{spec.out}, "
                                  f"stride {spec.stride}); skip is legal only in stride-1 same-width layers")
             chs = spec.out
+        # below this every stride-2 layer past the 1x1 point only pads: the net is not what the file says
+        if min(self.input[:2]) < self.total_stride:
+            raise ValueError(f"input {self.input[0]}x{self.input[1]} is smaller than the network's total stride "
+                             f"{self.total_stride}; use at least {self.total_stride}x{self.total_stride}")
+
+    @property
+    def total_stride(self) -> int:
+        return self.stem_stride * math.prod(s.stride for s in self.layers)
 
     def layer_inputs(self) -> list[Shape]:
         """Input shape (H, W, C) of every layer, then of the head (last element)."""
@@ -100,13 +112,21 @@ class Arch:
             raise ValueError("arch file must hold a JSON object")
         if d.get("format") != ARCH_FORMAT:
             raise ValueError(f"arch format {d.get('format')!r} is not {ARCH_FORMAT!r}")
-        try:
-            stem = d["stem"]
-            layers = tuple(LayerSpec(parse_layer(x["ops"]), int(x["out"]), int(x["stride"])) for x in d["layers"])
-            return cls(tuple(int(v) for v in d["input"]), int(d["classes"]), parse_op(stem["op"]),
-                       int(stem["out"]), int(stem["stride"]), layers, int(d["head"]["out"]), dict(d.get("meta", {})))
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"arch file is missing or mistypes field {exc}") from None
+        stem, head, layers = _obj(d, "stem"), _obj(d, "head"), _field(d, "layers", list)
+        specs = []
+        for i, x in enumerate(layers):
+            x = _obj({f"layers[{i}]": x}, f"layers[{i}]")
+            specs.append(LayerSpec(parse_layer(_field(x, "ops", str, f"layers[{i}].")), _int(x, "out", f"layers[{i}]."),
+                                   _int(x, "stride", f"layers[{i}].")))
+        shape = _field(d, "input", list)
+        if len(shape) != 3:
+            raise ValueError(f"input must be [H, W, C], got {shape!r}")
+        meta = d.get("meta", {})
+        if not isinstance(meta, dict):
+            raise ValueError("field meta must be an object")
+        return cls(tuple(_int({"input": v}, "input") for v in shape), _int(d, "classes"),  # type: ignore[arg-type]
+                   parse_op(_field(stem, "op", str, "stem.")), _int(stem, "out", "stem."),
+                   _int(stem, "stride", "stem."), tuple(specs), _int(head, "out", "head."), dict(meta))
 
     def dumps(self) -> str:
         return json.dumps(self.to_dict(), indent=1) + "\n"
@@ -115,16 +135,35 @@ class Arch:
 def load_arch(path: str | Path) -> Arch:
     """Read an arch file; every problem is a ValueError naming the file."""
     path = Path(path)
-    try:
-        d = json.loads(path.read_text())
-    except OSError as exc:
-        raise ValueError(f"cannot read arch file {path}: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"arch file {path} is not JSON: {exc.msg} at line {exc.lineno}") from None
+    d = read_json(path, what="arch file")
     try:
         return Arch.from_dict(d)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
+
+
+def _field(d: dict[str, Any], key: str, kind: type, where: str = "") -> Any:
+    if key not in d:
+        raise ValueError(f"arch file is missing field {where}{key}")
+    if not isinstance(d[key], kind) or isinstance(d[key], bool):
+        raise ValueError(f"arch field {where}{key} must be {_KINDS[kind]}, got {_short(d[key])}")
+    return d[key]
+
+
+def _obj(d: dict[str, Any], key: str) -> dict[str, Any]:
+    return _field(d, key, dict)  # type: ignore[no-any-return]
+
+
+def _int(d: dict[str, Any], key: str, where: str = "") -> int:
+    return int(_field(d, key, int, where))  # JSON integers only: 3.7, "32", true are mistakes, not widths
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+_KINDS = {int: "an integer", str: "a string", list: "a list", dict: "an object"}
 
 
 def save_arch(arch: Arch, path: str | Path) -> Path:

@@ -7,7 +7,8 @@
 
 A layer is one or more ops joined by ``+``. ``parse_*(format_*(x)) == x`` for every value, and the text form is
 canonical (no ``_d1``, no leading zeros), so ``format_*(parse_*(s)) == s`` for every string that parses.
-Unknown or malformed tokens raise ``ValueError`` naming the token.
+Unknown or malformed tokens raise ``ValueError`` naming the token. Sizes are bounded (:data:`BOUNDS`): every pool,
+arch and table we ship stays well inside them, and ``mb_k999`` (a 38-second "op") is refused, not priced.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ _MB = re.compile(rf"mb_k{_POS}_e{_POS}(?:_d([2-9]|[1-9][0-9]+))?(_se)?(_hs)?")
 _REC = re.compile(rf"rec_k{_POS}_e{_POS}")
 _CONV = re.compile(rf"conv_k{_POS}")
 SKIP = "skip"
+# Sane ranges (inclusive) for kernel size (odd), expand ratio and dilation; shipped ops use k3..k11, e1..e6, d1..d3.
+BOUNDS = {"k": (1, 15), "e": (1, 16), "d": (1, 8)}
 
 
 @dataclass(frozen=True, order=True)
@@ -36,10 +39,12 @@ class Op:
     def __post_init__(self) -> None:
         if self.kind not in ("mb", "rec", "conv"):
             raise ValueError(f"unknown op kind {self.kind!r}")
-        if self.k < 1 or self.k % 2 == 0:
-            raise ValueError(f"kernel size must be odd and positive, got k={self.k} in {self.kind!r} op")
-        if self.e < 1 or self.d < 1:
-            raise ValueError(f"expand and dilation must be >= 1 (e={self.e}, d={self.d})")
+        if self.k % 2 == 0:
+            raise ValueError(f"kernel size must be odd, got k={self.k} in {self.kind!r} op")
+        for name, (lo, hi) in BOUNDS.items():
+            value = getattr(self, name)
+            if not lo <= value <= hi:
+                raise ValueError(f"{name}={value} in {self.kind!r} op is out of range {lo}..{hi}")
         if self.kind != "mb" and (self.d != 1 or self.se or self.hs):
             raise ValueError(f"{self.kind!r} ops take no _d/_se/_hs suffix")
         if self.kind == "conv" and self.e != 1:

@@ -13,6 +13,8 @@ from nse_hw.paths import SPACES
 from nse_hw.space.arch import Arch, LayerSpec, Shape
 from nse_hw.space.grammar import Layer, Op, format_layer, parse_layer, parse_op
 
+MAX_DEPTH = 100  # layers per stage
+
 
 @dataclass(frozen=True)
 class Position:
@@ -87,6 +89,8 @@ def _positions(cfg: dict[str, Any], stem_out: int) -> list[Position]:
         positions.append(Position(int(fx["out"]), int(fx["stride"]), False, False, parse_layer(fx["ops"])))
         chs = int(fx["out"])
     for st in cfg["stages"]:
+        if not 1 <= int(st["depth"]) <= MAX_DEPTH:  # before looping over it: depth 10**9 would hang here
+            raise ValueError(f"stage depth must be in 1..{MAX_DEPTH}, got {st['depth']}")
         for d in range(int(st["depth"])):
             stride = int(st["stride"]) if d == 0 else 1
             skippable = bool(cfg.get("skip", True)) and stride == 1 and chs == int(st["out"])
@@ -96,6 +100,8 @@ def _positions(cfg: dict[str, Any], stem_out: int) -> list[Position]:
 
 
 def space_from_dict(cfg: dict[str, Any]) -> SearchSpace:
+    if not isinstance(cfg, dict):
+        raise ValueError(f"a space file must hold a mapping, not a {type(cfg).__name__}")
     try:
         stem = cfg["stem"]
         pool = tuple(parse_op(t) for t in cfg["pool"])
@@ -103,9 +109,11 @@ def space_from_dict(cfg: dict[str, Any]) -> SearchSpace:
             raise ValueError("pool must be a non-empty list of distinct ops")
         if any(op.kind == "conv" for op in pool):
             raise ValueError("conv ops cannot be in the pool")
-        return SearchSpace(str(cfg["name"]), tuple(int(v) for v in cfg["input"]), int(cfg["classes"]),
-                           parse_op(stem["op"]), int(stem["out"]), int(stem["stride"]),
-                           tuple(_positions(cfg, int(stem["out"]))), int(cfg["head"]["out"]), pool)
+        space = SearchSpace(str(cfg["name"]), tuple(int(v) for v in cfg["input"]), int(cfg["classes"]),
+                            parse_op(stem["op"]), int(stem["out"]), int(stem["stride"]),
+                            tuple(_positions(cfg, int(stem["out"]))), int(cfg["head"]["out"]), pool)
+        space.arch([(pool[0],)] * len(space.searchable))  # the arch checks: sizes, strides, input vs stride
+        return space
     except (KeyError, TypeError) as exc:
         raise ValueError(f"space config is missing or mistypes field {exc}") from None
 

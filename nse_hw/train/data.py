@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import gzip
 import logging
+import math
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -41,14 +44,48 @@ class DataBundle:
     std: tuple[float, ...]
 
 
+IDX_UINT8, IDX_MAX_DIMS, _CHUNK = 0x08, 4, 1 << 24
+
+
+def _read_exact(fh: BinaryIO, n: int) -> bytes:
+    """Up to ``n`` bytes, in chunks: memory follows what the file holds, not what its header claims."""
+    chunks, left = [], n
+    while left > 0:
+        chunk = fh.read(min(left, _CHUNK))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
 def _read_idx(path: Path) -> np.ndarray:
-    """An IDX file (optionally gzipped): magic 0x0000 dtype ndim, big-endian dims, then uint8 data."""
+    """An IDX file (optionally gzipped): magic 0x0000 dtype ndim, big-endian dims, then uint8 data.
+
+    Every malformation (empty, truncated, trailing bytes, bad gzip, not uint8, absurd dims) is a ValueError
+    naming the file and what is wrong.
+    """
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        raw = fh.read()
-    ndim = raw[3]
-    dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4)
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(tuple(int(d) for d in dims))
+    try:
+        with opener(path, "rb") as fh:
+            head = _read_exact(fh, 4)
+            if len(head) < 4 or head[:2] != b"\0\0":
+                raise ValueError(f"IDX file {path} has no IDX header (magic 00 00 <type> <ndim>)")
+            if head[2] != IDX_UINT8 or not 1 <= head[3] <= IDX_MAX_DIMS:
+                raise ValueError(f"IDX file {path} holds type 0x{head[2]:02x} with {head[3]} dims; expected "
+                                 f"unsigned bytes (0x08) with 1..{IDX_MAX_DIMS} dims")
+            raw_dims = _read_exact(fh, 4 * head[3])
+            if len(raw_dims) < 4 * head[3]:
+                raise ValueError(f"IDX file {path} is truncated inside its header")
+            dims = tuple(int(d) for d in np.frombuffer(raw_dims, dtype=">u4"))
+            n = math.prod(dims)
+            data = _read_exact(fh, n + 1)  # one more byte: trailing data means the dims are wrong too
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a bad CRC, an EOFError
+        raise ValueError(f"IDX file {path} is corrupt or unreadable: {exc}") from None
+    if len(data) != n:
+        raise ValueError(f"IDX file {path} declares dims {'x'.join(map(str, dims))} ({n} bytes) but holds "
+                         f"{'more' if len(data) > n else len(data)} bytes of data")
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
 def _idx_file(root: Path, stem: str) -> Path | None:
@@ -65,17 +102,45 @@ def _fashion_tensors(root: Path, split: str, resolution: int) -> TensorDataset:
         raise NseError(f"{root} has no Fashion-MNIST {prefix}-images/labels IDX files")
     try:
         images, labels = _read_idx(img_path), _read_idx(lbl_path)
-    except (OSError, ValueError, EOFError) as exc:
-        raise NseError(f"cannot read Fashion-MNIST from {root}: {exc}") from None
+    except ValueError as exc:
+        raise NseError(str(exc)) from None
+    _check_idx_pair(images, labels, img_path, lbl_path, classes=len(FASHION_LABELS))
+    _check_tensor_memory(images.shape[0], resolution, img_path)
     x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
     x = (x - FASHION_MEAN) / FASHION_STD
-    if resolution != 28:  # pad to 32 (keeps pixels as they are); otherwise resize
-        pad = (resolution - 28) // 2
-        if resolution > 28 and (resolution - 28) % 2 == 0:
+    size = images.shape[1]
+    if (images.shape[1], images.shape[2]) != (resolution, resolution):  # pad (keeps pixels as they are) or resize
+        pad = (resolution - size) // 2
+        if images.shape[1] == images.shape[2] and resolution > size and (resolution - size) % 2 == 0:
             x = F.pad(x, (pad, pad, pad, pad), value=-FASHION_MEAN / FASHION_STD)
         else:
             x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
     return TensorDataset(x.contiguous(), torch.from_numpy(labels.astype(np.int64)))
+
+
+def _check_idx_pair(images: np.ndarray, labels: np.ndarray, img_path: Path, lbl_path: Path, *,
+                    classes: int) -> None:
+    """Images N x H x W and labels N, the same N > 0, every label a class index."""
+    if images.ndim != 3 or min(images.shape) < 1:
+        raise NseError(f"{img_path} holds shape {images.shape}; expected N x H x W images with N, H, W >= 1")
+    if labels.ndim != 1:
+        raise NseError(f"{lbl_path} holds shape {labels.shape}; expected one label per image")
+    if len(labels) != len(images):
+        raise NseError(f"{img_path} has {len(images)} images but {lbl_path} has {len(labels)} labels")
+    if labels.max() >= classes:
+        bad = int(np.argmax(labels >= classes))
+        raise NseError(f"{lbl_path}: label {labels[bad]} at index {bad} is out of range for {classes} classes "
+                       f"(0..{classes - 1})")
+
+
+def _check_tensor_memory(n: int, resolution: int, path: Path) -> None:
+    """The float32 tensors of ``n`` images at ``resolution`` (about three copies while they are made) must fit."""
+    from nse_hw.space.size import gib, host_memory
+
+    need, limit = 3 * 4 * n * resolution * resolution, host_memory()
+    if need > limit:
+        raise NseError(f"{n} images of {path} at {resolution}x{resolution} px need about {gib(need)} "
+                       f"(memory: {gib(limit)}); lower the resolution or limit the images")
 
 
 def _fashion_root(source: str) -> Path:
@@ -115,7 +180,11 @@ def load_data(source: str, *, resolution: int, heldout_fraction: float = 0.1, se
               limit_test: int | None = None) -> DataBundle:
     """Load ``source`` ('fashion-mnist', a directory of IDX files, or an ImageFolder root with train/ and val/)."""
     root = _fashion_root(source)
-    if not root.is_dir() or not any(root.iterdir()):
+    try:
+        empty = not root.is_dir() or not any(root.iterdir())
+    except OSError as exc:
+        raise NseError(f"cannot read data directory {root}: {exc.strerror or exc}") from None
+    if empty:
         raise NseError(f"data directory {root} is empty or unreadable")
     if (root / "train").is_dir() and (root / "val").is_dir():
         return _image_folder(root, resolution, heldout_fraction, seed, limit_train, limit_heldout, limit_test)

@@ -16,7 +16,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from nse_hw.config import from_dict, read_yaml
+from nse_hw.config import check_ranges, from_dict, read_yaml
 from nse_hw.paths import CONFIGS
 
 TRAIN_CONFIGS = CONFIGS / "train"
@@ -48,19 +48,20 @@ class TrainConfig:
     eval_batch_size: int = 256
     workers: int = 0
     seed: int = 0
+    threads: int | None = None  # torch threads per process (None: leave torch's; the CLI records its choice)
 
     def __post_init__(self) -> None:
-        checks = {"epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
-                  "momentum": 0 <= self.momentum < 1, "weight_decay": self.weight_decay >= 0,
-                  "label_smoothing": 0 <= self.label_smoothing < 1, "warmup_epochs": self.warmup_epochs >= 0,
-                  "width_mult": self.width_mult > 0, "heldout_fraction": 0 < self.heldout_fraction < 1,
-                  "crop_padding": self.crop_padding >= 0, "eval_batch_size": self.eval_batch_size >= 1,
-                  "workers": self.workers >= 0, "ema_bn_batches": self.ema_bn_batches >= 1,
-                  "ema_decay": self.ema_decay is None or 0 < self.ema_decay < 1,
-                  "resolution": self.resolution is None or self.resolution >= 1}
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(f"train config: {bad[0]}={getattr(self, bad[0])!r} is out of range")
+        check_ranges(self, RANGES, what="train config")
+
+
+# Allowed values of every numeric field (None, where a field allows it, means unset).
+RANGES = {
+    "epochs": "[1, inf)", "batch_size": "[1, inf)", "lr": "(0, inf)", "momentum": "[0, 1)",
+    "weight_decay": "[0, inf)", "label_smoothing": "[0, 1)", "warmup_epochs": "[0, inf)", "ema_decay": "(0, 1)",
+    "ema_bn_batches": "[1, inf)", "width_mult": "(0, 4]", "resolution": "[8, 1024]", "heldout_fraction": "(0, 1)",
+    "limit_train": "[1, inf)", "limit_heldout": "[1, inf)", "limit_test": "[1, inf)", "crop_padding": "[0, 64]",
+    "eval_batch_size": "[1, inf)", "workers": "[0, 64]", "seed": "[0, 4294967295]",
+}
 
 
 def default_config_path(data: str) -> Path:
@@ -79,13 +80,17 @@ def load_train_config(path: str | Path, *, preset: str | None = None, **override
     path = Path(path)
     data = read_yaml(path, what="train config") or {}
     if not isinstance(data, dict):
-        raise ValueError(f"train config {path} must hold a mapping")
+        raise ValueError(f"train config {path} must hold a mapping of keys to values, not a {type(data).__name__}")
     presets = data.pop(PRESET_KEY, None) or {}
     fallback = data.pop("default_preset", None)
+    if not isinstance(presets, dict) or not all(isinstance(v, dict | None) for v in presets.values()):
+        raise ValueError(f"train config {path}: {PRESET_KEY} must map preset names to mappings of keys")
+    if not isinstance(fallback, str | None):
+        raise ValueError(f"train config {path}: default_preset must be a preset name, got {fallback!r}")
     chosen = preset if preset is not None else fallback
     if chosen:
         if chosen not in presets:
-            known = ", ".join(sorted(presets)) or "none"
+            known = ", ".join(sorted(map(str, presets))) or "none"
             raise ValueError(f"train config {path} has no preset {chosen!r} (presets: {known})")
         data.update(presets[chosen] or {})
     data.update({k: v for k, v in overrides.items() if v is not None})

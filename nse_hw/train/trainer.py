@@ -36,6 +36,7 @@ from nse_hw.config import to_dict
 from nse_hw.errors import NseError
 from nse_hw.progress import progress_bar
 from nse_hw.space import Arch, adapt_arch, save_arch
+from nse_hw.space.size import check_fits, device_memory, estimate
 from nse_hw.train import dist
 from nse_hw.train.checkpoint import load_checkpoint, save_checkpoint
 from nse_hw.train.data import DataBundle, load_data, make_loader
@@ -198,6 +199,8 @@ class _Run:
         if len(self.bundle.train) < cfg.batch_size:  # type: ignore[arg-type]
             raise NseError(f"the training split has {len(self.bundle.train)} images, fewer than one batch "  # type: ignore[arg-type]
                            f"({cfg.batch_size})")
+        check_fits(estimate(self.proxy), batch=self.rank_batch, what=f"proxy network {arch_summary(self.proxy)}",
+                   limit=device_memory(self.device))  # refuse before building what cannot fit
         _seed_everything(cfg.seed)
         self.model = build_network(self.proxy, seed=cfg.seed).to(self.device)
         self.net: nn.Module = DistributedDataParallel(self.model) if dist.is_distributed() else self.model
