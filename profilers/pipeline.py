@@ -6,14 +6,23 @@ remaining cores and works through the jobs in order while the caller times the f
 caller has to wait for a file, a helper converter on the caller's own core converts a job from the back of the
 queue (the caller blocks meanwhile, so nothing is timed while it runs). When there is no spare core, every
 export finishes before the first file is handed out. Exports land in the cache either way, so an interrupted
-run converts nothing twice.
+run converts nothing twice. Converters die with the process that started them (kill -9 included), and write
+their temp files under ``<cache>/.work-<pid>/``, removed by the next run once that pid is gone.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import multiprocessing as mp
 import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -31,7 +40,38 @@ def spare_cpus() -> set[int]:
     return set(range(os.cpu_count() or 1)) - os.sched_getaffinity(0)
 
 
-def _init_worker(cpus: set[int]) -> None:
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+WORK_PREFIX = ".work-"  # cache/<WORK_PREFIX><pid>/: a converter's temp files, removed once that pid is gone
+
+
+def _die_with(parent: int) -> None:
+    """End this converter when ``parent`` dies, even by kill -9: it holds ~700 MB, and while it lives the
+    multiprocessing resource tracker (which shares its pipe) lives too."""
+    linux = sys.platform.startswith("linux")
+    # SIGKILL is sent when the *thread* that spawned us exits: exported() spawns from its caller's thread.
+    if not (linux and ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) == 0):
+        threading.Thread(target=_watch, args=(parent,), daemon=True).start()  # elsewhere: poll (GIL permitting)
+    if os.getppid() != parent:  # it died before the prctl took effect
+        os._exit(1)
+
+
+def _watch(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _work_dir(cache: Path, pid: int) -> Path:
+    return cache / f"{WORK_PREFIX}{pid}"
+
+
+def _init_worker(cpus: set[int], parent: int, cache: str) -> None:
+    _die_with(parent)
+    # Every temp file of this converter (ours and the exporters') goes under one folder named by our pid, so a
+    # later run can tell a killed converter's leftovers from a live one's: see sweep_work_dirs.
+    work = _work_dir(Path(cache), os.getpid())
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ["TMPDIR"] = tempfile.tempdir = str(work)
     import torch
 
     if cpus:
@@ -40,7 +80,30 @@ def _init_worker(cpus: set[int]) -> None:
 
 
 def _run_job(job: ExportJob, runtime: str, cache: str) -> str:
-    return str(export_job(job, runtime=runtime, cache=Path(cache)))
+    return str(export_job(job, runtime=runtime, cache=Path(cache), work=_work_dir(Path(cache), os.getpid())))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    with contextlib.suppress(OSError, IndexError):  # a zombie is dead, whoever has yet to reap it
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def sweep_work_dirs(cache: Path) -> list[Path]:
+    """Remove the temp folders of converters that are no longer running (killed mid-export); returns them."""
+    gone = []
+    for d in Path(cache).glob(f"{WORK_PREFIX}*"):
+        pid = d.name[len(WORK_PREFIX):]
+        if d.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+            gone.append(d)
+    return gone
 
 
 def exported(jobs: Sequence[ExportJob], *, runtime: str, cache: Path,
@@ -59,12 +122,15 @@ def exported(jobs: Sequence[ExportJob], *, runtime: str, cache: Path,
         for job in jobs:
             yield job, cache_path(job, runtime=runtime, cache=cache)
         return
+    sweep_work_dirs(cache)
     cpus = spare_cpus() if convert_cpus is None else set(convert_cpus)
     log.info("exporting %d of %d models to %s (%s)", len(todo), len(jobs), cache,
              f"converter on cores {sorted(cpus)}, ahead of timing" if cpus else "all before timing")
     ctx = mp.get_context("spawn")
-    front = ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker, initargs=(cpus,))
-    helper = ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker, initargs=(set(),)) if cpus else None
+    me = os.getpid()
+    front = ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker, initargs=(cpus, me, str(cache)))
+    helper = (ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker, initargs=(set(), me, str(cache)))
+              if cpus else None)
     try:
         futures = {j: front.submit(_run_job, j, runtime, str(cache)) for j in todo}
         if not cpus:
@@ -82,6 +148,7 @@ def exported(jobs: Sequence[ExportJob], *, runtime: str, cache: Path,
         for pool in (front, helper):
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+        sweep_work_dirs(cache)  # our converters have exited: their folders go too
 
 
 def _steal(back: list[ExportJob], current: ExportJob, futures: dict[ExportJob, Future[str]],

@@ -146,16 +146,26 @@ def _arch_module(job: ExportJob) -> tuple[nn.Module, Shape]:
     return nn.Sequential(net.stem, *list(net.layers)[: job.prefix]), arch.input
 
 
-def export_job(job: ExportJob, *, runtime: str, cache: Path) -> Path:
-    """Export ``job`` into the cache unless it is there already; returns the file."""
+def export_job(job: ExportJob, *, runtime: str, cache: Path, work: Path | None = None) -> Path:
+    """Export ``job`` into the cache unless it is there already; returns the file.
+
+    ``work``: a folder on the cache's file system to export in, then move the file from (so a killed export
+    leaves its temp files there, not beside the cache's files).
+    """
     path = cache_path(job, runtime=runtime, cache=cache)
     if path.is_file():
         return path
     model, (h, w, c) = build_unit(job)
+    tmp = path if work is None else Path(work) / path.name
     if runtime == "litert":
         from nse_hw.export.tflite import export_tflite
 
-        return Path(export_tflite(model, (1, h, w, c), path))
-    from nse_hw.export.onnx import export_onnx
+        export_tflite(model, (1, h, w, c), tmp)
+    else:
+        from nse_hw.export.onnx import export_onnx
 
-    return Path(export_onnx(model, (1, c, h, w), path))
+        export_onnx(model, (1, c, h, w), tmp)
+    if tmp != path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, path)  # same file system: atomic
+    return path
