@@ -2,18 +2,48 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from nse_hw.space import Arch, load_arch
+from nse_hw.train import dist
+
+RUN_DIR_KEY = "nse_hw.run_dir"  # click's ctx.meta: the run directory a failed distributed run resumes from
 
 
 def positive_threads(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
     if value is not None and value < 1:
         raise click.BadParameter(f"must be >= 1, got {value}", ctx, param)
     return value
+
+
+def threads_option(**kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--threads N``, the same option (and check) on every command that runs torch or a runtime."""
+    return click.option("--threads", type=int, metavar="N", callback=positive_threads, **kwargs)
+
+
+def exit_on_lost_rank(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Under torchrun: a collective that timed out or lost a rank ends this rank with one ``error:`` line naming
+    the rank and the wait limit (and the run to --resume, from ``ctx.meta[RUN_DIR_KEY]``) and exit code 1, not
+    a wall of backend traceback. Every other error passes through."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except RuntimeError as exc:
+            ctx = click.get_current_context(silent=True)
+            msg = dist.failure_message(exc, resume_dir=ctx.meta.get(RUN_DIR_KEY) if ctx else None)
+            if msg is None:
+                raise
+            click.echo(f"error: {msg}", err=True)
+            raise SystemExit(1) from None
+
+    return wrapper
 
 
 def read_arch(path: str) -> Arch:

@@ -7,11 +7,12 @@ from typing import Any
 
 import click
 
-from nse_hw.cli.common import echo_json, positive_threads, read_arch
+from nse_hw.cli.common import echo_json, positive_threads, read_arch, threads_option
 from nse_hw.errors import NseError
 from nse_hw.export.card import signed_error_pct
 from nse_hw.export.ship import FORMATS, RUNTIME_FORMAT, ExportOptions, export_checkpoint
 from nse_hw.latency import load_table, predict
+from nse_hw.train.threads import usable_cores
 
 SUFFIX_RUNTIME = {f".{fmt}": rt for rt, fmt in RUNTIME_FORMAT.items()}
 
@@ -100,7 +101,9 @@ def export_cmd(source: str, fmt: str, int8: bool, input_size: int | None, out: s
 @click.command("measure")
 @click.argument("model", metavar="MODEL.tflite|MODEL.onnx", type=click.Path(exists=True, dir_okay=False))
 @click.option("--device", type=click.Choice(["host"]), default="host", show_default=True)
-@click.option("--threads", type=int, default=1, show_default=True, callback=positive_threads)
+@threads_option(default=1, show_default=True,
+                help="Runtime threads for the timed model (the shipped host tables were measured with 1; torch's "
+                     "own threads play no part here).")
 @click.option("--runs", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--warmup", type=click.IntRange(min=0), default=20, show_default=True)
 @click.option("--arch", "arch_file", type=click.Path(dir_okay=False), default=None,
@@ -122,6 +125,9 @@ def measure_cmd(model: str, device: str, threads: int, runs: int, warmup: int, a
         arch = read_arch(arch_file)
         lt = load_table(table or f"host-{runtime}", runtime=runtime)
         pred = (predict(arch, lt), lt)
+    if threads > (cores := usable_cores()):
+        click.echo(f"warning: --threads {threads} is more than the {cores} core(s) this process may use; "
+                   f"the timing will include threads waiting for a core", err=True)
     runner = get_runner(runtime, threads=threads)
     session = runner.load(model)
     if arch is not None:

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import click
-import torch
 
+from nse_hw.cli.common import RUN_DIR_KEY, exit_on_lost_rank, threads_option
 from nse_hw.config import from_dict
 from nse_hw.errors import NseError
 from nse_hw.evolve import (
@@ -26,8 +26,19 @@ from nse_hw.evolve import (
     resolve_table,
 )
 from nse_hw.train.dist import broadcast_object, init_distributed, is_main
+from nse_hw.train.threads import default_threads, run_threads, torch_threads
 
 log = logging.getLogger("nse_hw.search")
+
+
+def _use_threads(cfg: SearchConfig, given: int | None, *, resume: bool) -> None:
+    """Settle the run's thread count (recorded in cfg, so run.json and config.yaml carry it) and apply it until
+    the command ends."""
+    n, note = run_threads(given=given, recorded=cfg.threads, resume=resume, auto=default_threads())
+    if note and is_main():
+        log.warning("%s", note)
+    cfg.threads = n
+    click.get_current_context().with_resource(torch_threads(n))
 
 
 def _new_run(latency: str | None, device: str | None, table: str | None, space: str | None, data: str | None,
@@ -71,9 +82,13 @@ def _create(run: RunDir, info: RunInfo, cfg: SearchConfig) -> None:
 @click.option("--resume", type=click.Path(), help="Continue the run in RUN_DIR (its own config is used).")
 @click.option("--seed", type=int, help="Seed of every random stream.")
 @click.option("--baseline", type=click.Choice(["random"]), help="Run the random-search baseline instead of NSE.")
+@threads_option(help="torch threads per process [default: the config's `threads`, else the cores this process "
+                     "may use, split over torchrun's processes on this machine]. Recorded in the run; --resume "
+                     "keeps the recorded count (a different --threads is ignored with a warning).")
+@exit_on_lost_rank
 def search(latency: str | None, device: str | None, table: str | None, space: str | None, data: str | None,
            config: str | None, preset: str | None, out: str | None, resume: str | None, seed: int | None,
-           baseline: str | None) -> None:
+           baseline: str | None, threads: int | None) -> None:
     """Search the space for the most accurate architecture within the latency budget; writes RUN_DIR/arch.json."""
     init_distributed()
     if resume:
@@ -87,8 +102,8 @@ def search(latency: str | None, device: str | None, table: str | None, space: st
         cfg = from_dict(SearchConfig, cfg_dict).check()
     else:
         cfg, info, run = _new_run(latency, device, table, space, data, config, preset, out, seed, baseline)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    _use_threads(cfg, threads, resume=bool(resume))
+    click.get_current_context().meta[RUN_DIR_KEY] = str(run.path)
     ctx = Context.build(cfg, info, run)  # loads and checks everything before a run directory is created
     if not resume:
         _create(run, info, cfg)
@@ -96,6 +111,7 @@ def search(latency: str | None, device: str | None, table: str | None, space: st
     try:
         log.info("%s search: budget %.2f ms on %s (space %s: %.2f .. %.2f ms), run %s", info.kind, info.budget_ms,
                  info.table, cfg.space, ctx.budget.min_ms, ctx.budget.max_ms, run.path)
+        log.info("%d torch thread(s) per process", cfg.threads)
         best = random_search(ctx) if info.kind == "random" else nse_search(ctx)
     finally:
         if handler:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
-from nse_hw.cli.common import read_arch
+from nse_hw.cli.common import RUN_DIR_KEY, exit_on_lost_rank, read_arch, threads_option
 from nse_hw.config import from_dict
 from nse_hw.errors import NseError
 from nse_hw.space import Arch
 from nse_hw.train import dist
 from nse_hw.train.recipe import TrainConfig, default_config_path, load_train_config
+from nse_hw.train.threads import default_threads, run_threads, torch_threads
 from nse_hw.train.trainer import LAST, read_train_checkpoint, train
+
+log = logging.getLogger("nse_hw.train")
 
 
 def resolve_arch_arg(path: str) -> tuple[Arch, Path]:
@@ -40,6 +45,16 @@ def _resume_args(resume: str, arch_arg: str | None, out: str | None, overrides: 
     return arch, from_dict(TrainConfig, state["config"]), state.get("preset", ""), state["data"]["source"]
 
 
+def _use_threads(cfg: TrainConfig, given: int | None, *, resume: bool) -> TrainConfig:
+    """Settle the run's thread count and apply it until the command ends. A new run records it in its config
+    (config.yaml, every checkpoint, result.json); a resumed run keeps the one it recorded."""
+    n, note = run_threads(given=given, recorded=cfg.threads, resume=resume, auto=default_threads())
+    if note and dist.is_main():
+        log.warning("%s", note)
+    click.get_current_context().with_resource(torch_threads(n))
+    return cfg if resume else replace(cfg, threads=n)
+
+
 @click.command("train")
 @click.argument("arch_file", required=False, metavar="ARCH.json|RUN_DIR")
 @click.option("--data", default=None, help="fashion-mnist (default), an IDX directory or an ImageFolder root.")
@@ -54,9 +69,13 @@ def _resume_args(resume: str, arch_arg: str | None, out: str | None, overrides: 
 @click.option("--preset", default=None, help="A preset of the config file (fashion-mnist: smoke, default, full).")
 @click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False),
               help="Train config YAML (default: configs/train/fashion-mnist.yaml, imagenet.yaml for ImageFolder).")
+@threads_option(help="torch threads per process [default: the config's `threads`, else the cores this process "
+                     "may use, split over torchrun's processes on this machine]. Recorded in the run; --resume "
+                     "keeps the recorded count (a different --threads is ignored with a warning).")
+@exit_on_lost_rank
 def train_cmd(arch_file: str | None, data: str | None, epochs: int | None, batch_size: int | None,
               lr: float | None, width_mult: float | None, seed: int | None, out: str | None, resume: str | None,
-              preset: str | None, config_file: str | None) -> None:
+              preset: str | None, config_file: str | None, threads: int | None) -> None:
     """Retrain ARCH from scratch on its proxy task; run under torchrun for DDP.
 
     Writes checkpoints (best.pt, last.pt), metrics.jsonl, curve.png and result.json (test top-1).
@@ -74,6 +93,9 @@ def train_cmd(arch_file: str | None, data: str | None, epochs: int | None, batch
         config_file = config_file or str(default_config_path(source))
         cfg, preset_used = load_train_config(config_file, preset=preset, **overrides)
         out_dir = Path(out) if out else default_out
+    dist.init_distributed()
+    cfg = _use_threads(cfg, threads, resume=bool(resume))
+    click.get_current_context().meta[RUN_DIR_KEY] = str(out_dir)
     result = train(arch, data=source, cfg=cfg, out=out_dir, preset=preset_used,
                    config_path=None if resume else config_file, resume=bool(resume))
     if dist.is_main():

@@ -93,7 +93,7 @@ class BaselineConfig:
 class SearchConfig:
     space: str = "nse27-proxyless224"
     seed: int = 0
-    threads: int | None = None  # torch intra-op threads (None: leave torch's default)
+    threads: int | None = None  # torch threads per process (None: nse_hw.train.threads' choice); the run records it
     data: DataConfig = field(default_factory=DataConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -14,7 +15,8 @@ def init_distributed() -> bool:
     if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2:
         return False
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        # a bounded wait: a frozen rank fails the others after this long instead of torch's 30 minutes
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", timeout=dist_timeout())
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     return True
@@ -61,3 +63,50 @@ def device() -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device("cpu")
+
+
+TIMEOUT_ENV = "NSE_HW_DIST_TIMEOUT"
+DEFAULT_TIMEOUT_S = 300.0
+
+
+def parse_timeout(raw: str | None) -> timedelta:
+    """``$NSE_HW_DIST_TIMEOUT``'s value as a timeout (unset or empty: 300 s); not a positive number: ValueError."""
+    if raw is None or not raw.strip():
+        return timedelta(seconds=DEFAULT_TIMEOUT_S)
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"{TIMEOUT_ENV} must be a positive number of seconds, got {raw!r}")
+    return timedelta(seconds=seconds)
+
+
+def dist_timeout() -> timedelta:
+    """How long a collective waits for the other ranks before it fails (instead of torch's 30 minutes): a rank
+    that froze (SIGSTOP, a hung disk) then fails the others within this bound. Data loading and rank 0's writes
+    between collectives must fit in it; raise ``$NSE_HW_DIST_TIMEOUT`` for slow file systems."""
+    return parse_timeout(os.environ.get(TIMEOUT_ENV))
+
+
+_LOST_PEER = ("timed out", "timeout", "connection closed", "connection reset", "broken pipe", "gloo", "nccl",
+              "socket", "peer")
+
+
+def failure_message(exc: BaseException, *, resume_dir: str | None = None) -> str | None:
+    """One line for a collective that failed because another rank stopped or died; None for any other error.
+
+    A gloo rank that waits longer than :func:`dist_timeout` for a frozen peer, or loses the connection to a
+    killed one, raises a RuntimeError whose text is many lines from deep inside the backend.
+    """
+    if not is_distributed() or not isinstance(exc, RuntimeError):
+        return None
+    text = str(exc)
+    low = text.lower()
+    if not isinstance(exc, dist.DistError) and not any(m in low for m in _LOST_PEER):
+        return None
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    what = "timed out" if "timed out" in low or "timeout" in low else "failed"
+    hint = f"; continue the run with --resume {resume_dir}" if resume_dir else ""
+    return (f"rank {rank()} of {world_size()}: a collective {what} (wait limit {dist_timeout().total_seconds():g} s, "
+            f"${TIMEOUT_ENV}): another rank stopped or died [{first[:160]}]{hint}")

@@ -42,6 +42,7 @@ from nse_hw.train.checkpoint import load_checkpoint, save_checkpoint
 from nse_hw.train.data import DataBundle, load_data, make_loader
 from nse_hw.train.recipe import TrainConfig, make_ema, make_optimizer, make_scheduler
 from nse_hw.train.report import write_curve, write_metrics
+from nse_hw.train.threads import torch_threads
 
 log = logging.getLogger(__name__)
 CKPT_FORMAT = "nse-hw/train-checkpoint/1"
@@ -337,14 +338,23 @@ def finish(run: _Run) -> TrainResult:
             "train_wall_s": round(run.wall_s, 2), "weights": f"{BEST} ({which})", "preset": run.preset,
             "width_mult": run.cfg.width_mult, "proxy_input": list(run.proxy.input),
             "proxy_classes": run.proxy.classes, "deployment_input": list(run.arch.input),
-            "deployment_classes": run.arch.classes, "world_size": dist.world_size(), "data": run.data["source"]})
+            "deployment_classes": run.arch.classes, "world_size": dist.world_size(), "data": run.data["source"],
+            "threads": torch.get_num_threads()})
     log.info("test top-1 %.2f%% (%s, best held-out epoch %d)", 100 * top1, which, run.best_epoch)
     return result
 
 
 def train(arch: Arch, *, data: str, cfg: TrainConfig, out: str | Path, preset: str = "",
           config_path: str | None = None, resume: bool = False) -> TrainResult:
-    """Train ``arch``'s proxy view from scratch (or resume ``out``); returns the test top-1 and where it is."""
+    """Train ``arch``'s proxy view from scratch (or resume ``out``); returns the test top-1 and where it is.
+
+    torch runs with ``cfg.threads`` threads meanwhile (None: as it is); result.json records the count used."""
+    with torch_threads(cfg.threads):
+        return _train(arch, data=data, cfg=cfg, out=out, preset=preset, config_path=config_path, resume=resume)
+
+
+def _train(arch: Arch, *, data: str, cfg: TrainConfig, out: str | Path, preset: str,
+           config_path: str | None, resume: bool) -> TrainResult:
     dist.init_distributed()
     out = Path(out)
     check_run_dir(out, resume=resume)  # every rank, before rank 0 writes anything

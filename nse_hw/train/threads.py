@@ -1,0 +1,91 @@
+"""How many intra-op threads torch may use, and how a run keeps its count.
+
+torch's default is one thread per core of the machine. Two such processes on this 2-core host ran a retrain
+step 45x slower than one alone (OpenMP threads spin at every barrier while their partner waits for a core);
+with one thread each, each ran at ~0.8x of quiet speed. So a process takes the cores it may use (its affinity
+mask) split over the processes torchrun started beside it. The count also changes the numbers (reduction
+order), so it is part of a run: recorded at the start, kept on --resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def auto_threads(*, cores: int, local_world_size: int) -> int:
+    """Intra-op threads for one process: its usable cores split evenly over the processes torchrun started on
+    this machine, at least 1 (2 cores, 1 process: 2; 2 cores, 2 processes: 1 each; 8 cores, 3 processes: 2)."""
+    return max(1, cores // max(1, local_world_size))
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask: taskset, cgroup cpusets), not the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def local_world_size(env: Mapping[str, str] = os.environ) -> int:
+    """Processes torchrun started on this machine ($LOCAL_WORLD_SIZE; 1 outside torchrun)."""
+    try:
+        return max(1, int(env.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+def default_threads() -> int:
+    """:func:`auto_threads` for this process. OMP_NUM_THREADS is not consulted (torchrun sets it to 1 for
+    every job); ``--threads`` is the way to ask for another count."""
+    return auto_threads(cores=usable_cores(), local_world_size=local_world_size())
+
+
+def run_threads(*, given: int | None, recorded: int | None, resume: bool, auto: int) -> tuple[int, str | None]:
+    """The thread count a run uses, and a message to show (None: nothing to say).
+
+    A new run: ``given`` (--threads), else ``recorded`` (its config file), else ``auto``. A resumed run keeps
+    its recorded count, because the count changes the result: a different ``given`` is ignored with a warning.
+    A run made before counts were recorded takes ``given`` or ``auto``, and says so.
+    """
+    for name, value in (("--threads", given), ("threads", recorded)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if not resume:
+        return given or recorded or auto, None
+    if recorded is None:
+        n = given or auto
+        how = "from --threads" if given else "the automatic choice"
+        return n, f"the run recorded no thread count (it predates that); using {n} thread(s), {how}"
+    if given is not None and given != recorded:
+        return recorded, (f"--resume keeps the run's {recorded} thread(s) so that it stays reproducible; "
+                          f"ignoring --threads {given}")
+    return recorded, None
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch runs with ``n`` intra-op threads inside the block (inter-op too, where that is still legal); the
+    intra-op count is restored afterwards, as commands also run in-process (tests, benchmarks). None: as it is."""
+    if n is None:
+        yield
+        return
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"threads must be an integer >= 1, got {n!r}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    if torch.get_num_interop_threads() != n:
+        try:
+            torch.set_num_interop_threads(n)
+        except RuntimeError:  # legal once, before any inter-op work; intra-op threads are what matter here
+            log.debug("inter-op threads stay %d (the pool has started)", torch.get_num_interop_threads())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
