@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import fcntl
-import json
 import math
 import os
 import re
@@ -32,6 +31,7 @@ from typing import Any
 
 from nse_hw.atomic import atomic_write_json
 from nse_hw.errors import LatencyMiss, NseError
+from nse_hw.jsonio import MAX_DEPTH, nesting_depth, read_json
 from nse_hw.paths import TABLES
 
 
@@ -43,7 +43,6 @@ def utc_now() -> str:
 TABLE_FORMAT = "nse-hw/latency-table/1"
 SOURCES = ("measured", "imported", "predicted")  # also the rank on a write conflict, strongest first
 DEPLOY_RUNTIMES = ("litert", "tflite")  # a device with several tables: its TFLite-family one is the default
-MAX_DEPTH = 32  # a table nests ~7 deep; deeper is garbage, and would overflow recursive copies and compares
 _STATS = ("p10", "p90", "p5", "p95", "avg", "std", "min", "max", "raw_ms", "minus_add_ms")  # ms, all optional
 _IDENTITY = ("device", "runtime", "threads")  # a table that differs here is another table: never merged
 
@@ -104,23 +103,11 @@ _META_CHECKS: dict[str, tuple[Any, str]] = {
 }
 
 
-def _depth(obj: Any) -> int:
-    """Nesting depth of a JSON value, without recursion."""
-    deepest, stack = 0, [(obj, 1)]
-    while stack:
-        v, d = stack.pop()
-        if isinstance(v, dict | list):
-            deepest = max(deepest, d)
-            if d <= MAX_DEPTH:
-                stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
-    return deepest
-
-
 def table_problem(meta: Any, entries: Any) -> str | None:
     """Why (meta, entries) is not a valid table (one phrase naming the key), or None."""
     if not isinstance(meta, dict) or not isinstance(entries, dict):
         return "needs 'meta' and 'entries' objects"
-    if _depth(meta) > MAX_DEPTH or _depth(entries) > MAX_DEPTH:
+    if nesting_depth(meta) > MAX_DEPTH or nesting_depth(entries) > MAX_DEPTH:  # tables built in memory
         return f"is nested deeper than {MAX_DEPTH} levels"
     for key, (ok, need) in _META_CHECKS.items():
         if key in meta and not ok(meta[key]):
@@ -330,21 +317,15 @@ def resolve_table_path(name_or_path: str | Path) -> Path:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
+    if not path.exists():
         shipped = ", ".join(sorted(p.stem for p in TABLES.glob("*.json"))) or "none"
-        raise NseError(f"no latency table at {path} (shipped tables: {shipped})") from None
-    except IsADirectoryError:
-        raise NseError(f"latency table {path} is a directory") from None
-    except OSError as exc:
-        raise NseError(f"cannot read latency table {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise NseError(f"latency table {path} is corrupt (not UTF-8 text)") from None
-    except json.JSONDecodeError:
-        raise NseError(f"latency table {path} is corrupt (not valid JSON)") from None
-    except RecursionError:
-        raise NseError(f"latency table {path} is corrupt (nested too deeply)") from None
+        raise NseError(f"no latency table at {path} (shipped tables: {shipped})")
+    if path.is_dir():
+        raise NseError(f"latency table {path} is a directory")
+    try:  # the shared reader: not UTF-8, not JSON, NaN/Infinity, too deep or too big is one line naming the file
+        return read_json(path, what="latency table")
+    except ValueError as exc:
+        raise NseError(str(exc)) from None
 
 
 def load_table(path: str | Path, *, runtime: str | None = None) -> LatencyTable:

@@ -54,7 +54,7 @@ def test_save_load_and_calibration(tiny_space, tmp_path):
     assert pred.total_ms == pytest.approx(1.5 * pred.lut_sum_ms + 1.0)
 
 
-@pytest.mark.parametrize("content,match", [("{oops", "corrupt"), (json.dumps({"format": "x/2"}), "format"),
+@pytest.mark.parametrize("content,match", [("{oops", "not JSON"), (json.dumps({"format": "x/2"}), "format"),
                                            (json.dumps({"format": "nse-hw/latency-table/1"}), "corrupt")])
 def test_bad_tables(tmp_path, content, match):
     (tmp_path / "t.json").write_text(content)
