@@ -96,3 +96,18 @@ def check_ranges(cfg: Any, ranges: dict[str, str], *, what: str) -> None:
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
+
+
+def edited_keys(path: str | Path, expected: dict[str, Any]) -> list[str]:
+    """Keys of ``expected`` whose value in the YAML file ``path`` differs (none when there is no such file).
+
+    ``--resume`` continues with the config a run started with; an edit to the run's config.yaml would otherwise be
+    silently ignored, so callers refuse when this is not empty.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    on_disk = read_yaml(path, what="run config")
+    if not isinstance(on_disk, dict):
+        return sorted(expected)
+    return sorted(k for k in expected if on_disk.get(k) != expected[k])

@@ -25,7 +25,7 @@ from nse_hw.evolve import (
     random_search,
     resolve_table,
 )
-from nse_hw.train.dist import broadcast_object, init_distributed, is_main
+from nse_hw.train.dist import broadcast_object, init_distributed, is_main, on_main
 from nse_hw.train.threads import default_threads, run_threads, torch_threads
 
 log = logging.getLogger("nse_hw.search")
@@ -58,16 +58,9 @@ def _new_run(latency: str | None, device: str | None, table: str | None, space: 
     return cfg, RunInfo(budget, str(Path(str(tbl.path)).resolve()), device, baseline or "nse"), run
 
 
-def _create(run: RunDir, info: RunInfo, cfg: SearchConfig) -> None:
-    err = None
-    if is_main():
-        try:
-            run.create(info, cfg)
-        except NseError as exc:
-            err = str(exc)
-    err = broadcast_object(err)
-    if err:
-        raise NseError(err)
+def _lock(run: RunDir, *, existing: bool) -> None:
+    """Rank 0 holds the run directory's lock until the command ends (click closes the resource)."""
+    on_main(lambda: click.get_current_context().with_resource(run.locked(existing=existing)))
 
 
 @click.command("search")
@@ -98,6 +91,7 @@ def search(latency: str | None, device: str | None, table: str | None, space: st
         if given:
             click.echo(f"warning: --resume uses the run's own settings; ignoring {', '.join(given)}", err=True)
         run = RunDir(resume)
+        _lock(run, existing=True)
         info, cfg_dict = run.open()
         cfg = from_dict(SearchConfig, cfg_dict).check()
     else:
@@ -106,7 +100,8 @@ def search(latency: str | None, device: str | None, table: str | None, space: st
     click.get_current_context().meta[RUN_DIR_KEY] = str(run.path)
     ctx = Context.build(cfg, info, run)  # loads and checks everything before a run directory is created
     if not resume:
-        _create(run, info, cfg)
+        _lock(run, existing=False)
+        on_main(lambda: run.create(info, cfg))
     handler = run.attach_log() if is_main() else None
     try:
         log.info("%s search: budget %.2f ms on %s (space %s: %.2f .. %.2f ms), run %s", info.kind, info.budget_ms,

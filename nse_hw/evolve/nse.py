@@ -268,6 +268,8 @@ def nse_search(ctx: Context) -> Candidate:
         train_round(ctx, state, net, trainer)
         state = end_round(ctx, state, net, trainer)
         save(ctx, state, None, None)
-        if is_main():
+        if is_main() and not state.done:  # progress to look at while the next round trains
             plot_rounds(ctx.run, ctx.space, ctx.budget.ms, state.round)
+    if is_main():  # also after a resume that found every round done (a kill may have come before the plots)
+        plot_rounds(ctx.run, ctx.space, ctx.budget.ms, state.round)
     return finish(ctx, state.history, state.front, state.scored)

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from nse_hw.atomic import atomic_write_json, atomic_write_text, check_writable_dir
+from nse_hw.atomic import atomic_write_json, atomic_write_text, check_writable_dir, exclusive_dir
+from nse_hw.config import edited_keys, to_dict
 from nse_hw.errors import NseError
 from nse_hw.evolve.config import SearchConfig
 from nse_hw.train.checkpoint import load_checkpoint, save_checkpoint
@@ -56,14 +59,20 @@ class RunDir:
     def round_json(self, r: int) -> Path:
         return self.path / "rounds" / f"round-{r + 1:02d}.json"
 
+    @contextmanager
+    def locked(self, *, existing: bool) -> Iterator[None]:
+        """This process alone writes the run while the block runs (see ``exclusive_dir``)."""
+        if existing and not self.path.is_dir():
+            raise NseError(f"--resume {self.path}: no such directory")
+        with exclusive_dir(self.path, subdirs=("rounds", "plots")):
+            yield
+
     def create(self, info: RunInfo, cfg: SearchConfig) -> None:
         """Start a new run here (refuses a directory that already holds one)."""
         if self.run_json.exists():
             raise NseError(f"{self.path} already holds a search run; continue it with --resume {self.path} "
                            f"or choose another --out")
         check_writable_dir(self.path)
-        from nse_hw.config import to_dict
-
         atomic_write_text(self.path / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
         atomic_write_json(self.run_json, {"format": RUN_FORMAT, **info.to_dict(), "config": to_dict(cfg)})
 
@@ -83,7 +92,15 @@ class RunDir:
             info = RunInfo(float(d["budget_ms"]), str(d["table"]), d.get("device"), str(d["kind"]))
         except (KeyError, TypeError, ValueError):
             raise NseError(f"{self.run_json} is missing fields") from None
+        self._check_config_unedited(d["config"])
         return info, d["config"]
+
+    def _check_config_unedited(self, config: dict[str, Any]) -> None:
+        path = self.path / "config.yaml"
+        edited = edited_keys(path, config)
+        if edited:
+            raise NseError(f"{path} was edited since the run started ({', '.join(edited)}); --resume continues "
+                           f"with the run's own config: undo the edit, or start a new run with --config {path}")
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         save_checkpoint({"format": CKPT_FORMAT, **state}, self.checkpoint)

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nse_hw.atomic import atomic_write_json
+from nse_hw.atomic import atomic_write_json, exclusive_dir, fsync_dir, is_bookkeeping
 from nse_hw.blocks import build_network
 from nse_hw.errors import NseError
 from nse_hw.export.card import CARD_NAME, build_card, file_info, latency_section
@@ -104,8 +108,9 @@ def resolve_checkpoint(source: str | Path) -> tuple[Path, Path | None]:
 def prepare_out(out: Path, *, force: bool) -> Path:
     if out.exists() and not out.is_dir():
         raise NseError(f"output path {out} is a file, not a directory")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        n = sum(1 for _ in out.iterdir())
+    ours = [p for p in out.iterdir() if not is_bookkeeping(p)] if out.is_dir() else []
+    if ours and not force:
+        n = len(ours)
         raise NseError(f"output directory {out} exists and holds {n} file(s); pass --force to overwrite")
     return out
 
@@ -326,19 +331,40 @@ def export_checkpoint(source: str | Path, opts: ExportOptions, host: HostRuntime
     images = load_images(state, opts, size=size, proxy=proxy)
     images = replace(images, reference=torch_logits(model, images.test_x))
 
-    out.mkdir(parents=True, exist_ok=True)
-    save_arch(arch, out / "arch.json")
-    save_arch(proxy, out / "proxy_arch.json")
     report = ExportReport(out, {})
-    files = _export_proxy_files(model, (1, proxy.input[2], size, size), out, images, opts, host, report)
-    deploy_name, deploy_entry, measured = _deployment_file(arch, table, out, opts, host)
-    files[deploy_name] = deploy_entry
-    first = next(iter(files.values()))["verification_vs_pytorch"]
-    accuracy = {"weights": f"{ckpt_path.name} ({which})", "test_top1_pytorch": first["top1_torch"],
-                "verified_on": images.inputs,
-                "training_result": json.loads((run_dir / RESULT).read_text()) if run_dir else None}
-    report.card = build_card(arch=arch, proxy=proxy, data=state["data"], size=size, files=files,
-                             latency=latency_section(arch, table, pred, measured, deploy_name), accuracy=accuracy,
-                             checkpoint=ckpt_path, host=host.describe(), verified=not report.failures)
-    atomic_write_json(out / CARD_NAME, report.card)
+    with exclusive_dir(out), _staging(out) as stage:  # a crash leaves the old files, never half of a new set
+        save_arch(arch, stage / "arch.json")
+        save_arch(proxy, stage / "proxy_arch.json")
+        files = _export_proxy_files(model, (1, proxy.input[2], size, size), stage, images, opts, host, report)
+        deploy_name, deploy_entry, measured = _deployment_file(arch, table, stage, opts, host)
+        files[deploy_name] = deploy_entry
+        first = next(iter(files.values()))["verification_vs_pytorch"]
+        accuracy = {"weights": f"{ckpt_path.name} ({which})", "test_top1_pytorch": first["top1_torch"],
+                    "verified_on": images.inputs,
+                    "training_result": json.loads((run_dir / RESULT).read_text()) if run_dir else None}
+        report.card = build_card(arch=arch, proxy=proxy, data=state["data"], size=size, files=files,
+                                 latency=latency_section(arch, table, pred, measured, deploy_name),
+                                 accuracy=accuracy, checkpoint=ckpt_path, host=host.describe(),
+                                 verified=not report.failures)
+        atomic_write_json(stage / CARD_NAME, report.card)
+        _publish(stage, out)
     return report
+
+
+@contextmanager
+def _staging(out: Path) -> Iterator[Path]:
+    """A temp directory inside ``out`` for the new files (removed afterwards, or by the next export if killed)."""
+    stage = Path(tempfile.mkdtemp(prefix=".export.", suffix=".tmp", dir=out))
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _publish(stage: Path, out: Path) -> None:
+    """Move the finished files into ``out``: the old card goes first and the new one last, so a model_card.json
+    only ever stands beside the complete set of files it describes."""
+    (out / CARD_NAME).unlink(missing_ok=True)
+    for path in sorted(stage.iterdir(), key=lambda p: p.name == CARD_NAME):
+        os.replace(path, out / path.name)
+    fsync_dir(out)

@@ -2,7 +2,7 @@
 
 A checkpoint is what people share, so loading one must never execute what its pickle says: ``torch.load`` runs
 with ``weights_only=True`` (tensors, containers and plain Python data), plus the numpy globals that rebuild a plain
-array (numpy's RNG state holds one; nse-hw 0.1 wrote it that way). Corruption is caught by the CRC-32 that
+array (numpy's RNG state holds one) and torch's version string. Corruption is caught by the CRC-32 that
 ``torch.save`` stores for every record of its zip container: PyTorch's own reader skips that check, Python's
 ``zipfile`` does not.
 """
@@ -20,8 +20,10 @@ import torch
 from nse_hw.atomic import atomic_write
 from nse_hw.errors import NseError
 
-# Data-only globals: numpy rebuilds an ndarray from (shape, dtype, bytes); no callable of the file's choosing runs.
-_NUMPY_ARRAY = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, np.dtypes.UInt32DType]
+# Data-only globals: numpy rebuilds an ndarray from (shape, dtype, bytes), TorchVersion is a str (nse-hw 0.1 wrote
+# torch.__version__ as is); no callable of the file's choosing runs.
+_PLAIN_DATA = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, np.dtypes.UInt32DType,
+               torch.torch_version.TorchVersion]
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
@@ -34,7 +36,7 @@ def _check_integrity(path: Path) -> None:
         with zipfile.ZipFile(path) as zf:
             bad = zf.testzip()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise NseError(f"checkpoint {path} is unreadable, truncated or not a checkpoint ({type(exc).__name__})") \
+        raise NseError(f"checkpoint {path} is unreadable or truncated ({type(exc).__name__})") \
             from None
     if bad is not None:
         raise NseError(f"checkpoint {path} is corrupt (record {bad.split('/', 1)[-1]} fails its CRC check)")
@@ -46,7 +48,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise NseError(f"no checkpoint at {path}")
     _check_integrity(path)
     try:
-        with torch.serialization.safe_globals(_NUMPY_ARRAY):
+        with torch.serialization.safe_globals(_PLAIN_DATA):
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise NseError(f"checkpoint {path} holds more than tensors and plain data; refusing to load it "

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from nse_hw.errors import NseError
 
 
 def init_distributed() -> bool:
@@ -52,6 +55,19 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     if is_distributed():
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+def on_main(fn: Callable[[], object]) -> None:
+    """Run ``fn`` on rank 0 only; an NseError it raises is raised on every rank (none is left waiting)."""
+    err = None
+    if is_main():
+        try:
+            fn()
+        except NseError as exc:
+            err = str(exc)
+    err = broadcast_object(err)
+    if err:
+        raise NseError(err)
 
 
 def barrier() -> None:

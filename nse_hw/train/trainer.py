@@ -16,6 +16,7 @@ import logging
 import math
 import random
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,9 @@ from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from nse_hw import __version__
-from nse_hw.atomic import atomic_write_json, atomic_write_text
+from nse_hw.atomic import atomic_write_json, atomic_write_text, exclusive_dir, is_bookkeeping
 from nse_hw.blocks import build_network
-from nse_hw.config import to_dict
+from nse_hw.config import edited_keys, to_dict
 from nse_hw.errors import NseError
 from nse_hw.progress import progress_bar
 from nse_hw.space import Arch, adapt_arch, save_arch
@@ -91,15 +92,47 @@ def arch_summary(arch: Arch) -> str:
     return f"{'x'.join(map(str, arch.input))}->{arch.classes} ({len(arch.layers)} layers)"
 
 
+HEADER = ("arch.json", "proxy_arch.json", "config.yaml")  # written before the first epoch
+
+
 def check_run_dir(out: Path, *, resume: bool) -> None:
-    """Refuse to mix runs: a new run needs an empty or absent directory; a resume needs its last.pt."""
+    """Refuse to mix runs: a new run needs a directory without a run in it; a resume needs its last.pt.
+
+    A run that ended before its first checkpoint left only its header: it can be started again, not resumed.
+    """
+    content = [p for p in out.iterdir() if not is_bookkeeping(p)] if out.is_dir() else []
+    failed_start = bool(content) and not (out / LAST).exists() and {p.name for p in content} <= set(HEADER)
     if resume:
+        if failed_start:
+            raise NseError(f"cannot resume: the run in {out} ended before its first epoch finished; start it "
+                           f"again without --resume")
         if not (out / LAST).is_file():
             raise NseError(f"cannot resume: {out / LAST} does not exist")
         return
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and not out.is_dir():
+        raise NseError(f"output directory {out} is a file; choose another --out")
+    if failed_start:
+        log.info("%s holds a run that ended before its first checkpoint; starting it again", out)
+    elif content:
         hint = f"resume it with --resume {out}" if (out / LAST).exists() else "choose another --out"
         raise NseError(f"output directory {out} exists and is not empty; {hint}")
+
+
+def _check_config_unedited(out: Path, config: dict[str, Any]) -> None:
+    edited = edited_keys(out / "config.yaml", config)
+    if edited:
+        raise NseError(f"{out / 'config.yaml'} was edited since the run started ({', '.join(edited)}); --resume "
+                       f"continues with the config in {LAST}: undo the edit, or start a new run with --config")
+
+
+def _open_run_dir(out: Path, *, resume: bool, held: ExitStack) -> None:
+    """Rank 0: lock ``out`` for the rest of the run (removing debris of interrupted writes), then check it."""
+    if out.exists() and not out.is_dir():
+        raise NseError(f"output directory {out} is a file; choose another --out")
+    if resume and not out.is_dir():
+        raise NseError(f"cannot resume: no directory {out}")
+    held.enter_context(exclusive_dir(out))
+    check_run_dir(out, resume=resume)
 
 
 def _seed_everything(seed: int) -> None:
@@ -232,7 +265,7 @@ class _Run:
                 "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(), "epoch": self.epoch,
                 "best_top1": self.best_top1, "best_epoch": self.best_epoch, "history": self.history,
                 "wall_s": self.wall_s, "rng": _rng_state(), "world_size": dist.world_size(),
-                "versions": {"nse_hw": __version__, "torch": torch.__version__}}
+                "versions": {"nse_hw": __version__, "torch": str(torch.__version__)}}
 
     def restore(self, state: dict[str, Any], source: str) -> None:
         if Arch.from_dict(state["arch"]) != self.arch:
@@ -277,13 +310,15 @@ class _Run:
         return {"train_loss": float(totals[0] / totals[2]), "train_top1": float(totals[1] / totals[2])}
 
     def save(self, *, improved: bool) -> None:
-        """Rank 0: last.pt first (so the metrics never list an epoch the checkpoint lacks), then the rest."""
+        """Rank 0: the checkpoints first (so the metrics never list an epoch last.pt lacks), then the rest."""
         if not dist.is_main():
             return
         state = self.state()
-        save_checkpoint(state, self.out / LAST)
+        # best.pt before last.pt: a kill between them leaves last.pt one epoch behind, and the resumed run redoes
+        # that epoch (exactly) and rewrites best.pt; the other order left best.pt stale for good.
         if improved:
             save_checkpoint(state, self.out / BEST)
+        save_checkpoint(state, self.out / LAST)
         write_metrics(self.out / "metrics.jsonl", self.history)
         write_curve(self.out / "curve.png", self.history,
                     title=f"{self.data['name']}, proxy {arch_summary(self.proxy)}, width x{self.cfg.width_mult}")
@@ -357,16 +392,18 @@ def _train(arch: Arch, *, data: str, cfg: TrainConfig, out: str | Path, preset: 
            config_path: str | None, resume: bool) -> TrainResult:
     dist.init_distributed()
     out = Path(out)
-    check_run_dir(out, resume=resume)  # every rank, before rank 0 writes anything
-    dist.barrier()
-    state = read_train_checkpoint(out / LAST) if resume else None
-    run = _Run(arch, data=data, cfg=cfg, out=out, preset=preset)
-    if state is not None:
-        run.restore(state, str(out / LAST))
-        log.info("resuming %s after epoch %d of %d", out, run.epoch, cfg.epochs)
-    else:
-        run.write_header(config_path)
-    log.info("training proxy %s of deployment %s (width x%s) on %s, %d process(es)", arch_summary(run.proxy),
-             arch_summary(arch), cfg.width_mult, run.data["name"], dist.world_size())
-    run_epochs(run)
-    return finish(run)
+    with ExitStack() as held:
+        dist.on_main(lambda: _open_run_dir(out, resume=resume, held=held))  # before rank 0 writes anything
+        state = read_train_checkpoint(out / LAST) if resume else None
+        if state is not None:
+            dist.on_main(lambda: _check_config_unedited(out, state["config"]))
+        run = _Run(arch, data=data, cfg=cfg, out=out, preset=preset)
+        if state is not None:
+            run.restore(state, str(out / LAST))
+            log.info("resuming %s after epoch %d of %d", out, run.epoch, cfg.epochs)
+        else:
+            run.write_header(config_path)
+        log.info("training proxy %s of deployment %s (width x%s) on %s, %d process(es)", arch_summary(run.proxy),
+                 arch_summary(arch), cfg.width_mult, run.data["name"], dist.world_size())
+        run_epochs(run)
+        return finish(run)

@@ -1,5 +1,9 @@
 import hashlib
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -121,3 +125,19 @@ def test_unlowerable_op_is_named_with_its_layer(trained, tmp_path, monkeypatch):
                  "--out", str(tmp_path / "o"), *FAST)
     assert_refused(res, "aten.cummax")
     assert "in layer layers.3 (rec_k5_e2)" in res.output
+
+
+@pytest.mark.slow
+def test_a_killed_export_leaves_no_half_set_and_the_next_one_cleans_up(trained, tmp_path):
+    """kill -9 after the proxy files are converted: no model file without its card; a plain re-run completes."""
+    crash = Path(__file__).resolve().parents[1] / "fixtures" / "crash.py"
+    out, table = tmp_path / "ship", str(trained / "table.json")
+    args = ["export", str(trained / "run"), "--format", "tflite", "--table", table, "--out", str(out), *FAST]
+    killed = subprocess.run([sys.executable, str(crash), "call", "nse_hw.export.ship:_deployment_file", "1", "--",
+                             *args], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == []  # only the staging debris
+    res = invoke(*args)  # no --force needed: debris is not a previous export
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["arch.json", "proxy_arch.json", "model.tflite", "deployment_random_weights.tflite", "model_card.json"])

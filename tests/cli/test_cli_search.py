@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/fixtures (
 from fixtures.fake_table import fake_table  # noqa: E402
 from fixtures.search import tiny_budget_ms, tiny_setup  # noqa: E402
 
+from nse_hw.atomic import exclusive_dir  # noqa: E402
 from nse_hw.cli import cli  # noqa: E402
 from nse_hw.space import load_space  # noqa: E402
 from nse_hw.supernet import SpaceLatency  # noqa: E402
@@ -123,3 +124,19 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(setup, monkeypatch):
     monkeypatch.setattr(torch.nn.functional, "cross_entropy", real_ce)
     _one_line_error(_run("--latency", f"{tiny_budget_ms()}ms", *args, "--out", str(out)),
                     "already holds a search run", "--resume")
+
+
+def test_a_run_in_use_or_with_an_edited_config_is_refused(setup):
+    tmp, args = setup
+    out = tmp / "r"
+    with exclusive_dir(out):  # another process is writing this run
+        _one_line_error(_run("--latency", f"{tiny_budget_ms()}ms", *args, "--out", str(out)), "in use by another")
+    res = _run("--latency", f"{tiny_budget_ms()}ms", *args, "--out", str(out))
+    assert res.exit_code == 0, res.output
+    with exclusive_dir(out):
+        _one_line_error(_run("--resume", str(out)), "in use by another nse-hw process")
+    text = (out / "config.yaml").read_text()
+    (out / "config.yaml").write_text(text.replace("seed: 0", "seed: 7"))
+    _one_line_error(_run("--resume", str(out)), "config.yaml was edited since the run started (seed)")
+    (out / "config.yaml").write_text(text)
+    assert _run("--resume", str(out)).exit_code == 0

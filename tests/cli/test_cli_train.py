@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from nse_hw.atomic import exclusive_dir
 from nse_hw.space import parse_layer
 from tests.fixtures.cli import assert_refused, invoke
 
@@ -48,6 +49,13 @@ def test_train_a_search_run_dir_then_refuse_misuse(files):
     res = invoke("train", "--resume", str(run))  # already complete: reports the same result again
     assert res.exit_code == 0, res.output
     assert json.loads((run / "result.json").read_text())["test_top1"] == result["test_top1"]
+    # a run another process is writing is refused; an edited config.yaml is not silently ignored
+    with exclusive_dir(run):
+        assert_refused(invoke("train", "--resume", str(run)), "in use by another nse-hw process")
+    text = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(text.replace("lr: 0.05", "lr: 0.5"))
+    assert_refused(invoke("train", "--resume", str(run)), "config.yaml was edited since the run started (lr)")
+    (run / "config.yaml").write_text(text)
 
 
 def test_bad_input_is_one_line_and_exit_2(files):

@@ -33,7 +33,7 @@ def _evil(path: Path, marker: Path) -> Path:
 
 
 def _state() -> dict:
-    return {"model": torch.nn.Linear(8, 4).state_dict(), "rng": {"torch": torch.get_rng_state(),
+    return {"model": torch.nn.Linear(8, 4).state_dict(), "torch": torch.__version__, "rng": {"torch": torch.get_rng_state(),
             "numpy": np.random.get_state(), "python": random.getstate()}, "history": [{"epoch": 1, "top1": 0.5}]}
 
 
