@@ -10,6 +10,7 @@ latencies computed from the table (the same sum as ``predict``), and the in-wind
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +38,11 @@ def _tilted(probs: np.ndarray, alive: np.ndarray, cost: np.ndarray, beta: float)
 
 
 def _expected(model: SpaceLatency, costs: CostMatrix, p: np.ndarray) -> float:
-    return float(model.expected_ms(torch.as_tensor(p, dtype=torch.float32), costs))
+    # float64: strong tilts push probabilities within 1e-8 of 0 or 1, which float32 rounds to exactly 0 or 1
+    e = float(model.expected_ms(torch.as_tensor(p, dtype=torch.float64), costs))
+    if not math.isfinite(e):  # a NaN compared as "below the target" and steered the bisection the wrong way
+        raise FloatingPointError(f"expected latency of the tilted distribution is {e}")
+    return e
 
 
 def find_tilt(model: SpaceLatency, subspaces: list[tuple[Op, ...]], probs: np.ndarray, alive: np.ndarray,

@@ -1,6 +1,12 @@
 """Latency tables: keys, load/save/lookup with provenance, prediction and differentiable expectation."""
 
-from nse_hw.latency.expected import LayerCosts, expected_latency, expected_layer_latency, latency_penalty
+from nse_hw.latency.expected import (
+    LayerCosts,
+    exclusive_prod,
+    expected_latency,
+    expected_layer_latency,
+    latency_penalty,
+)
 from nse_hw.latency.keys import (
                                  Component,
                                  KeySpec,
@@ -19,7 +25,7 @@ from nse_hw.latency.table import TABLE_FORMAT, LatencyTable, load_table, resolve
 
 __all__ = [
     "TABLE_FORMAT", "Component", "KeySpec", "LatencyTable", "LayerCosts", "Prediction", "arch_components",
-    "calibrate", "classifier_key", "expected_latency", "expected_layer_latency", "head_key", "join_counts",
-    "join_key", "latency_penalty", "load_table", "op_key", "out_shape", "parse_key", "predict",
+    "calibrate", "classifier_key", "exclusive_prod", "expected_latency", "expected_layer_latency", "head_key",
+    "join_counts", "join_key", "latency_penalty", "load_table", "op_key", "out_shape", "parse_key", "predict",
     "resolve_table_path", "space_keys", "table_for_device",
 ]

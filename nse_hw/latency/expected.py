@@ -28,6 +28,15 @@ class LayerCosts:
     identity: bool
 
 
+def exclusive_prod(q: Tensor) -> Tensor:
+    """prod_{j != i} q_j along the last dimension, for every i, without dividing: q may be exactly 0 (p = 1,
+    which a float32 sigmoid of a logit above ~17 gives; none / q_i was 0/0 there)."""
+    ones = torch.ones_like(q[..., :1])
+    left = torch.cumprod(torch.cat([ones, q[..., :-1]], -1), -1)
+    right = torch.cumprod(torch.cat([ones, q[..., 1:].flip(-1)], -1), -1).flip(-1)
+    return left * right
+
+
 def expected_layer_latency(p: Tensor, costs: LayerCosts) -> Tensor:
     q = 1.0 - p
     none = torch.prod(q)
@@ -35,7 +44,7 @@ def expected_layer_latency(p: Tensor, costs: LayerCosts) -> Tensor:
     if costs.identity:
         return op_ms + costs.add * n_exp + costs.scale * (1.0 - none)
     z = 1.0 - none
-    p_one = torch.sum(p * none / q)  # prod_{j != i} q_j = none / q_i; p is clamped away from 1
+    p_one = torch.sum(p * exclusive_prod(q))
     return op_ms / z + costs.add * (n_exp / z - 1.0) + costs.scale * (z - p_one) / z
 
 

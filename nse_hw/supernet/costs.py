@@ -23,6 +23,7 @@ from nse_hw.latency import (
     LatencyTable,
     LayerCosts,
     arch_components,
+    exclusive_prod,
     expected_latency,
     join_counts,
     join_key,
@@ -151,7 +152,7 @@ class SpaceLatency:
         none = torch.prod(q, 1)
         op_ms, n = torch.sum(p * costs.ops, 1), torch.sum(p, 1)
         z = torch.where(costs.identity, torch.ones_like(none), 1.0 - none)  # non-empty layers: P(N >= 1)
-        p_one = torch.sum(p * none[:, None] / q, 1)
+        p_one = torch.sum(p * exclusive_prod(q), 1)
         with_id = op_ms + costs.add * n + costs.scale * (1.0 - none)
         no_id = op_ms / z + costs.add * (n / z - 1.0) + costs.scale * (z - p_one) / z
         return self.calibrated(self.fixed_ms + torch.where(costs.identity, with_id, no_id).sum())

@@ -106,3 +106,21 @@ def test_shipped_configs_load(name):
         assert (cfg.train.epochs_per_round, cfg.train.lr, cfg.train.arch_lr) == (100, 0.4, 5e-3)
         assert (cfg.evolve.samples, cfg.evolve.bn_batches, cfg.train.arch_every) == (2000, 50, 2)
         assert cfg.train.arch_betas == [0.0, 0.999] and cfg.evolve.rounds is None
+
+
+def test_tilt_below_the_window_with_saturated_logits_stays_finite(nse27, nse27_model):
+    """α far below the window with logits above 17.3 in non-skippable layers (p rounds to 1 in float32): the
+    bisection used to read NaN as "below the target"; now β is negative and the tilt reaches the window."""
+    subs = [tuple(nse27.pool[i] for i in range(j % 3, 27, 6)) for j in range(len(nse27.searchable))]
+    k = max(len(s) for s in subs)
+    alive = np.array([[i < len(s) for i in range(k)] for s in subs])
+    cheapest = [int(np.argmin([nse27_model.layers[j].ops[o] for o in s])) for j, s in enumerate(subs)]
+    probs = np.where(alive, 1e-3, 0.0)
+    for j, c in enumerate(cheapest):
+        probs[j, c] = 1 - 1e-8  # logit 18.4
+    low = float(nse27_model.expected_ms(torch.tensor(probs), nse27_model.cost_matrix(subs, k)))
+    window = (low * 1.5, low * 1.6)
+    beta, tilted = find_tilt(nse27_model, subs, probs, alive, window)
+    exp = nse27_model.expected_ms(torch.tensor(tilted), nse27_model.cost_matrix(subs, k))
+    assert beta < 0 and np.isfinite(tilted).all()
+    assert float(exp) == pytest.approx(low * 1.55, rel=0.01)

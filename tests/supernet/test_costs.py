@@ -109,3 +109,21 @@ def test_alpha_for_target(tiny_space, tiny_model):
     p = 1e-3 + (1 - 2e-3) * torch.sigmoid(torch.full((4, 3), c))
     assert tiny_model.expected_ms(p, costs).item() == pytest.approx(target, rel=1e-4)
     assert tiny_model.alpha_for_target(subs, 1e6, p_eps=1e-3) == pytest.approx(8.0, abs=1e-3)  # out of reach
+
+
+def test_expected_is_finite_when_a_probability_is_exactly_one(tiny_space, tiny_model):
+    """A float32 sigmoid of a logit above ~17.3 is exactly 1: q = 0, and none / q was 0/0 = NaN."""
+    subs = [tiny_space.pool[:2]] * 4
+    costs = tiny_model.cost_matrix(subs, 2)
+    p = torch.tensor([[1.0, 0.5]] * 4)
+    got = tiny_model.expected_ms(p, costs).item()
+    ref = tiny_model.expected_ms(torch.tensor([[1.0 - 1e-12, 0.5]] * 4, dtype=torch.float64), costs).item()
+    assert np.isfinite(got) and got == pytest.approx(ref, rel=1e-6)
+    assert tiny_model.expected_ms_reference(p, tiny_model.layer_costs(subs, 2)).item() == pytest.approx(got, rel=1e-6)
+
+
+def test_exclusive_prod_by_hand():
+    from nse_hw.latency import exclusive_prod
+
+    q = torch.tensor([[2.0, 3.0, 5.0], [0.0, 0.5, 4.0]])
+    assert exclusive_prod(q).tolist() == [[15.0, 10.0, 6.0], [2.0, 0.0, 0.0]]
