@@ -40,7 +40,8 @@ def exit_on_lost_rank(fn: Callable[..., Any]) -> Callable[..., Any]:
             msg = dist.failure_message(exc, resume_dir=ctx.meta.get(RUN_DIR_KEY) if ctx else None)
             if msg is None:
                 raise
-            click.echo(f"error: {msg}", err=True)
+            # on a line of its own: the ranks share one stderr, and another's progress bar may have left a partial line
+            click.echo(f"\nerror: {msg}", err=True)
             raise SystemExit(1) from None
 
     return wrapper

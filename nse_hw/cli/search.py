@@ -76,8 +76,9 @@ def _lock(run: RunDir, *, existing: bool) -> None:
 @click.option("--seed", type=int, help="Seed of every random stream.")
 @click.option("--baseline", type=click.Choice(["random"]), help="Run the random-search baseline instead of NSE.")
 @threads_option(help="torch threads per process [default: the config's `threads`, else the cores this process "
-                     "may use, split over torchrun's processes on this machine]. Recorded in the run; --resume "
-                     "keeps the recorded count (a different --threads is ignored with a warning).")
+                     "may use split over torchrun's processes on this machine; outside torchrun at most "
+                     "OMP_NUM_THREADS]. Recorded in the run; --resume keeps the recorded count (a different "
+                     "--threads is ignored with a warning).")
 @exit_on_lost_rank
 def search(latency: str | None, device: str | None, table: str | None, space: str | None, data: str | None,
            config: str | None, preset: str | None, out: str | None, resume: str | None, seed: int | None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -122,6 +123,7 @@ def failure_message(exc: BaseException, *, resume_dir: str | None = None) -> str
     if not isinstance(exc, dist.DistError) and not any(m in low for m in _LOST_PEER):
         return None
     first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    first = re.sub(r"^\[[^\]]*\.(cc|cpp|h):\d+\]\s*", "", first)  # the backend's source location
     what = "timed out" if "timed out" in low or "timeout" in low else "failed"
     hint = f"; continue the run with --resume {resume_dir}" if resume_dir else ""
     return (f"rank {rank()} of {world_size()}: a collective {what} (wait limit {dist_timeout().total_seconds():g} s, "

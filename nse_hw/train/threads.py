@@ -3,8 +3,9 @@
 torch's default is one thread per core of the machine. Two such processes on this 2-core host ran a retrain
 step 45x slower than one alone (OpenMP threads spin at every barrier while their partner waits for a core);
 with one thread each, each ran at ~0.8x of quiet speed. So a process takes the cores it may use (its affinity
-mask) split over the processes torchrun started beside it. The count also changes the numbers (reduction
-order), so it is part of a run: recorded at the start, kept on --resume.
+mask) split over the processes torchrun started beside it, and outside torchrun no more than torch's own default
+(OMP_NUM_THREADS). The count also changes the numbers (reduction order), so it is part of a run: recorded at the
+start, kept on --resume.
 """
 
 from __future__ import annotations
@@ -41,10 +42,12 @@ def local_world_size(env: Mapping[str, str] = os.environ) -> int:
         return 1
 
 
-def default_threads() -> int:
-    """:func:`auto_threads` for this process. OMP_NUM_THREADS is not consulted (torchrun sets it to 1 for
-    every job); ``--threads`` is the way to ask for another count."""
-    return auto_threads(cores=usable_cores(), local_world_size=local_world_size())
+def default_threads(env: Mapping[str, str] = os.environ) -> int:
+    """:func:`auto_threads` for this process. Outside torchrun also no more than torch's own count: its default
+    honours OMP_NUM_THREADS, and a program that runs a command in-process may have set it lower. Under torchrun
+    the split alone decides (torchrun sets OMP_NUM_THREADS=1 for every job, whatever the machine)."""
+    n = auto_threads(cores=usable_cores(), local_world_size=local_world_size(env))
+    return n if "LOCAL_WORLD_SIZE" in env else min(n, torch.get_num_threads())
 
 
 def run_threads(*, given: int | None, recorded: int | None, resume: bool, auto: int) -> tuple[int, str | None]:

@@ -15,7 +15,14 @@ import torch
 import torch.distributed as tdist
 
 from nse_hw.train import dist
-from nse_hw.train.threads import auto_threads, local_world_size, run_threads, torch_threads, usable_cores
+from nse_hw.train.threads import (
+    auto_threads,
+    default_threads,
+    local_world_size,
+    run_threads,
+    torch_threads,
+    usable_cores,
+)
 
 BIN = Path(sys.executable).parent
 
@@ -38,6 +45,15 @@ def test_local_world_size_and_usable_cores():
     assert local_world_size({"LOCAL_WORLD_SIZE": "2"}) == 2
     assert local_world_size({"LOCAL_WORLD_SIZE": "x"}) == 1
     assert 1 <= usable_cores() <= (os.cpu_count() or 1)
+
+
+def test_default_threads_outside_torchrun_stays_within_torchs_own_count():
+    with torch_threads(1):  # as OMP_NUM_THREADS=1 leaves torch, or a host program that set 1
+        assert default_threads({}) == 1
+        assert default_threads({"LOCAL_WORLD_SIZE": "1"}) == usable_cores()  # torchrun: the split decides
+    with torch_threads(usable_cores()):
+        assert default_threads({}) == usable_cores()
+        assert default_threads({"LOCAL_WORLD_SIZE": str(usable_cores())}) == 1
 
 
 def test_run_threads_new_runs_resumes_and_old_runs():
@@ -98,7 +114,7 @@ def test_failure_message_is_one_line_naming_rank_and_limit(one_rank_group, monke
     msg = dist.failure_message(exc, resume_dir="runs/x")
     assert "\n" not in msg
     assert msg.startswith("rank 0 of 1: a collective timed out (wait limit 7 s, $NSE_HW_DIST_TIMEOUT)")
-    assert "Timed out waiting 7000ms" in msg and msg.endswith("--resume runs/x")
+    assert "[Timed out waiting 7000ms for recv operation to complete]" in msg and msg.endswith("--resume runs/x")
     lost = dist.failure_message(RuntimeError("Connection closed by peer [127.0.0.1]:1234"))
     assert "a collective failed" in lost and "--resume" not in lost
     assert dist.failure_message(RuntimeError("mat1 and mat2 shapes cannot be multiplied")) is None  # a bug
