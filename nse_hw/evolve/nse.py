@@ -8,6 +8,8 @@ history) is written atomically after every epoch and at every round's end; every
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -248,11 +250,22 @@ def resume_state(ctx: Context) -> tuple[LoopState, dict[str, Any] | None]:
     ckpt = ctx.run.load_checkpoint()
     if ckpt is None:
         return initial_state(ctx), None
-    state = LoopState.from_dict(ckpt["state"])
+    with _checkpoint_content(ctx):
+        state = LoopState.from_dict(ckpt["state"])
+        if ckpt.get("torch_rng") is not None:
+            torch.set_rng_state(ckpt["torch_rng"])
     log.info("resuming at %s", _ckpt_desc(state))
-    if ckpt.get("torch_rng") is not None:
-        torch.set_rng_state(ckpt["torch_rng"])
     return state, ckpt
+
+
+@contextmanager
+def _checkpoint_content(ctx: Context) -> Iterator[None]:
+    """A checkpoint that loads (CRC and types are checked) but lacks or mistypes what a search needs: one line."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
+        raise NseError(f"{ctx.run.checkpoint} is not a complete search checkpoint of this run "
+                       f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
 
 
 def nse_search(ctx: Context) -> Candidate:
@@ -261,9 +274,10 @@ def nse_search(ctx: Context) -> Candidate:
     while not state.done:
         net, trainer = build_net(ctx, state)
         if ckpt is not None and ckpt.get("net") is not None and state.epoch > 0:
-            net.load_state_dict(ckpt["net"])
-            trainer.opt_w.load_state_dict(ckpt["opt_w"])
-            trainer.opt_a.load_state_dict(ckpt["opt_a"])
+            with _checkpoint_content(ctx):
+                net.load_state_dict(ckpt["net"])
+                trainer.opt_w.load_state_dict(ckpt["opt_w"])
+                trainer.opt_a.load_state_dict(ckpt["opt_a"])
         ckpt = None
         train_round(ctx, state, net, trainer)
         state = end_round(ctx, state, net, trainer)

@@ -140,3 +140,9 @@ def test_a_run_in_use_or_with_an_edited_config_is_refused(setup):
     _one_line_error(_run("--resume", str(out)), "config.yaml was edited since the run started (seed)")
     (out / "config.yaml").write_text(text)
     assert _run("--resume", str(out)).exit_code == 0
+    # a checkpoint that passes its CRC but lacks what a search needs
+    from nse_hw.train.checkpoint import save_checkpoint
+
+    for content in ({}, {"state": {"round": "x"}}):
+        save_checkpoint({"format": "nse-hw/search-checkpoint/1", **content}, out / "checkpoint.pt")
+        _one_line_error(_run("--resume", str(out)), "is not a complete search checkpoint")
