@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from nse_hw.cli.common import RUN_DIR_KEY, exit_on_lost_rank, threads_option
+from nse_hw.cli.common import RUN_DIR_KEY, exit_on_lost_rank, threads_option, use_threads
+from nse_hw.cli.precision import precision_option
 from nse_hw.config import from_dict
 from nse_hw.errors import NseError
 from nse_hw.evolve import (
@@ -26,30 +27,19 @@ from nse_hw.evolve import (
     resolve_table,
 )
 from nse_hw.train.dist import broadcast_object, init_distributed, is_main, on_main
-from nse_hw.train.threads import default_threads, run_threads, torch_threads
 
 log = logging.getLogger("nse_hw.search")
 
 
-def _use_threads(cfg: SearchConfig, given: int | None, *, resume: bool) -> None:
-    """Settle the run's thread count (recorded in cfg, so run.json and config.yaml carry it) and apply it until
-    the command ends."""
-    n, note = run_threads(given=given, recorded=cfg.threads, resume=resume, auto=default_threads())
-    if note and is_main():
-        log.warning("%s", note)
-    cfg.threads = n
-    click.get_current_context().with_resource(torch_threads(n))
-
-
 def _new_run(latency: str | None, device: str | None, table: str | None, space: str | None, data: str | None,
              config: str | None, preset: str | None, out: str | None, seed: int | None,
-             baseline: str | None) -> tuple[SearchConfig, RunInfo, RunDir]:
+             baseline: str | None, precision: str | None = None) -> tuple[SearchConfig, RunInfo, RunDir]:
     if latency is None:
         raise NseError("--latency is required (e.g. --latency 80ms), unless you --resume a run")
     budget = parse_latency(latency)
     if config and preset:
         raise NseError("give either --config or --preset, not both")
-    tbl = resolve_table(device=device, table=table)
+    tbl = resolve_table(device=device, table=table, precision=precision)
     cfg = load_search_config(config or preset_path(preset or "default"), space=space, seed=seed)
     if data is not None:
         cfg.data.source = data
@@ -75,6 +65,8 @@ def _lock(run: RunDir, *, existing: bool) -> None:
 @click.option("--resume", type=click.Path(), help="Continue the run in RUN_DIR (its own config is used).")
 @click.option("--seed", type=int, help="Seed of every random stream.")
 @click.option("--baseline", type=click.Choice(["random"]), help="Run the random-search baseline instead of NSE.")
+@precision_option(help="Search against the device's int8 (or float32) table: latency of what `export --int8` ships. "
+                       "With --table, a table of another precision is refused [default: float32 / the table's].")
 @threads_option(help="torch threads per process [default: the config's `threads`, else the cores this process "
                      "may use split over torchrun's processes on this machine; outside torchrun at most "
                      "OMP_NUM_THREADS]. Recorded in the run; --resume keeps the recorded count (a different "
@@ -82,13 +74,14 @@ def _lock(run: RunDir, *, existing: bool) -> None:
 @exit_on_lost_rank
 def search(latency: str | None, device: str | None, table: str | None, space: str | None, data: str | None,
            config: str | None, preset: str | None, out: str | None, resume: str | None, seed: int | None,
-           baseline: str | None, threads: int | None) -> None:
+           baseline: str | None, threads: int | None, precision: str | None) -> None:
     """Search the space for the most accurate architecture within the latency budget; writes RUN_DIR/arch.json."""
     init_distributed()
     if resume:
         given = [n for n, v in [("--latency", latency), ("--device", device), ("--table", table), ("--space", space),
                                 ("--data", data), ("--config", config), ("--preset", preset), ("--out", out),
-                                ("--seed", seed), ("--baseline", baseline)] if v is not None]
+                                ("--seed", seed), ("--baseline", baseline), ("--precision", precision)]
+                 if v is not None]
         if given:
             click.echo(f"warning: --resume uses the run's own settings; ignoring {', '.join(given)}", err=True)
         run = RunDir(resume)
@@ -96,8 +89,9 @@ def search(latency: str | None, device: str | None, table: str | None, space: st
         info, cfg_dict = run.open()
         cfg = from_dict(SearchConfig, cfg_dict).check()
     else:
-        cfg, info, run = _new_run(latency, device, table, space, data, config, preset, out, seed, baseline)
-    _use_threads(cfg, threads, resume=bool(resume))
+        cfg, info, run = _new_run(latency, device, table, space, data, config, preset, out, seed, baseline,
+                                  precision)
+    cfg.threads = use_threads(threads, recorded=cfg.threads, resume=bool(resume))  # run.json and config.yaml
     click.get_current_context().meta[RUN_DIR_KEY] = str(run.path)
     ctx = Context.build(cfg, info, run)  # loads and checks everything before a run directory is created
     if not resume:

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import replace
 from pathlib import Path
 
 import click
 
-from nse_hw.cli.common import RUN_DIR_KEY, exit_on_lost_rank, read_arch, threads_option
+from nse_hw.cli.common import RUN_DIR_KEY, exit_on_lost_rank, read_arch, threads_option, use_threads
 from nse_hw.config import from_dict
 from nse_hw.errors import NseError
 from nse_hw.space import Arch
 from nse_hw.train import dist
 from nse_hw.train.recipe import TrainConfig, default_config_path, load_train_config
-from nse_hw.train.threads import default_threads, run_threads, torch_threads
 from nse_hw.train.trainer import LAST, read_train_checkpoint, train
-
-log = logging.getLogger("nse_hw.train")
 
 
 def resolve_arch_arg(path: str) -> tuple[Arch, Path]:
@@ -43,16 +39,6 @@ def _resume_args(resume: str, arch_arg: str | None, out: str | None, overrides: 
     if arch_arg is not None and resolve_arch_arg(arch_arg)[0] != arch:
         raise NseError(f"{Path(resume) / LAST} was trained for another architecture than {arch_arg}")
     return arch, from_dict(TrainConfig, state["config"]), state.get("preset", ""), state["data"]["source"]
-
-
-def _use_threads(cfg: TrainConfig, given: int | None, *, resume: bool) -> TrainConfig:
-    """Settle the run's thread count and apply it until the command ends. A new run records it in its config
-    (config.yaml, every checkpoint, result.json); a resumed run keeps the one it recorded."""
-    n, note = run_threads(given=given, recorded=cfg.threads, resume=resume, auto=default_threads())
-    if note and dist.is_main():
-        log.warning("%s", note)
-    click.get_current_context().with_resource(torch_threads(n))
-    return cfg if resume else replace(cfg, threads=n)
 
 
 @click.command("train")
@@ -95,7 +81,8 @@ def train_cmd(arch_file: str | None, data: str | None, epochs: int | None, batch
         cfg, preset_used = load_train_config(config_file, preset=preset, **overrides)
         out_dir = Path(out) if out else default_out
     dist.init_distributed()
-    cfg = _use_threads(cfg, threads, resume=bool(resume))
+    n = use_threads(threads, recorded=cfg.threads, resume=bool(resume))
+    cfg = cfg if resume else replace(cfg, threads=n)  # config.yaml, every checkpoint, result.json
     click.get_current_context().meta[RUN_DIR_KEY] = str(out_dir)
     result = train(arch, data=source, cfg=cfg, out=out_dir, preset=preset_used,
                    config_path=None if resume else config_file, resume=bool(resume))

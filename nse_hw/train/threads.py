@@ -72,6 +72,18 @@ def run_threads(*, given: int | None, recorded: int | None, resume: bool, auto: 
     return recorded, None
 
 
+def busy_note(*, threads: int, cores: int, load: float) -> str | None:
+    """A warning when other work already holds the cores our threads need, else None. OpenMP threads spin at
+    every barrier while a partner waits for a core: with one core busy, a 2-thread retrain step took 3x as long
+    as on a quiet machine, a 1-thread one 1.7x (benchmarks/RESULTS-reliability.md). The count is not lowered
+    behind the user's back: it changes the result, and the load at start says little about the next hour."""
+    free = max(0.0, cores - load)
+    if threads < 2 or threads <= free + 0.5:
+        return None
+    return (f"the machine is busy (load average {load:.1f} on {cores} usable core(s)) and this run uses {threads} "
+            f"threads; --threads {max(1, round(free))} (or taskset) avoids a ~3x slowdown from contention")
+
+
 @contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
     """torch runs with ``n`` intra-op threads inside the block (inter-op too, where that is still legal); the

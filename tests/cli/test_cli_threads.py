@@ -62,7 +62,7 @@ def test_train_records_its_threads_and_resume_keeps_them(arch_file, tmp_path):
     # a different count on --resume is ignored, with one warning; the run goes on with its own
     res = invoke("train", "--resume", run, "--threads", 2)
     assert res.exit_code == 0, res.output
-    assert _warnings(res.output) == ["W nse_hw.train: --resume keeps the run's 1 thread(s) so that it stays "
+    assert _warnings(res.output) == ["W nse_hw.cli: --resume keeps the run's 1 thread(s) so that it stays "
                                      "reproducible; ignoring --threads 2"]
     assert json.loads((run / "result.json").read_text())["threads"] == 1
 
@@ -83,7 +83,7 @@ def test_train_default_is_the_automatic_choice_and_old_runs_say_what_they_use(ar
     (run / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     res = invoke("train", "--resume", run)
     assert res.exit_code == 0, res.output
-    assert _warnings(res.output) == [f"W nse_hw.train: the run recorded no thread count (it predates that); using "
+    assert _warnings(res.output) == [f"W nse_hw.cli: the run recorded no thread count (it predates that); using "
                                      f"{auto} thread(s), the automatic choice"]
     assert json.loads((run / "result.json").read_text())["threads"] == auto
 
@@ -99,7 +99,7 @@ def test_search_records_its_threads_and_resume_keeps_them(tmp_path):
     assert "1 torch thread(s) per process" in (run / "search.log").read_text()
     res = invoke("search", "--resume", run, "--threads", 2)
     assert res.exit_code == 0, res.output
-    assert _warnings(res.output) == ["W nse_hw.search: --resume keeps the run's 1 thread(s) so that it stays "
+    assert _warnings(res.output) == ["W nse_hw.cli: --resume keeps the run's 1 thread(s) so that it stays "
                                      "reproducible; ignoring --threads 2"]
     assert json.loads((run / "run.json").read_text())["config"]["threads"] == 1
 

@@ -17,6 +17,7 @@ import torch.distributed as tdist
 from nse_hw.train import dist
 from nse_hw.train.threads import (
     auto_threads,
+    busy_note,
     default_threads,
     local_world_size,
     run_threads,
@@ -213,3 +214,17 @@ def test_a_frozen_or_killed_rank_fails_the_others_in_bounded_time_then_resume_fi
     assert "test top-1" in res.stdout
     result = json.loads((run / "result.json").read_text())
     assert result["epochs"] == 6 and result["threads"] == 1  # the count torchrun's two processes recorded
+
+
+@pytest.mark.parametrize("threads,cores,load,warn", [
+    (2, 2, 0.1, False),   # quiet: both cores free
+    (2, 2, 1.0, True),    # one core busy: 1 free, 2 threads contend
+    (1, 2, 1.9, False),   # one thread never spins against itself
+    (4, 8, 4.2, False),   # 3.8 free >= 4 - 0.5
+    (4, 8, 5.0, True),
+])
+def test_busy_note_by_hand(threads, cores, load, warn):
+    note = busy_note(threads=threads, cores=cores, load=load)
+    assert (note is not None) == warn
+    if warn:
+        assert f"--threads {max(1, round(cores - load))}" in note and f"load average {load:.1f}" in note
