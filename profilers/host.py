@@ -32,6 +32,7 @@ class Session(ABC):
     """One loaded single-input, single-output model with a static input shape."""
 
     input_shape: tuple[int, ...]
+    input_dtype: str = "float32"  # of the model's input tensor: "int8" for a full-integer int8 .tflite
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Float output for float input ``x`` in the model's layout (a batch-1 model takes any batch)."""
@@ -145,6 +146,7 @@ class _LiteRTSession(Session):
             raise NseError(f"{path} has {len(ins)} inputs and {len(outs)} outputs; expected 1 and 1")
         self._in, self._out = ins[0], outs[0]
         self.input_shape = tuple(int(d) for d in self._in["shape"])
+        self.input_dtype = np.dtype(self._in["dtype"]).name
 
     def _run_one(self, x: np.ndarray) -> np.ndarray:
         self._it.set_tensor(self._in["index"], _quantize(x, self._in))

@@ -20,7 +20,7 @@ from nse_hw import __version__
 from nse_hw.errors import NseError
 from nse_hw.latency import LatencyTable, calibrate, predict
 from nse_hw.latency.calibration import error_summary, fit_affine, pct_errors
-from nse_hw.latency.table import utc_now
+from nse_hw.latency.table import table_precision, utc_now
 from nse_hw.progress import progress_bar
 from nse_hw.space import Arch, SearchSpace, format_layer, load_space
 from profilers.host import get_runner, summarize
@@ -40,6 +40,7 @@ class Bench:
     convert_cpus: set[int] | None = None
     progress: bool | None = None
     rounds: int = 4
+    precision: str = "float32"  # int8: networks quantised as `nse-hw export --int8` does, like the table's units
 
     @classmethod
     def for_table(cls, table: LatencyTable, **kw: Any) -> Bench:
@@ -50,7 +51,7 @@ class Bench:
         if not isinstance(meta.get("threads"), int) or meta.get("runtime") not in ("litert", "onnxruntime"):
             raise NseError(f"table {table.name} does not say which runtime/threads it was measured with")
         kw = {k: v for k, v in kw.items() if v is not None}
-        return cls(meta["runtime"], meta["threads"], **kw)
+        return cls(meta["runtime"], meta["threads"], precision=table_precision(meta), **kw)
 
 
 def table_space(table: LatencyTable, space: str | None) -> SearchSpace:
@@ -77,7 +78,7 @@ def measure_archs(archs: Sequence[Arch], bench: Bench, *, desc: str = "networks"
     machine (the other core's load shares L3 and memory) lands on all networks alike, not on one.
     """
     runner = get_runner(bench.runtime, threads=bench.threads)
-    jobs = [ExportJob.for_arch(a) for a in archs]
+    jobs = [ExportJob.for_arch(a, precision=bench.precision) for a in archs]
     stream = exported(jobs, runtime=bench.runtime, cache=bench.cache or default_cache(),
                       convert_cpus=bench.convert_cpus)
     per_round = -(-bench.runs // bench.rounds)
@@ -120,6 +121,7 @@ def validate(table: LatencyTable, archs: Sequence[Arch], bench: Bench, *,
                                               measured, pct_errors(raw, meas).tolist(),
                                               pct_errors(cal_ms, meas).tolist(), strict=True)]
     return {"table": str(table.path), "device": "host", "runtime": bench.runtime, "threads": bench.threads,
+            "precision": bench.precision,
             "warmup": bench.warmup, "runs": bench.runs, "rounds": bench.rounds, "tool_version": __version__,
             "created": utc_now(), "calibration": cal or None, "archs": rows,
             "summary": {"raw": error_summary(raw, meas), "calibrated": error_summary(cal_ms, meas) if cal else None}}
@@ -171,7 +173,8 @@ def plot_validation(report: dict[str, Any], path: str | Path) -> Path:
         ax.scatter(meas, [r["calibrated_ms"] for r in rows], s=14, marker="x",
                    label=f"calibrated (MAPE {s['calibrated']['mape']:.1f}%)")
     ax.set(xlabel="measured (ms)", ylabel="predicted (ms)",
-           title=f"{report['runtime']}, {report['threads']} thread(s), {len(rows)} networks")
+           title=f"{report['runtime']} {report.get('precision', 'float32')}, {report['threads']} thread(s), "
+                 f"{len(rows)} networks")
     ax.legend(loc="upper left")
     fig.tight_layout()
     try:

@@ -25,7 +25,15 @@ from nse_hw.space import SearchSpace
 from profilers.host import Runner, get_runner, host_description, summarize
 from profilers.pipeline import exported
 from profilers.timing import CPU_CACHE_MODES, NULL_KEY, Evictor, time_session
-from profilers.units import EXPORTER, UNIT_SEED, ExportJob, default_cache, exporter_version
+from profilers.units import (
+    EXPORTER,
+    INT8_CALIBRATION,
+    UNIT_SEED,
+    ExportJob,
+    check_job_runtime,
+    default_cache,
+    exporter_version,
+)
 
 log = logging.getLogger(__name__)
 BUSY_LOAD = 1.5  # 1-min load average above which other jobs share the timed core's caches and memory
@@ -42,16 +50,25 @@ class ProfileResult:
     wall_s: float
 
 
-def new_meta(runner: Runner, *, warmup: int, runs: int, cpu_cache: str, evictor: Evictor | None) -> dict[str, Any]:
+def new_meta(runner: Runner, *, warmup: int, runs: int, cpu_cache: str, evictor: Evictor | None,
+             precision: str = "float32") -> dict[str, Any]:
     return {
         "device": "host", "runtime": runner.name, "runtime_version": runner.version, "threads": runner.threads,
-        "dtype": "float32", "batch": 1, "statistic": "median", "warmup": warmup, "runs": runs,
+        "dtype": precision, "precision": precision, "batch": 1, "statistic": "median", "warmup": warmup, "runs": runs,
         "cpu_cache": cpu_cache, "evict_bytes": evictor.nbytes if evictor else None,
         "entries_are": "model time minus invoke_overhead.ms (one invocation of a trivial model, timed alike)",
         "created": utc_now(), "host": host_description(), "tool_version": __version__,
         "exporter": {"package": EXPORTER[runner.name], "version": exporter_version(runner.name)},
         "unit_seed": UNIT_SEED, "spaces": [],
+        **({"quantisation": INT8_RECIPE} if precision == "int8" else {}),
     }
+
+
+INT8_RECIPE = {  # what nse_hw.export.tflite.export_tflite_int8 (nse-hw export --int8) does, recorded per table
+    "quantiser": "litert-torch PT2EQuantizer (torchao prepare_pt2e/convert_pt2e)", "scheme": "symmetric",
+    "weights": "int8 per-channel", "activations": "int8", "io": "int8 input/output tensors",
+    "calibration": f"{INT8_CALIBRATION} seeded N(0,1) inputs per unit",
+}
 
 
 def open_table(path: Path, meta: dict[str, Any]) -> LatencyTable:
@@ -107,20 +124,23 @@ def _load_record(before: dict[str, float] | None, loads: list[float]) -> dict[st
 def profile_host(space: SearchSpace, *, runtime: str, out: Path, threads: int = 1, warmup: int = 20,
                  runs: int = 200, cpu_cache: str = "evicted", cache: Path | None = None,
                  convert_cpus: set[int] | None = None, progress: bool | None = None,
-                 space_ref: str | None = None) -> ProfileResult:
+                 space_ref: str | None = None, precision: str = "float32") -> ProfileResult:
     """Measure every key of ``space`` missing from the table at ``out`` (created if absent) on this host.
 
     ``cpu_cache``: ``evicted`` times each block as inside a network (see :mod:`profilers.timing`), ``warm``
     back to back. ``space_ref`` (default: the space's name) is what meta.spaces records: a name or YAML path.
+    ``precision``: ``int8`` quantises every unit as ``nse-hw export --int8`` does (LiteRT only).
     """
     if warmup < 0 or runs < 1:
         raise NseError(f"need --warmup >= 0 and --runs >= 1, got {warmup} and {runs}")
     if cpu_cache not in CPU_CACHE_MODES:
         raise NseError(f"--cpu-cache must be one of {', '.join(CPU_CACHE_MODES)}, got {cpu_cache!r}")
     runner = get_runner(runtime, threads=threads)
+    check_job_runtime(ExportJob.for_key(NULL_KEY, precision=precision), runtime)
     check_writable(out)
     evictor = Evictor() if cpu_cache == "evicted" else None
-    table = open_table(out, new_meta(runner, warmup=warmup, runs=runs, cpu_cache=cpu_cache, evictor=evictor))
+    table = open_table(out, new_meta(runner, warmup=warmup, runs=runs, cpu_cache=cpu_cache, evictor=evictor,
+                                     precision=precision))
     ref = space_ref or space.name
     if ref not in table.meta.setdefault("spaces", []):
         table.meta["spaces"].append(ref)
@@ -134,9 +154,9 @@ def profile_host(space: SearchSpace, *, runtime: str, out: Path, threads: int = 
                     "time up to ~30%% slow under load (benchmarks/RESULTS-latency.md); profile on a quiet machine",
                     loads[0])
     timer = _Timer(runner, warmup, runs, cpu_cache, evictor)
-    null = [] if "invoke_overhead" in table.meta else [ExportJob.for_key(NULL_KEY)]  # kept from the first run
-    stream = exported(null + [ExportJob.for_key(k) for k in todo], runtime=runtime, cache=cache or default_cache(),
-                      convert_cpus=convert_cpus)
+    null = [] if "invoke_overhead" in table.meta else [ExportJob.for_key(NULL_KEY, precision=precision)]  # kept
+    jobs = null + [ExportJob.for_key(k, precision=precision) for k in todo]
+    stream = exported(jobs, runtime=runtime, cache=cache or default_cache(), convert_cpus=convert_cpus)
     bar = progress_bar(stream, total=len(todo) + len(null), desc=f"profile {runtime}", unit="key",
                        disable=None if progress is None else not progress)
     for i, (job, path) in enumerate(bar):

@@ -3,7 +3,12 @@
 A table key (``mb_k5_e6|in=56x56x24|out=40|s=2``, ``head|...``, ``add|...``, ``scale|...``) or a whole arch
 becomes an :class:`ExportJob`: a picklable description that a converter process can build (seeded weights,
 eval mode) and export to ``.tflite`` (NHWC input) or ``.onnx`` (NCHW input). Identical jobs share one file in
-the cache, so a shape is converted once per runtime and exporter version.
+the cache, so a shape is converted once per runtime, precision and exporter version.
+
+int8 jobs go through :func:`nse_hw.export.tflite.export_tflite_int8`, the quantiser and recipe of
+``nse-hw export --int8`` (litert-torch's PT2E quantiser, symmetric, per-channel weights, int8 activations and
+int8 input/output tensors), calibrated on seeded N(0, 1) inputs: a block inside a network sees activations, not
+images, and its weights are random, so only the quantised ops matter for latency, not the scales.
 """
 
 from __future__ import annotations
@@ -16,14 +21,17 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
+from nse_hw.errors import NseError
 from nse_hw.space.arch import Arch, Shape
 
 SUFFIX = {"litert": ".tflite", "onnxruntime": ".onnx"}
 EXPORTER = {"litert": "litert-torch", "onnxruntime": "onnx"}  # the package whose version shapes the file
 UNIT_SEED = 0
+INT8_CALIBRATION = 4  # seeded N(0, 1) inputs that calibrate an int8 unit (latency does not depend on the scales)
 
 
 def default_cache() -> Path:
@@ -67,23 +75,29 @@ class ExportJob:
     arch_json: str | None = None
     prefix: int | None = None  # for arch jobs: keep the stem and this many layers only (no head)
     seed: int = UNIT_SEED
+    precision: str = "float32"  # or "int8" (litert only)
 
     @classmethod
-    def for_key(cls, key: str) -> ExportJob:
+    def for_key(cls, key: str, *, precision: str = "float32") -> ExportJob:
         from nse_hw.latency.keys import parse_key
+        from nse_hw.latency.table import check_precision
 
         parse_key(key)  # fail here, in the caller, on a malformed key
-        return cls(key)
+        return cls(key, precision=check_precision(precision))
 
     @classmethod
-    def for_arch(cls, arch: Arch, *, seed: int = UNIT_SEED, prefix: int | None = None) -> ExportJob:
+    def for_arch(cls, arch: Arch, *, seed: int = UNIT_SEED, prefix: int | None = None,
+                 precision: str = "float32") -> ExportJob:
+        from nse_hw.latency.table import check_precision
+
         text = json.dumps(_identity(arch), sort_keys=True)
         tag = f"arch:{arch_hash(arch)}" + (f":prefix{prefix}" if prefix is not None else "")
-        return cls(tag, text, prefix, seed)
+        return cls(tag, text, prefix, seed, check_precision(precision))
 
     def file_name(self, runtime: str) -> str:
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name)
-        return f"{safe}_seed{self.seed}{SUFFIX[runtime]}"
+        tail = "" if self.precision == "float32" else f"_{self.precision}"
+        return f"{safe}_seed{self.seed}{tail}{SUFFIX[runtime]}"
 
 
 def _identity(arch: Arch) -> dict:
@@ -146,18 +160,34 @@ def _arch_module(job: ExportJob) -> tuple[nn.Module, Shape]:
     return nn.Sequential(net.stem, *list(net.layers)[: job.prefix]), arch.input
 
 
+def check_job_runtime(job: ExportJob, runtime: str) -> None:
+    """int8 units exist for LiteRT only (the quantiser of ``nse-hw export --int8``)."""
+    if job.precision != "float32" and runtime != "litert":
+        raise NseError(f"{job.precision} units can be exported for runtime litert only, not {runtime!r}")
+
+
+def int8_calibration(shape: Shape, *, seed: int, n: int = INT8_CALIBRATION) -> np.ndarray:
+    """``n`` seeded N(0, 1) NHWC inputs of ``shape`` (H, W, C) that calibrate an int8 unit."""
+    return np.random.default_rng(seed).standard_normal((n, *shape), dtype=np.float32)
+
+
 def export_job(job: ExportJob, *, runtime: str, cache: Path, work: Path | None = None) -> Path:
     """Export ``job`` into the cache unless it is there already; returns the file.
 
     ``work``: a folder on the cache's file system to export in, then move the file from (so a killed export
     leaves its temp files there, not beside the cache's files).
     """
+    check_job_runtime(job, runtime)
     path = cache_path(job, runtime=runtime, cache=cache)
     if path.is_file():
         return path
     model, (h, w, c) = build_unit(job)
     tmp = path if work is None else Path(work) / path.name
-    if runtime == "litert":
+    if job.precision == "int8":
+        from nse_hw.export.tflite import export_tflite_int8
+
+        export_tflite_int8(model, (1, h, w, c), tmp, [int8_calibration((h, w, c), seed=job.seed)])
+    elif runtime == "litert":
         from nse_hw.export.tflite import export_tflite
 
         export_tflite(model, (1, h, w, c), tmp)

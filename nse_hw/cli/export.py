@@ -8,10 +8,13 @@ from typing import Any
 import click
 
 from nse_hw.cli.common import echo_json, positive_threads, read_arch, threads_option
+from nse_hw.cli.precision import precision_option
+from nse_hw.cli.profile import default_out
 from nse_hw.errors import NseError
 from nse_hw.export.card import signed_error_pct
 from nse_hw.export.ship import FORMATS, RUNTIME_FORMAT, ExportOptions, export_checkpoint
 from nse_hw.latency import load_table, predict
+from nse_hw.latency.table import table_precision
 from nse_hw.train.threads import usable_cores
 
 SUFFIX_RUNTIME = {f".{fmt}": rt for rt, fmt in RUNTIME_FORMAT.items()}
@@ -56,6 +59,9 @@ def _echo_summary(card: dict[str, Any], out: Path) -> None:
     lat = card["latency"]
     click.echo(f"deployment arch: predicted {lat['predicted_ms']:.3f} ms, measured {lat['measured']['ms']:.3f} ms "
                f"({lat['signed_error_pct']:+.1f}%), table {lat['table']}")
+    if i8 := lat.get("int8"):
+        click.echo(f"deployment arch, int8: predicted {i8['predicted_ms']:.3f} ms, measured {i8['measured']['ms']:.3f} "
+                   f"ms ({i8['signed_error_pct']:+.1f}%), table {i8['table']}")
     if target := lat.get("search_target"):
         budget = f" (budget {target['budget_ms']:g} ms)" if "budget_ms" in target else ""
         how = (f"; on the phone: nse-hw tables profile-phone --model {out / lat['measured_file']}"
@@ -73,6 +79,8 @@ def _echo_summary(card: dict[str, Any], out: Path) -> None:
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Default: RUN_DIR/export.")
 @click.option("--force", is_flag=True, help="Write into a non-empty output directory (overwrites our files).")
 @click.option("--table", default=None, help="Latency table for the deployment arch (default: host-litert).")
+@click.option("--int8-table", default=None,
+              help="With --int8: the int8 table that predicts the int8 deployment network (default: host-litert-int8).")
 @click.option("--data", default=None, help="Test/calibration data (default: the one the checkpoint records).")
 @click.option("--verify-images", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--calibration-images", type=click.IntRange(min=1), default=200, show_default=True)
@@ -81,11 +89,13 @@ def _echo_summary(card: dict[str, Any], out: Path) -> None:
 @click.option("--threads", type=int, default=1, show_default=True, callback=positive_threads)
 @click.option("--json", "as_json", is_flag=True, help="Print the model card.")
 def export_cmd(source: str, fmt: str, int8: bool, input_size: int | None, out: str | None, force: bool,
-               table: str | None, data: str | None, verify_images: int, calibration_images: int, runs: int,
-               warmup: int, threads: int, as_json: bool) -> None:
+               table: str | None, int8_table: str | None, data: str | None, verify_images: int,
+               calibration_images: int, runs: int, warmup: int, threads: int, as_json: bool) -> None:
     """Export a trained checkpoint to verified .tflite (float32, int8) and .onnx, with model_card.json."""
+    if int8_table and not int8:
+        raise NseError("--int8-table needs --int8")
     opts = ExportOptions(formats=FORMATS if fmt == "all" else (fmt,), int8=int8, input_size=input_size,
-                         out=Path(out) if out else None, force=force, table=table, data=data,
+                         out=Path(out) if out else None, force=force, table=table, int8_table=int8_table, data=data,
                          verify_images=verify_images, calibration_images=calibration_images, runs=runs,
                          warmup=warmup, threads=threads)
     report = export_checkpoint(source, opts, HostAdapter())
@@ -108,10 +118,13 @@ def export_cmd(source: str, fmt: str, int8: bool, input_size: int | None, out: s
 @click.option("--warmup", type=click.IntRange(min=0), default=20, show_default=True)
 @click.option("--arch", "arch_file", type=click.Path(dir_okay=False), default=None,
               help="The model's arch file: print the table's prediction beside the measurement.")
-@click.option("--table", default=None, help="Latency table (default with --arch: host-<runtime>).")
+@click.option("--table", default=None,
+              help="Latency table (default with --arch: host-<runtime>[-int8][-t<threads>], the model's precision).")
+@precision_option(help="Precision of the table to predict with [default: the model's: int8 for an int8 .tflite]; "
+                       "a table of another precision or thread count is refused.")
 @click.option("--json", "as_json", is_flag=True)
 def measure_cmd(model: str, device: str, threads: int, runs: int, warmup: int, arch_file: str | None,
-                table: str | None, as_json: bool) -> None:
+                table: str | None, precision: str | None, as_json: bool) -> None:
     """End-to-end latency of MODEL on this host: median and spread, and the prediction with --arch."""
     from profilers.host import get_runner, summarize
 
@@ -120,16 +133,24 @@ def measure_cmd(model: str, device: str, threads: int, runs: int, warmup: int, a
         raise NseError(f"{model}: expected a .tflite or .onnx file")
     if table and not arch_file:
         raise NseError("--table needs --arch (the network the table should predict)")
+    if precision and not arch_file:
+        raise NseError("--precision needs --arch (it chooses the table that predicts the network)")
+    runner = get_runner(runtime, threads=threads)
+    session = runner.load(model)
     pred = arch = None
     if arch_file:
         arch = read_arch(arch_file)
-        lt = load_table(table or f"host-{runtime}", runtime=runtime)
+        model_precision = "int8" if session.input_dtype == "int8" else "float32"
+        if precision and precision != model_precision:
+            raise NseError(f"{model} is {model_precision}; --precision {precision} would predict another "
+                           "network than the one timed")
+        want = precision or model_precision
+        lt = load_table(table or default_out("host", runtime, threads, want).stem, runtime=runtime,
+                        precision=want, threads=threads)
         pred = (predict(arch, lt), lt)
     if threads > (cores := usable_cores()):
         click.echo(f"warning: --threads {threads} is more than the {cores} core(s) this process may use; "
                    f"the timing will include threads waiting for a core", err=True)
-    runner = get_runner(runtime, threads=threads)
-    session = runner.load(model)
     if arch is not None:
         h, w, c = arch.input
         want = (1, h, w, c) if runtime == "litert" else (1, c, h, w)
@@ -140,7 +161,8 @@ def measure_cmd(model: str, device: str, threads: int, runs: int, warmup: int, a
                               "threads": threads, "warmup": warmup, **timing}
     if pred is not None:
         p, lt = pred
-        result.update({"arch": arch_file, "table": str(lt.path), "predicted_ms": p.total_ms,
+        result.update({"arch": arch_file, "table": str(lt.path), "precision": table_precision(lt.meta),
+                       "predicted_ms": p.total_ms,
                        "lut_sum_ms": p.lut_sum_ms, "signed_error_pct": signed_error_pct(p.total_ms, timing["ms"])})
     if as_json:
         echo_json(result)

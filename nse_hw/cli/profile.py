@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from nse_hw.cli.common import positive_threads
+from nse_hw.cli.precision import precision_option
 from nse_hw.errors import NseError
 from nse_hw.paths import TABLES
 
@@ -38,27 +39,33 @@ def convert_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                         help="Export cache folder [default: $NSE_HW_CACHE or ~/.cache/nse-hw/exports].")(fn)
 
 
-def default_out(device: str, runtime: str, threads: int) -> Path:
-    return TABLES / (f"{device}-{runtime}.json" if threads == 1 else f"{device}-{runtime}-t{threads}.json")
+def default_out(device: str, runtime: str, threads: int, precision: str = "float32") -> Path:
+    """latency_tables/<device>-<runtime>[-int8][-t<threads>].json"""
+    tail = ("" if precision == "float32" else f"-{precision}") + ("" if threads == 1 else f"-t{threads}")
+    return TABLES / f"{device}-{runtime}{tail}.json"
 
 
-def _profile_host(*, runtime: str | None, space: str, threads: int, out: Path | None, **kw: Any) -> None:
+def _profile_host(*, runtime: str | None, space: str, threads: int, out: Path | None, precision: str,
+                  **kw: Any) -> None:
     from nse_hw.space import load_space
     from profilers.table_builder import profile_host
 
     if runtime is None:
         raise NseError("--device host needs --runtime (litert or onnxruntime)")
     sp = load_space(space)
-    out = out or default_out("host", runtime, threads)
+    out = out or default_out("host", runtime, threads, precision)
     ref = str(Path(space).resolve()) if Path(space).suffix else space  # what validate will load it by
-    res = profile_host(sp, runtime=runtime, threads=threads, out=out, space_ref=ref, **kw)
+    res = profile_host(sp, runtime=runtime, threads=threads, out=out, space_ref=ref, precision=precision, **kw)
     click.echo(f"measured {res.measured} entries ({res.skipped} already in the table) in {res.wall_s:.0f} s "
                f"-> {res.path}")
 
 
-def _profile_phone(*, device: str, **kw: Any) -> None:
+def _profile_phone(*, device: str, precision: str, **kw: Any) -> None:
     from nse_hw.cli.tables import run_phone_profile  # adb profiling: configs/devices/<device>.yaml
 
+    if precision != "float32":
+        raise NseError(f"--precision {precision} is not yet supported for phones (--device {device}); "
+                       "int8 tables are built on the host: --device host --runtime litert")
     run_phone_profile(device=device, **kw)
 
 
@@ -68,8 +75,10 @@ def _profile_phone(*, device: str, **kw: Any) -> None:
 @click.option("--runtime", help="Host runtime: litert (.tflite, XNNPACK) or onnxruntime (.onnx).")
 @click.option("--space", required=True, help="Search space name (configs/spaces) or YAML path.")
 @click.option("--threads", type=int, default=1, show_default=True, callback=positive_threads)
+@precision_option(default="float32", show_default=True,
+                  help="float32, or int8: every block quantised as `nse-hw export --int8` does (LiteRT).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Table to write or extend [default: latency_tables/<device>-<runtime>[-t<threads>].json].")
+              help="Table to write or extend [default: latency_tables/<device>-<runtime>[-int8][-t<threads>].json].")
 @click.option("--warmup", type=click.IntRange(min=0), default=20, show_default=True, help="Untimed runs first.")
 @click.option("--runs", type=click.IntRange(min=1), default=200, show_default=True, help="Timed runs per entry.")
 @click.option("--cpu-cache", type=click.Choice(["evicted", "warm"]), default="evicted", show_default=True,

@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from nse_hw.atomic import atomic_write_json
-from nse_hw.cli.common import echo_json, read_arch
+from nse_hw.cli.common import echo_json, positive_threads, read_arch
+from nse_hw.cli.precision import precision_option
 from nse_hw.cli.profile import convert_options
 from nse_hw.errors import NseError
 from nse_hw.latency import load_table
@@ -17,6 +18,9 @@ DEFAULT_CAL_SEED = 1000
 
 
 def _timing_options(fn: Any) -> Any:
+    fn = precision_option(help="Refuse a table of another precision (float32 or int8) [default: any].")(fn)
+    fn = click.option("--threads", "want_threads", type=int, callback=positive_threads, metavar="N",
+                      help="Refuse a table measured with another thread count [default: any].")(fn)
     fn = click.option("--rounds", type=click.IntRange(min=1), default=4, show_default=True,
                       help="Split the runs into rounds over all networks (evens out slow spells).")(fn)
     fn = click.option("--runs", type=click.IntRange(min=1), help="Timed runs per network [default: the table's].")(fn)
@@ -49,7 +53,7 @@ def validate_cmd(table_path: str, samples: int, seed: int, arch_files: tuple[str
     from profilers.netbench import plot_validation, sample_archs, table_space, validate
     from profilers.table_builder import check_writable
 
-    table = load_table(table_path)
+    table = load_table(table_path, precision=kw["precision"], threads=kw["want_threads"])
     cal = table.meta.get("calibration")
     if cal and samples and seed == cal.get("seed"):
         raise NseError(f"seed {seed} drew the networks the calibration was fitted on; validate with another --seed")
@@ -96,7 +100,7 @@ def calibrate_cmd(table_path: str, samples: int, seed: int, as_json: bool, **kw:
     from profilers.netbench import fit_calibration, sample_archs, table_space
     from profilers.table_builder import check_writable
 
-    table = load_table(table_path)
+    table = load_table(table_path, precision=kw["precision"], threads=kw["want_threads"])
     assert table.path is not None
     check_writable(table.path)
     bench = _bench(table, kw)

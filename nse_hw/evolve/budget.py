@@ -29,10 +29,15 @@ def parse_latency(text: str) -> float:
     return value
 
 
-def resolve_table(*, device: str | None, table: str | None) -> LatencyTable:
+def resolve_table(*, device: str | None, table: str | None, precision: str | None = None) -> LatencyTable:
+    """The table to search against: ``table``, else the device's (default pixel1) table of ``precision``; a table
+    of another precision than asked is refused (``precision`` None: the table's own, float32 for a device)."""
     if device and table:
         raise NseError("give either --device or --table, not both")
-    return load_table(table) if table else load_table(table_for_device(device or DEFAULT_DEVICE))
+    if table:
+        return load_table(table, precision=precision)
+    return load_table(table_for_device(device or DEFAULT_DEVICE, precision=precision or "float32"),
+                      precision=precision)
 
 
 @dataclass(frozen=True)

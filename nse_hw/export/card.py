@@ -15,6 +15,7 @@ from typing import Any
 
 from nse_hw import __version__
 from nse_hw.latency import LatencyTable, Prediction
+from nse_hw.latency.table import table_precision
 from nse_hw.space import Arch
 
 CARD_FORMAT = "nse-hw/model-card/1"
@@ -43,17 +44,18 @@ def input_spec(proxy: Arch, data: dict[str, Any], *, size: int) -> dict[str, Any
 
 
 def latency_section(arch: Arch, table: LatencyTable, pred: Prediction, measured: dict[str, Any] | None,
-                    deploy_file: str | None) -> dict[str, Any]:
+                    deploy_file: str | None, *, target: bool = True) -> dict[str, Any]:
     meta = table.meta
     section: dict[str, Any] = {
         "network": f"deployment arch (arch.json: {'x'.join(map(str, arch.input))} -> {arch.classes}), NOT the "
                    "trained proxy",
         "predicted_ms": pred.total_ms, "lut_sum_ms": pred.lut_sum_ms, "calibrated": bool(meta.get("calibration")),
         "table": str(table.path), "table_meta": {k: meta.get(k) for k in ("device", "runtime", "runtime_version",
-                                                                         "threads", "dtype", "created")}}
-    target = {k: arch.meta[k] for k in ("device", "budget_ms", "predicted_ms", "table") if k in arch.meta}
-    if "predicted_ms" in target:  # the search's own target, often a phone this host cannot measure
-        section["search_target"] = target
+                                                                         "threads", "dtype", "created")}
+                                     | {"precision": table_precision(meta)}}
+    search = {k: arch.meta[k] for k in ("device", "budget_ms", "predicted_ms", "table") if k in arch.meta}
+    if target and "predicted_ms" in search:  # the search's own target, often a phone this host cannot measure
+        section["search_target"] = search
     if measured is not None:
         section.update({"measured_file": deploy_file, "measured": measured,
                         "signed_error_pct": signed_error_pct(pred.total_ms, measured["ms"]),

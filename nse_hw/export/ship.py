@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 FORMATS = ("tflite", "onnx")
 RUNTIME_FORMAT = {"litert": "tflite", "onnxruntime": "onnx"}
 DEPLOY_STEM = "deployment_random_weights"
+DEPLOY_INT8_CALIBRATION = 4  # seeded N(0, 1) inputs, as the int8 table's units and validation networks have
 
 
 class HostRuntimes(Protocol):
@@ -59,6 +60,7 @@ class ExportOptions:
     out: Path | None = None  # default: RUN_DIR/export (or <checkpoint dir>/export)
     force: bool = False
     table: str | None = None  # default: latency_tables/host-litert.json when present
+    int8_table: str | None = None  # with int8: default latency_tables/host-litert-int8.json
     data: str | None = None  # default: the data source recorded in the checkpoint
     verify_images: int = 1000
     calibration_images: int = 200
@@ -115,8 +117,14 @@ def prepare_out(out: Path, *, force: bool) -> Path:
     return out
 
 
-def resolve_prediction(arch: Arch, table_arg: str | None) -> tuple[LatencyTable, Prediction]:
-    table = load_table(table_arg or "host-litert")  # a missing file is an error listing the shipped tables
+def resolve_prediction(arch: Arch, table_arg: str | None, *, precision: str = "float32"
+                       ) -> tuple[LatencyTable, Prediction]:
+    # a missing file is an error listing the shipped tables; a table of another precision is refused
+    default = "host-litert" if precision == "float32" else f"host-litert-{precision}"
+    table = load_table(table_arg or default, precision=precision)
+    if precision != "float32" and table.meta.get("runtime") != "litert":
+        raise NseError(f"latency table {table.path} is for runtime {table.meta.get('runtime')!r}; {precision} "
+                       "deployment files are .tflite (litert)")
     if table.meta.get("runtime") not in RUNTIME_FORMAT:
         raise NseError(f"latency table {table.path} is for runtime {table.meta.get('runtime')!r}; this host "
                        f"measures {', '.join(RUNTIME_FORMAT)}")
@@ -293,19 +301,26 @@ def _export_proxy_files(model: nn.Module, nchw: tuple[int, int, int, int], out: 
     return files
 
 
-def _deployment_file(arch: Arch, table: LatencyTable, out: Path, opts: ExportOptions,
-                     host: HostRuntimes) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """The deployment-shaped network (random weights) in the table's runtime, timed with the table's threads."""
+def _deployment_file(arch: Arch, table: LatencyTable, out: Path, opts: ExportOptions, host: HostRuntimes, *,
+                     int8: bool = False) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The deployment-shaped network (random weights) in the table's runtime, timed with the table's threads.
+
+    ``int8``: quantised as the int8 table's units were (export --int8's quantiser, seeded N(0, 1) calibration:
+    the deployment input has no real images here, and latency does not depend on the scales)."""
     runtime = table.meta["runtime"]
-    kind = RUNTIME_FORMAT[runtime]
+    kind = "int8" if int8 else RUNTIME_FORMAT[runtime]
     threads = int(table.meta.get("threads") or opts.threads)
     h, w, c = arch.input
-    path = convert_model(kind, build_network(arch, seed=opts.seed), (1, c, h, w), out / f"{DEPLOY_STEM}.{kind}")
+    kw = {"calibration": [np.random.default_rng(opts.seed).standard_normal(
+        (DEPLOY_INT8_CALIBRATION, h, w, c), dtype=np.float32)]} if int8 else {}
+    name = f"{DEPLOY_STEM}_int8.tflite" if int8 else f"{DEPLOY_STEM}.{kind}"
+    path = convert_model(kind, build_network(arch, seed=opts.seed), (1, c, h, w), out / name, **kw)
     _, timing = _timed(host, path, runtime, opts, threads=threads)
     measured = {**timing, "threads": threads, "warmup": opts.warmup}
-    entry = {"what": "deployment-shaped network (arch.json as written), RANDOM weights: for latency only, "
+    what = "int8 PTQ (N(0,1) calibration) " if int8 else ""
+    entry = {"what": f"deployment-shaped network (arch.json as written), {what}RANDOM weights: for latency only, "
                      "never for inference", "runtime": runtime,
-             "input_layout": "NHWC" if kind == "tflite" else "NCHW", **file_info(path), "latency_host": measured}
+             "input_layout": "NHWC" if kind != "onnx" else "NCHW", **file_info(path), "latency_host": measured}
     log.info("%s: %.3f ms median (%d runs, %d thread(s))", path.name, timing["ms"], timing["n"], threads)
     return path.name, entry, measured
 
@@ -328,6 +343,7 @@ def export_checkpoint(source: str | Path, opts: ExportOptions, host: HostRuntime
     size = check_input_size(proxy, opts.input_size)
     out = prepare_out(opts.out or (run_dir or ckpt_path.parent) / "export", force=opts.force)
     table, pred = resolve_prediction(arch, opts.table)
+    int8_pred = resolve_prediction(arch, opts.int8_table, precision="int8") if opts.int8 else None
     images = load_images(state, opts, size=size, proxy=proxy)
     images = replace(images, reference=torch_logits(model, images.test_x))
 
@@ -338,12 +354,17 @@ def export_checkpoint(source: str | Path, opts: ExportOptions, host: HostRuntime
         files = _export_proxy_files(model, (1, proxy.input[2], size, size), stage, images, opts, host, report)
         deploy_name, deploy_entry, measured = _deployment_file(arch, table, stage, opts, host)
         files[deploy_name] = deploy_entry
+        latency = latency_section(arch, table, pred, measured, deploy_name)
+        if int8_pred is not None:  # what ships int8 is predicted by the int8 table and measured int8
+            name8, entry8, measured8 = _deployment_file(arch, int8_pred[0], stage, opts, host, int8=True)
+            files[name8] = entry8
+            latency["int8"] = latency_section(arch, *int8_pred, measured8, name8, target=False)
         first = next(iter(files.values()))["verification_vs_pytorch"]
         accuracy = {"weights": f"{ckpt_path.name} ({which})", "test_top1_pytorch": first["top1_torch"],
                     "verified_on": images.inputs,
                     "training_result": json.loads((run_dir / RESULT).read_text()) if run_dir else None}
         report.card = build_card(arch=arch, proxy=proxy, data=state["data"], size=size, files=files,
-                                 latency=latency_section(arch, table, pred, measured, deploy_name),
+                                 latency=latency,
                                  accuracy=accuracy, checkpoint=ckpt_path, host=host.describe(),
                                  verified=not report.failures)
         atomic_write_json(stage / CARD_NAME, report.card)

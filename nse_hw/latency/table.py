@@ -44,7 +44,8 @@ TABLE_FORMAT = "nse-hw/latency-table/1"
 SOURCES = ("measured", "imported", "predicted")  # also the rank on a write conflict, strongest first
 DEPLOY_RUNTIMES = ("litert", "tflite")  # a device with several tables: its TFLite-family one is the default
 _STATS = ("p10", "p90", "p5", "p95", "avg", "std", "min", "max", "raw_ms", "minus_add_ms")  # ms, all optional
-_IDENTITY = ("device", "runtime", "threads")  # a table that differs here is another table: never merged
+_IDENTITY = ("device", "runtime", "threads", "dtype")  # a table that differs here is another table: never merged
+PRECISIONS = ("float32", "int8")  # what a table's entries were measured in (meta.precision; older tables: dtype)
 
 
 # --- checks -------------------------------------------------------------------------------------------------
@@ -91,6 +92,7 @@ _META_CHECKS: dict[str, tuple[Any, str]] = {
     "runtime": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
     "threads": (lambda v: v is None or _int_at_least(1)(v), "an integer >= 1 or null"),
     "batch": (_int_at_least(1), "an integer >= 1"),
+    "precision": (lambda v: v in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
     "warmup": (_int_at_least(0), "an integer >= 0"),
     "runs": (_int_at_least(1), "an integer >= 1"),
     "spaces": (lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v), "a list of strings"),
@@ -328,8 +330,36 @@ def _read_json(path: Path) -> Any:
         raise NseError(str(exc)) from None
 
 
-def load_table(path: str | Path, *, runtime: str | None = None) -> LatencyTable:
-    """Load and check a table; every problem is an :class:`NseError` naming the file (and the key)."""
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one a table can have, else an error listing them."""
+    if precision not in PRECISIONS:
+        raise NseError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    return precision
+
+
+def table_precision(meta: dict[str, Any]) -> str:
+    """What the table's entries were measured in: ``meta.precision``, else ``meta.dtype`` (older tables), else
+    float32 (every table before int8 tables existed)."""
+    return str(meta.get("precision") or meta.get("dtype") or "float32")
+
+
+def check_table(table: LatencyTable, *, precision: str | None = None, threads: int | None = None) -> LatencyTable:
+    """Refuse a table measured in another precision or with another thread count than asked (None: any)."""
+    if precision is not None and table_precision(table.meta) != check_precision(precision):
+        raise NseError(f"latency table {table.name} holds {table_precision(table.meta)} latencies, not {precision}; "
+                       f"build one with: nse-hw profile ... --precision {precision}")
+    if threads is not None and table.meta.get("threads") != threads:
+        raise NseError(f"latency table {table.name} was measured with {table.meta.get('threads')} thread(s), not "
+                       f"{threads}; build one with: nse-hw profile ... --threads {threads}")
+    return table
+
+
+def load_table(path: str | Path, *, runtime: str | None = None, precision: str | None = None,
+               threads: int | None = None) -> LatencyTable:
+    """Load and check a table; every problem is an :class:`NseError` naming the file (and the key).
+
+    ``runtime``, ``precision``, ``threads``: refuse a table measured otherwise (None: any).
+    """
     path = resolve_table_path(path)
     d = _read_json(path)
     if not isinstance(d, dict):
@@ -341,14 +371,25 @@ def load_table(path: str | Path, *, runtime: str | None = None) -> LatencyTable:
         raise NseError(f"latency table {path} is corrupt: {why}")
     if runtime is not None and meta.get("runtime") != runtime:
         raise NseError(f"latency table {path} was measured with runtime {meta.get('runtime')!r}, not {runtime!r}")
-    return LatencyTable(meta, entries, path, _snapshot(meta, entries))
+    if table_precision(meta) not in PRECISIONS:
+        raise NseError(f"latency table {path} has precision {table_precision(meta)!r} (need one of "
+                       f"{', '.join(PRECISIONS)})")
+    return check_table(LatencyTable(meta, entries, path, _snapshot(meta, entries)), precision=precision,
+                       threads=threads)
 
 
-def table_for_device(device: str) -> Path:
+def table_for_device(device: str, *, precision: str = "float32") -> Path:
     """The shipped table of ``device``: latency_tables/<device>-<runtime>.json, the TFLite-family runtime's when
-    the device has several."""
+    the device has several; for int8, latency_tables/<device>-<runtime>-int8.json."""
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", device):
         raise NseError(f"malformed device name {device!r}")
+    if check_precision(precision) != "float32":
+        hits = [TABLES / f"{device}-{rt}-{precision}.json" for rt in DEPLOY_RUNTIMES]
+        if found_p := [p for p in hits if p.exists()]:
+            return found_p[0]
+        raise NseError(f"no {precision} latency table for device {device!r} in {TABLES} (looked for "
+                       f"{', '.join(p.name for p in hits)}); measure one with: nse-hw profile --device {device} "
+                       f"--precision {precision}  (or pass --table PATH)")
     found = sorted(TABLES.glob(f"{device}-*.json"))
     if not found:
         raise NseError(f"no latency table for device {device!r} in {TABLES}; measure one with: "

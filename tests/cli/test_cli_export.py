@@ -31,6 +31,10 @@ def trained(tmp_path_factory):
     for i, key in enumerate(space_keys(space)):
         table.set(key, ms=0.001 * (i + 1), source="measured")  # any values: the test checks the plumbing
     table.save(root / "table.json")
+    int8 = LatencyTable({"device": "host", "runtime": "litert", "threads": 1, "dtype": "int8", "precision": "int8"})
+    for i, key in enumerate(space_keys(space)):
+        int8.set(key, ms=0.0005 * (i + 1), source="measured")
+    int8.save(root / "table8.json")
     return root
 
 
@@ -55,8 +59,15 @@ def test_bad_input_refused_before_any_work(trained, tmp_path):
     for size in ("4", "0", "-3"):
         assert_refused(invoke("export", str(run), "--table", table, "--input-size", size, "--out",
                               str(tmp_path / "o")), "input size")
-    assert_refused(invoke("export", str(run), "--table", table, "--int8", "--data", str(tmp_path / "gone"),
-                          "--out", str(tmp_path / "o")), "--int8 needs calibration images")
+    assert_refused(invoke("export", str(run), "--table", table, "--int8", "--int8-table", str(trained / "table8.json"),
+                          "--data", str(tmp_path / "gone"), "--out", str(tmp_path / "o")),
+                   "--int8 needs calibration images")
+    # the int8 deployment network is predicted by an int8 table only
+    assert_refused(invoke("export", str(run), "--table", table, "--int8", "--int8-table", table,
+                          "--out", str(tmp_path / "o")), "holds float32 latencies, not int8")
+    assert_refused(invoke("export", str(run), "--table", str(trained / "table8.json"), "--out", str(tmp_path / "o")),
+                   "holds int8 latencies, not float32")
+    assert_refused(invoke("export", str(run), "--table", table, "--int8-table", table), "--int8-table needs --int8")
     assert_refused(invoke("export", str(run), "--format", "onnx", "--int8", "--table", table), "--int8")
     assert_refused(invoke("export", str(run), "--table", str(tmp_path / "none.json")), "no latency table")
     (tmp_path / "busy").mkdir()
@@ -71,13 +82,14 @@ def test_bad_input_refused_before_any_work(trained, tmp_path):
 def test_export_all_int8_verifies_and_the_card_tells_which_file_is_which(trained, tmp_path):
     run, table = trained / "run", str(trained / "table.json")
     out = tmp_path / "ship"
-    res = invoke("export", str(run), "--int8", "--table", table, "--out", str(out), "--json", *FAST)
+    res = invoke("export", str(run), "--int8", "--table", table, "--int8-table", str(trained / "table8.json"),
+                 "--out", str(out), "--json", *FAST)
     assert res.exit_code == 0, res.output
     card = json.loads((out / "model_card.json").read_text())
     assert card["verified"] is True
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["arch.json", "proxy_arch.json", "model.tflite", "model_int8.tflite", "model.onnx",
-         "deployment_random_weights.tflite", "model_card.json"])
+         "deployment_random_weights.tflite", "deployment_random_weights_int8.tflite", "model_card.json"])
     files = card["files"]
     for name in ("model.tflite", "model.onnx"):
         v = files[name]["verification_vs_pytorch"]
@@ -97,12 +109,27 @@ def test_export_all_int8_verifies_and_the_card_tells_which_file_is_which(trained
     assert lat["signed_error_pct"] == pytest.approx(
         100 * (lat["predicted_ms"] - lat["measured"]["ms"]) / lat["measured"]["ms"])
     assert card["accuracy"]["training_result"]["width_mult"] == 0.5
+    # int8: what ships int8 is predicted by the int8 table and measured as an int8 deployment file
+    i8lat = lat["int8"]
+    assert i8lat["predicted_ms"] == pytest.approx(predict(arch, load_table(trained / "table8.json")).total_ms)
+    assert i8lat["measured_file"] == "deployment_random_weights_int8.tflite"
+    assert i8lat["table_meta"]["precision"] == "int8"
+    assert "int8 PTQ" in files["deployment_random_weights_int8.tflite"]["what"]
 
     res = invoke("measure", str(out / "deployment_random_weights.tflite"), "--arch", str(out / "arch.json"),
                  "--table", table, "--runs", "20", "--json")
     assert res.exit_code == 0, res.output
     m = json.loads(res.output)
     assert m["n"] == 20 and m["p10"] <= m["ms"] <= m["p90"] and m["predicted_ms"] == lat["predicted_ms"]
+    deploy8 = str(out / "deployment_random_weights_int8.tflite")
+    assert_refused(invoke("measure", deploy8, "--arch", str(out / "arch.json"), "--table", table),
+                   "holds float32 latencies, not int8")  # the model's own precision picks the table
+    assert_refused(invoke("measure", deploy8, "--arch", str(out / "arch.json"), "--precision", "float32"),
+                   "is int8; --precision float32")
+    res = invoke("measure", deploy8, "--arch", str(out / "arch.json"), "--table", str(trained / "table8.json"),
+                 "--runs", "20", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["precision"] == "int8"
     res = invoke("measure", str(out / "model.onnx"), "--arch", str(out / "arch.json"), "--table", table)
     assert_refused(res, "runtime 'litert', not 'onnxruntime'")
     res = invoke("measure", str(out / "model.tflite"), "--arch", str(out / "arch.json"), "--table", table)
