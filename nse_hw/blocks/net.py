@@ -1,4 +1,4 @@
-"""Layers (mean of branches), stem, head, classifier, and whole networks built from arch files."""
+"""Layers (mean or sum of branches), stem, head, classifier, and whole networks built from arch files."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from nse_hw.space.grammar import format_layer
 
 
 class MultiBranch(nn.Module):
-    """A layer: the mean of its branches, the identity counting as one more term where it applies (NSE's rule)."""
+    """A layer: the mean of its branches, the identity counting as one more term where it applies (NSE's rule),
+    or with ``join="sum"`` their plain sum (MobileNetV2's residual ``x + f(x)``: no multiply)."""
 
-    def __init__(self, in_chs: int, spec: LayerSpec) -> None:
+    def __init__(self, in_chs: int, spec: LayerSpec, join: str = "mean") -> None:
         super().__init__()
         self.identity = has_identity(in_chs, spec)
+        self.join = join
         self.branches = nn.ModuleList(build_op(op, in_chs, spec.out, spec.stride) for op in spec.ops)
         self.label = format_layer(spec.ops)
 
@@ -24,10 +26,10 @@ class MultiBranch(nn.Module):
         out = terms[0]
         for t in terms[1:]:
             out = out + t
-        return out * (1.0 / len(terms)) if len(terms) > 1 else out
+        return out * (1.0 / len(terms)) if len(terms) > 1 and self.join == "mean" else out
 
     def extra_repr(self) -> str:
-        return f"{self.label}, identity={self.identity}"
+        return f"{self.label}, identity={self.identity}, join={self.join}"
 
 
 class Head(nn.Module):
@@ -61,7 +63,7 @@ class Net(nn.Module):
         self.stem = conv(arch.input[2], arch.stem_out, arch.stem_stride, k=arch.stem.k)
         chs, layers = arch.stem_out, []
         for spec in arch.layers:
-            layers.append(MultiBranch(chs, spec))
+            layers.append(MultiBranch(chs, spec, arch.join))
             chs = spec.out
         self.layers = nn.Sequential(*layers)
         self.head = Head(chs, arch.head_out)

@@ -99,8 +99,9 @@ def transfer_cmd(device_path: str, host_path: str | None, spaces: tuple[str, ...
                + f" ({extrapolated} predictions extrapolate: see each entry's 'extrapolated')")
     for fam, m in model.families.items():
         cands = "; ".join(f"{k}: {v['loo_mape']:.1f}%" for k, v in m.candidates.items())
-        click.echo(f"  {fam:<10} fitted on {m.n_fit:3d}  leave-one-out MAPE {m.loo_mape:5.1f}%, "
-                   f"{m.loo_within_10:5.1f}% within +-10%  ({cands})")
+        loo = "n/a (one entry)" if m.loo_mape is None else f"{m.loo_mape:5.1f}%, {m.loo_within_10:5.1f}% within +-10%"
+        how = f"anchored on {m.anchored['on']} x{m.anchored['factor']:.3g}" if m.anchored else "fitted"
+        click.echo(f"  {fam:<10} {how} on {m.n_fit:3d}  leave-one-out MAPE {loo}  ({cands})")
 
 
 def run_phone_profile(*, device: str, space: str, serial: str | None = None, out: Path | None = None,

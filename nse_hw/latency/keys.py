@@ -5,6 +5,7 @@
     classifier|in=7x7x1280|out=1000     global pool + linear
     add|in=56x56x24                     one element-wise add joining two terms of a layer
     scale|in=56x56x24                   the 1/n multiply that turns a layer's sum of terms into their mean
+                                        (only in archs with the default join "mean"; "sum" has no scale)
 """
 
 from __future__ import annotations
@@ -70,10 +71,10 @@ def out_shape(shape: Shape, out: int, stride: int) -> Shape:
     return (-(-shape[0] // stride), -(-shape[1] // stride), out)
 
 
-def join_counts(n_ops: int, identity: bool) -> tuple[int, int]:
-    """(adds, scales) of a layer with ``n_ops`` branches: n terms need n-1 adds and one 1/n multiply."""
+def join_counts(n_ops: int, identity: bool, join: str = "mean") -> tuple[int, int]:
+    """(adds, scales) of a layer with ``n_ops`` branches: n terms need n-1 adds, and the mean one 1/n multiply."""
     terms = n_ops + int(identity)
-    return max(terms - 1, 0), int(terms > 1)
+    return max(terms - 1, 0), int(terms > 1 and join == "mean")
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def arch_components(arch: Arch) -> list[Component]:
     comps = [Component("stem", ((op_key(arch.stem, arch.input, arch.stem_out, arch.stem_stride), 1),))]
     for i, (spec, shape) in enumerate(zip(arch.layers, shapes, strict=False)):
         keys = [(op_key(op, shape, spec.out, spec.stride), 1) for op in spec.ops]
-        adds, scales = join_counts(len(spec.ops), has_identity(shape[2], spec))
+        adds, scales = join_counts(len(spec.ops), has_identity(shape[2], spec), arch.join)
         oshape = out_shape(shape, spec.out, spec.stride)
         keys += [(join_key("add", oshape), adds)] if adds else []
         keys += [(join_key("scale", oshape), scales)] if scales else []

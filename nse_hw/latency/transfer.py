@@ -7,7 +7,12 @@ table has (measured or imported; with host latency, only those the host table sh
 squared error, and judged by its leave-one-out error (MAPE and the share within +-10%). With a host table two
 candidates are fitted (key features only; key features + host ms) and the one with the lower leave-one-out MAPE
 is kept; both errors are recorded. A family with no fit of its own borrows one where that is meaningful
-(``rec`` from ``mb``: both are sums of conv MACs and activation bytes). Every prediction is marked
+(``rec`` from ``mb``: both are sums of conv MACs and activation bytes). A family with too few entries to fit
+(a phone table holds one stem, one head and one classifier: those of its own skeleton) but at least one is
+*anchored*: the device's key-feature ``mb`` model (its costs per MAC and per byte) times one factor, the
+geometric mean of measured / model over that family's entries; so a 160-px stem or a 0.75-wide head is priced
+by how its MACs and bytes differ from the measured one. Only a family with no entry at all has no basis and
+is an error naming the unit to measure. Every prediction is marked
 ``source: predicted`` with the model that made it and any extrapolation (a family borrowed, a kernel size,
 dilation or key kind the fit never saw, a feature that was zero in every fitted entry).
 """
@@ -37,6 +42,15 @@ FAMILY_FEATURES: dict[str, tuple[str, ...]] = {
 BORROW = {"rec": "mb"}
 ROWS_PER_FEATURE = 2  # a fit needs at least this many entries per feature it uses
 FIT_SOURCES = ("measured", "imported")
+ANCHOR_ON = "mb"  # the model a family too small to fit is scaled from
+
+
+class Unpredictable(NseError):
+    """Keys no model can predict on this table (``keys``): their family has no entry to fit or anchor on."""
+
+    def __init__(self, message: str, keys: list[str]) -> None:
+        super().__init__(message)
+        self.keys = keys
 
 
 @dataclass
@@ -47,14 +61,15 @@ class FamilyModel:
     features: list[str]
     coef: list[float]
     n_fit: int
-    loo_mape: float  # percent
-    loo_within_10: float  # percent of fitted entries whose leave-one-out prediction is within +-10%
+    loo_mape: float | None  # percent; None for a family anchored on a single entry (nothing to leave out)
+    loo_within_10: float | None  # percent of fitted entries whose leave-one-out prediction is within +-10%
     seen: dict[str, list[Any]] = field(default_factory=dict)  # kinds, k, d of the fitted keys
     unfitted: list[str] = field(default_factory=list)  # features that were zero in every fitted entry
     candidates: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> {loo_mape, loo_within_10}
     loo_mape_uncorrected: float | None = None  # without the shape correction
     loo_within_10_uncorrected: float | None = None
     shape_factors: dict[str, float] = field(default_factory=dict)  # shape -> measured / fitted (geometric mean)
+    anchored: dict[str, Any] | None = None  # {"on": family, "factor": r, "anchors": [keys]} for an anchored family
 
     def predict(self, feats: dict[str, float]) -> float:
         """The linear model alone (no shape correction)."""
@@ -187,6 +202,48 @@ def _fit_rows(device: LatencyTable, host: LatencyTable | None) -> dict[str, tupl
     return rows
 
 
+def anchor_family(family: str, keys: list[str], y: list[float], base: FamilyModel) -> FamilyModel:
+    """``family`` priced as ``factor * base``: ``factor`` = geometric mean of measured / base over ``keys``.
+
+    ``base`` must use key features only (no host ms: a device table alone must be able to predict). The
+    leave-one-out error (each entry by the factor of the others) needs two entries; with one it is None.
+    """
+    if "host_ms" in base.features and base.coef[base.features.index("host_ms")]:
+        raise NseError(f"cannot anchor family {family!r} on the {base.family} model: it uses host latency")
+    feats = [{"const": 1.0, **key_features(k)} for k in keys]
+    pred = np.array([base.predict({**dict.fromkeys(base.features, 0.0), **f}) for f in feats])
+    yy = np.asarray(y, dtype=float)
+    if np.any(pred <= 0) or np.any(yy <= 0):
+        raise NseError(f"cannot anchor family {family!r} on the {base.family} model (non-positive cost)")
+    logs = np.log(yy / pred)
+    factor = float(np.exp(logs.mean()))
+    loo = loo10 = None
+    if len(keys) > 1:
+        others = np.exp((logs.sum() - logs) / (len(keys) - 1))
+        errs = np.abs(pred * others / yy - 1)
+        loo, loo10 = float(errs.mean() * 100), float((errs <= 0.10).mean() * 100)
+    return FamilyModel(family, list(base.features), [c * factor for c in base.coef], len(keys), loo, loo10,
+                       _seen(keys), list(base.unfitted),
+                       anchored={"on": base.family, "factor": round(factor, 5), "anchors": list(keys)})
+
+
+def _anchor_missing(model: TransferModel, rows: dict[str, tuple[list[str], list[float]]],
+                    base: FamilyModel | None) -> None:
+    """Anchor every family of ``rows`` the model has no fit for (in place; a failure is recorded)."""
+    for fam in FAMILY_FEATURES:
+        if fam in model.families or fam in model.borrow or fam not in rows or fam == ANCHOR_ON:
+            continue
+        if base is None:
+            model.failures[fam] = f"{model.failures.get(fam, 'too few entries')}; no {ANCHOR_ON} model to anchor on"
+            continue
+        try:
+            model.families[fam] = anchor_family(fam, *rows[fam], base)
+        except NseError as exc:
+            model.failures[fam] = str(exc)
+            continue
+        model.failures.pop(fam, None)
+
+
 def fit_transfer(device: LatencyTable, host: LatencyTable | None = None, *, shape_correction: bool = True
                  ) -> TransferModel:
     """Fit every family that has enough entries; with ``host``, keep the better of key-only and key+host."""
@@ -203,14 +260,22 @@ def fit_transfer(device: LatencyTable, host: LatencyTable | None = None, *, shap
                 except NseError as exc:  # too few rows for this candidate
                     why.append(str(exc))
         if cands:
-            best = min(cands.values(), key=lambda m: m.loo_mape)
+            best = min(cands.values(), key=lambda m: m.loo_mape if m.loo_mape is not None else np.inf)
             best.candidates = {k: {"loo_mape": m.loo_mape, "loo_within_10": m.loo_within_10, "n_fit": m.n_fit}
                                for k, m in cands.items()}
             fams[fam] = best
         elif why:
             failures[fam] = why[0]
     host_name = (host.path.name if host.path else host.name) if host is not None else None
-    return TransferModel(fams, host_name, failures=failures)
+    model = TransferModel(fams, host_name, failures=failures)
+    base = None
+    if ANCHOR_ON in key_rows:  # anchors use the key-only model: a device table alone must predict
+        try:
+            base = fit_family(ANCHOR_ON, *key_rows[ANCHOR_ON], shape_correction=False)
+        except NseError:
+            base = None
+    _anchor_missing(model, key_rows, base)
+    return model
 
 
 def _extrapolation(key: str, model: FamilyModel, borrowed: str | None, feats: dict[str, float]) -> list[str]:
@@ -223,6 +288,9 @@ def _extrapolation(key: str, model: FamilyModel, borrowed: str | None, feats: di
     if spec.op is not None and spec.op.d not in model.seen.get("d", [spec.op.d]):
         notes.append(f"dilation {spec.op.d} never fitted")
     notes += [f"feature {f} was zero in every fitted entry" for f in model.unfitted if feats.get(f)]
+    if (a := model.anchored) and shape_of(key) not in {shape_of(k) for k in a["anchors"]}:
+        notes.append(f"shape not measured: the {a['on']} model x{a['factor']:.3g}, anchored on "
+                     f"{', '.join(a['anchors'][:3])}")
     return notes
 
 
@@ -239,7 +307,10 @@ def predict_key(key: str, model: TransferModel, host: LatencyTable | None = None
     ms = fm.predict(feats)
     if ms <= 0:
         raise NseError(f"transfer model of family {fm.family!r} predicts {ms:.4g} ms for {key}")
-    info: dict[str, Any] = {"model": fm.family, "loo_mape": round(fm.loo_mape, 2)}
+    label = f"{fm.family} (anchored on {fm.anchored['on']})" if fm.anchored else fm.family
+    info: dict[str, Any] = {"model": label}
+    if fm.loo_mape is not None:
+        info["loo_mape"] = round(fm.loo_mape, 2)
     if (factor := fm.shape_factors.get(shape_of(key))) is not None:
         ms *= factor
         info["shape_factor"] = factor
@@ -263,9 +334,11 @@ def _fill(table: LatencyTable, keys: list[str], model: TransferModel, host: Late
         fam, ks = next(iter(bad.items()))
         need = ROWS_PER_FEATURE * len(FAMILY_FEATURES[fam])
         have = sum(1 for k, e in table.entries.items() if key_family(k) == fam and e.get("source") in FIT_SOURCES)
-        raise NseError(f"cannot predict {sum(map(len, bad.values()))} keys (e.g. {ks[0]}): family {fam!r} has "
-                       f"{have} measured/imported entries in {table.name}, a fit needs at least {need}; measure "
-                       f"or import that unit (same shape) instead")
+        why = model.failures.get(fam, "")
+        raise Unpredictable(f"cannot predict {sum(map(len, bad.values()))} keys (e.g. {ks[0]}): family {fam!r} "
+                            f"has {have} measured/imported entries in {table.name}, a fit needs at least {need} "
+                            f"(or one to anchor the {ANCHOR_ON} model on){'; ' + why if have and why else ''}; "
+                            f"measure or import one {fam} unit, e.g. {ks[0]}", [k for v in bad.values() for k in v])
     for key in keys:
         ms, info = predict_key(key, model, host)
         table.set(key, ms=ms, source="predicted", **info)
@@ -308,4 +381,8 @@ def fill_missing(keys: list[str], device_table: LatencyTable) -> list[str]:
         raise NseError(f"table {device_table.name} has no transfer model to predict misses with; make one "
                        "with: nse-hw tables transfer --calibrate TABLE --space SPACE --out TABLE")
     missing = [k for k in dict.fromkeys(keys) if k not in device_table]
-    return _fill(device_table, missing, TransferModel.from_dict(stored), None)
+    model = TransferModel.from_dict(stored)
+    base = model.families.get(ANCHOR_ON)
+    if base is not None and base.anchored is None:  # a table written before anchoring: anchor from its entries
+        _anchor_missing(model, _fit_rows(device_table, None), base)
+    return _fill(device_table, missing, model, None)

@@ -5,6 +5,10 @@
      "layers": [{"ops": "mb_k3_e1", "out": 16, "stride": 1}, ...],
      "head": {"out": 1280}}
 
+``"join"`` says how a layer's terms (its branches, and the identity in stride-1 same-width layers) combine:
+``"mean"`` (the default, omitted from the file: NSE's rule, one 1/n multiply per multi-term layer) or ``"sum"``
+(a plain residual ``x + f(x)``: what MobileNetV2, MnasNet and ProxylessNAS-Mobile run; no multiply).
+
 An optional ``meta`` object (free-form: where the arch came from, its predicted latency...) is carried along
 but is not part of the architecture's identity.
 """
@@ -21,6 +25,7 @@ from nse_hw.jsonio import read_json
 from nse_hw.space.grammar import Layer, Op, format_layer, format_op, parse_layer, parse_op
 
 ARCH_FORMAT = "nse-hw/arch/1"
+JOINS = ("mean", "sum")  # how a layer's terms combine; "mean" is the default and is not written
 Shape = tuple[int, int, int]  # H, W, C (channel-last, as the deployed model sees it)
 
 
@@ -55,8 +60,11 @@ class Arch:
     layers: tuple[LayerSpec, ...]
     head_out: int
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    join: str = "mean"
 
     def __post_init__(self) -> None:
+        if self.join not in JOINS:
+            raise ValueError(f"join must be one of {', '.join(JOINS)}, got {self.join!r}")
         if len(self.input) != 3 or min(self.input) < 1:
             raise ValueError(f"input must be [H, W, C] with positive sizes, got {list(self.input)}")
         for name, value in (("classes", self.classes), ("stem out", self.stem_out), ("head out", self.head_out)):
@@ -93,7 +101,7 @@ class Arch:
 
     def with_layers(self, layers: list[LayerSpec] | tuple[LayerSpec, ...], **meta: Any) -> Arch:
         return Arch(self.input, self.classes, self.stem, self.stem_out, self.stem_stride, tuple(layers),
-                    self.head_out, {**self.meta, **meta})
+                    self.head_out, {**self.meta, **meta}, self.join)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -102,6 +110,8 @@ class Arch:
             "layers": [{"ops": format_layer(s.ops), "out": s.out, "stride": s.stride} for s in self.layers],
             "head": {"out": self.head_out},
         }
+        if self.join != "mean":
+            d["join"] = self.join
         if self.meta:
             d["meta"] = self.meta
         return d
@@ -124,9 +134,12 @@ class Arch:
         meta = d.get("meta", {})
         if not isinstance(meta, dict):
             raise ValueError("field meta must be an object")
+        join = d.get("join", "mean")
+        if join not in JOINS:
+            raise ValueError(f"arch field join must be one of {', '.join(JOINS)}, got {_short(join)}")
         return cls(tuple(_int({"input": v}, "input") for v in shape), _int(d, "classes"),  # type: ignore[arg-type]
                    parse_op(_field(stem, "op", str, "stem.")), _int(stem, "out", "stem."),
-                   _int(stem, "stride", "stem."), tuple(specs), _int(head, "out", "head."), dict(meta))
+                   _int(stem, "stride", "stem."), tuple(specs), _int(head, "out", "head."), dict(meta), join)
 
     def dumps(self) -> str:
         return json.dumps(self.to_dict(), indent=1) + "\n"
@@ -186,4 +199,4 @@ def adapt_arch(arch: Arch, *, resolution: int, channels: int, classes: int, widt
     layers = tuple(LayerSpec(s.ops, _scale(s.out, width_mult), s.stride) for s in arch.layers)
     return Arch((resolution, resolution, channels), classes, arch.stem, _scale(arch.stem_out, width_mult),
                 arch.stem_stride, layers, _scale(arch.head_out, width_mult),
-                {**arch.meta, "proxy_of": list(arch.input) + [arch.classes], "width_mult": width_mult})
+                {**arch.meta, "proxy_of": list(arch.input) + [arch.classes], "width_mult": width_mult}, arch.join)

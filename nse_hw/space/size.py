@@ -68,13 +68,13 @@ def op_size(op: Op, h: int, w: int, cin: int, cout: int, stride: int) -> NetSize
     return total + _conv_bn(oh, ow, mid, cout, 1, 1, 1, 1, act=False)[0]
 
 
-def layer_size(ops: Layer, h: int, w: int, cin: int, cout: int, stride: int) -> NetSize:
-    """A layer: its branches, then the sums and the 1/n scale of the mean (identity included where it applies)."""
+def layer_size(ops: Layer, h: int, w: int, cin: int, cout: int, stride: int, join: str = "mean") -> NetSize:
+    """A layer: its branches, then the sums and (mean) the 1/n scale (identity included where it applies)."""
     total = NetSize()
     for op in ops:
         total += op_size(op, h, w, cin, cout, stride)
     terms = len(ops) + (1 if has_identity(cin, LayerSpec(ops, cout, stride)) else 0)
-    joins = terms if terms > 1 else 0  # terms - 1 sums and one scale
+    joins = (terms if join == "mean" else terms - 1) if terms > 1 else 0  # terms - 1 sums (and one scale)
     return total + NetSize(0, joins * out_size(h, stride) * out_size(w, stride) * cout, 0)
 
 
@@ -83,7 +83,7 @@ def estimate(arch: Arch) -> NetSize:
     h, w, c = arch.input
     total = NetSize(0, h * w * c, 0) + op_size(arch.stem, h, w, c, arch.stem_out, arch.stem_stride)
     for (lh, lw, chs), spec in zip(arch.layer_inputs(), arch.layers, strict=False):
-        total += layer_size(spec.ops, lh, lw, chs, spec.out, spec.stride)
+        total += layer_size(spec.ops, lh, lw, chs, spec.out, spec.stride, arch.join)
     hh, hw, chs = arch.layer_inputs()[-1]
     total += _conv_bn(hh, hw, chs, arch.head_out, 1, 1, 1, 1)[0]
     return total + NetSize(arch.head_out * arch.classes + arch.classes, arch.head_out + arch.classes,

@@ -33,6 +33,13 @@ def test_multibranch_is_mean_of_terms_with_identity():
     assert MultiBranch(8, LayerSpec((), 8, 1))(x) is x
 
 
+def test_sum_join_is_a_plain_residual():
+    torch.manual_seed(0)
+    layer = MultiBranch(8, LayerSpec(parse_layer("mb_k3_e1+mb_k5_e3"), 8, 1), "sum").eval()
+    x = torch.randn(1, 8, 6, 6)
+    torch.testing.assert_close(layer(x), layer.branches[0](x) + layer.branches[1](x) + x)
+
+
 def test_no_identity_when_width_changes():
     layer = MultiBranch(8, LayerSpec(parse_layer("mb_k3_e1"), 16, 1)).eval()
     x = torch.randn(1, 8, 6, 6)

@@ -31,14 +31,15 @@ def test_import_then_transfer(shared, tmp_path):
     out = str(tmp_path / "p1.json")
     res = run("tables", "import", "--format", "benchmark-profile",
               str(shared / "proxylessnas_mobile_pixel1_tflite_benchmark_profile.txt"), "--device", "pixel1",
-              "--arch", str(REPO / "configs/archs/proxylessnas-mobile-224.json"), "--out", out)
+              "--arch", str(REPO / "configs/archs/proxylessnas-mobile-released-224.json"), "--out", out)
     assert res.exit_code == 0, res.output
     res = run("tables", "import", "--format", "proxylessnas", str(shared / "proxylessnas_mobile_trim_pixel1.yaml"),
               "--device", "pixel1", "--out", out)
     assert res.exit_code == 0 and "imported 72 entries" in res.output and "(77 entries in the table)" in res.output
     res = run("tables", "transfer", "--calibrate", out, "--space", "nse27-proxyless224", "--out", out)
     assert res.exit_code == 0, res.output
-    assert "77 imported, 238 predicted" in res.output and "leave-one-out MAPE" in res.output
+    assert "77 imported, 239 predicted" in res.output and "leave-one-out MAPE" in res.output
+    assert "conv       anchored on mb x2.71" in res.output  # one stem, one head, one classifier: anchored
     t = load_table(out)
     assert set(space_keys(load_space("nse27-proxyless224"))) <= set(t.entries)
     assert t.meta["spaces"] == ["nse27-proxyless224"] and len(t.meta["imports"]) == 2

@@ -136,11 +136,50 @@ def test_shipped_pixel1_table_is_complete(nse27_keys):
     assert set(nse27_keys) <= set(t.entries)
     assert {e["source"] for e in t.entries.values()} == {"imported", "predicted"}
     for key in ("conv_k3|in=224x224x3|out=32|s=2", "head|in=7x7x320|out=1280", "classifier|in=7x7x1280|out=1000",
-                "add|in=56x56x24", "mb_k5_e6|in=28x28x40|out=80|s=2"):
+                "add|in=56x56x32", "mb_k5_e6|in=28x28x40|out=80|s=2"):
         assert t.entries[key]["source"] == "imported"
+    # the real profile timed the released network (32 wide at 56x56): its adds are keyed to that width
+    assert t.entries["add|in=56x56x24"]["source"] == "predicted"
+    assert t.entries["mb_k3_e3|in=56x56x24|out=24|s=1"].get("includes_residual_add") is True
     assert all(t.entries[k]["source"] == "predicted" for k in nse27_keys if k.startswith(("scale|", "rec_")))
     assert t.meta["transfer"]["families"]["mb"]["loo_mape"] < 6
     # misses beyond the space (MobileNetV2's widths) are predicted from the stored model
     keys = [k for c in arch_components(load_arch(REPO / "configs/archs/mobilenetv2-1.0-224.json")) for k, _ in c.keys]
     filled = fill_missing(keys, t)
     assert filled and all(t.entries[k]["source"] == "predicted" for k in filled) and set(keys) <= set(t.entries)
+
+
+STEM = "conv_k3|in=224x224x3|out=32|s=2"
+
+
+def test_a_family_with_one_entry_is_anchored_on_the_mb_model(nse27_keys):
+    dev = device_table(fitted_keys(nse27_keys))
+    dev.set(STEM, ms=0.5, source="imported")
+    # model(stem at 224) = 0.05 + 0.02 * 112*112*3*32*9 / 1e6 = 0.266760; at 160: 0.05 + 0.02 * 5.5296 = 0.160592
+    key = "conv_k3|in=160x160x3|out=32|s=2"
+    out, model = transfer_table(dev, keys=[key])
+    conv = model.families["conv"]
+    assert conv.anchored["anchors"] == [STEM] and conv.loo_mape is None
+    assert conv.anchored["factor"] == pytest.approx(0.5 / 0.26676, rel=1e-4)
+    assert out.ms(key) == pytest.approx(0.5 * 0.160592 / 0.26676, rel=1e-4)
+    e = out.entries[key]
+    assert e["source"] == "predicted" and e["model"] == "conv (anchored on mb)"
+    assert any(n.startswith("shape not measured: the mb model x1.87") for n in e["extrapolated"])
+
+
+def test_no_entry_of_a_family_is_an_error_naming_what_to_measure(nse27_keys):
+    dev = device_table(fitted_keys(nse27_keys))
+    with pytest.raises(NseError, match=r"family 'head' has 0 measured/imported entries .* measure or import one "
+                                        r"head unit, e\.g\. head\|in=5x5x320\|out=1280"):
+        transfer_table(dev, keys=["head|in=5x5x320|out=1280"])
+
+
+def test_fill_missing_anchors_on_an_older_stored_model(nse27_keys):
+    """A table whose stored model predates anchoring still prices any stem from its one measured stem."""
+    dev = device_table(fitted_keys(nse27_keys))
+    out, _ = transfer_table(dev, keys=fitted_keys(nse27_keys)[:1])
+    out.set(STEM, ms=0.5, source="imported")
+    assert "conv" not in out.meta["transfer"]["families"]
+    key = "conv_k3|in=96x96x3|out=16|s=2"  # 48*48*3*16*9 = 0.995328 MMAC -> model 0.0699066
+    assert fill_missing([key], out) == [key]
+    assert out.ms(key) == pytest.approx(0.5 * 0.0699066 / 0.26676, rel=1e-4)

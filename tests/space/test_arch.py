@@ -32,6 +32,25 @@ def test_sampled_archs_round_trip(nse27, seed):
     assert nse27.arch(nse27.choices_of(arch)) == arch
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["mean", "sum"]))
+def test_join_round_trips_and_mean_is_not_written(nse27, seed, join):
+    import dataclasses
+
+    import numpy as np
+
+    arch = dataclasses.replace(nse27.sample(np.random.default_rng(seed)), join=join)
+    d = json.loads(arch.dumps())
+    assert ("join" in d) == (join == "sum") and Arch.from_dict(d) == arch
+    assert arch != dataclasses.replace(arch, join="mean" if join == "sum" else "sum")
+
+
+def test_bad_join_is_named():
+    with pytest.raises(ValueError, match="join must be one of mean, sum, got \"avg\""):
+        Arch.from_dict({**EXAMPLE, "join": "avg"})
+    assert Arch.from_dict({**EXAMPLE, "join": "mean"}) == Arch.from_dict(EXAMPLE)
+
+
 def test_skip_where_width_changes_is_rejected():
     bad = json.loads(json.dumps(EXAMPLE))
     bad["layers"][1]["ops"] = "skip"
