@@ -42,3 +42,40 @@ def test_predict_device_fills_misses_with_the_transfer_model():
     assert res.exit_code == 2 and "has no entry for" in res.output and out["predicted_keys"][0] in res.output
     res = runner.invoke(cli, ["latency", "predict", mbv2, "--device", "pixel1", "--table", "host-litert"])
     assert res.exit_code == 2 and "exactly one" in res.output
+
+
+def test_predict_any_resolution_and_width_on_pixel1_with_its_setups(tmp_path):
+    from nse_hw.paths import CONFIGS
+    from tests.fixtures.cli import assert_refused, invoke
+
+    mbv2 = CONFIGS / "archs" / "mobilenetv2-1.0-224.json"
+    res = invoke("latency", "predict", mbv2, "--device", "pixel1", "--input-size", 160, "--width", 0.75,
+                 "--setup", "google-readme", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["layers"][0]["keys"] == "conv_k3|in=160x160x3|out=24|s=2"  # 32 * 0.75 = 24
+    assert "conv_k3|in=160x160x3|out=24|s=2" in out["predicted_keys"]
+    assert out["predicted_models"]["conv_k3|in=160x160x3|out=24|s=2"] == "conv (anchored on mb)"
+    assert out["setup"] == "google-readme" and 0 < out["setup_ms"] < out["total_ms"]
+    assert not any(k.startswith("scale|") for r in out["layers"] for k in r["keys"].split(" + "))  # join: sum
+    assert_refused(invoke("latency", "predict", mbv2, "--device", "pixel1", "--input-size", 16),
+                   "smaller than the network's total stride 32")
+    assert_refused(invoke("latency", "predict", mbv2, "--device", "pixel1", "--setup", "nope"),
+                   "no map to setup 'nope'")
+    assert_refused(invoke("latency", "predict", mbv2, "--device", "pixel1", "--input-size", 160, "--no-fill"),
+                   "has no entry for conv_k3|in=160x160x3|out=32|s=2")
+
+
+def test_a_family_without_any_entry_names_the_layer(tmp_path):
+    from nse_hw.latency import load_table
+    from nse_hw.paths import CONFIGS, TABLES
+    from tests.fixtures.cli import assert_refused, invoke
+
+    t = load_table(TABLES / "pixel1-tflite.json")
+    t.entries = {k: e for k, e in t.entries.items() if not k.startswith("head|")}
+    del t.meta["transfer"]["families"]["head"]  # a table that never had a head: nothing to anchor on
+    t.save(tmp_path / "nohead.json", replace=True)
+    res = invoke("latency", "predict", CONFIGS / "archs" / "mobilenetv2-1.0-224.json", "--table",
+                 tmp_path / "nohead.json")
+    assert_refused(res, "head: cannot predict 1 keys (e.g. head|in=7x7x320|out=1280): family 'head' has 0")
+    assert "measure or import one head unit" in res.output
