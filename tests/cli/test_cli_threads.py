@@ -15,17 +15,7 @@ from nse_hw.space import parse_layer  # noqa: E402
 from nse_hw.train.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from nse_hw.train.threads import default_threads  # noqa: E402
 from tests.fixtures.cli import assert_refused, invoke  # noqa: E402
-
-TRAIN = """\
-epochs: 1
-batch_size: 32
-lr: 0.05
-width_mult: 0.5
-resolution: 32
-limit_train: 128
-limit_heldout: 64
-limit_test: 64
-"""
+from tests.fixtures.train import ONE_EPOCH  # noqa: E402
 
 SEARCH = """\
 space: tiny
@@ -42,7 +32,7 @@ evolve: {subspace_size: 3, rounds: 1, samples: 4, extras: 1, bn_batches: 1, max_
 def arch_file(tmp_path, tiny_space):
     arch = tiny_space.arch([parse_layer(s) for s in ("mb_k3_e3", "mb_k5_e3", "rec_k5_e2", "mb_k3_e3_d2")])
     (tmp_path / "arch.json").write_text(arch.dumps())
-    (tmp_path / "c.yaml").write_text(TRAIN)
+    (tmp_path / "c.yaml").write_text(ONE_EPOCH)
     return tmp_path / "arch.json"
 
 
@@ -113,7 +103,7 @@ def test_threads_must_be_positive(tmp_path, command):
 
 
 def test_a_config_file_with_a_bad_thread_count_is_refused(arch_file, tmp_path):
-    (tmp_path / "bad.yaml").write_text(TRAIN + "threads: 0\n")
+    (tmp_path / "bad.yaml").write_text(ONE_EPOCH + "threads: 0\n")
     assert_refused(invoke("train", arch_file, "--config", tmp_path / "bad.yaml", "--out", tmp_path / "r"),
                    "threads must be an integer >= 1, got 0")
     assert not (tmp_path / "r").exists()

@@ -5,24 +5,14 @@ import pytest
 from nse_hw.atomic import exclusive_dir
 from nse_hw.space import parse_layer
 from tests.fixtures.cli import assert_refused, invoke
-
-CONFIG = """\
-epochs: 1
-batch_size: 32
-lr: 0.05
-width_mult: 0.5
-resolution: 32
-limit_train: 128
-limit_heldout: 64
-limit_test: 64
-"""
+from tests.fixtures.train import ONE_EPOCH
 
 
 @pytest.fixture
 def files(tmp_path, tiny_space):
     arch = tiny_space.arch([parse_layer(s) for s in ("mb_k3_e3", "mb_k5_e3", "rec_k5_e2", "mb_k3_e3_d2")])
     (tmp_path / "arch.json").write_text(arch.dumps())
-    (tmp_path / "c.yaml").write_text(CONFIG)
+    (tmp_path / "c.yaml").write_text(ONE_EPOCH)
     other = tiny_space.arch([parse_layer("mb_k3_e1")] * 4)
     (tmp_path / "other.json").write_text(other.dumps())
     return tmp_path
