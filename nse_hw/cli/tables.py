@@ -76,8 +76,10 @@ def import_cmd(file: Path, fmt: str, device: str, out: Path | None, arch_file: s
 @click.option("--space", "spaces", multiple=True, help="Also predict every key of this space (repeatable).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Table to write.")
 @click.option("--no-shape-correction", is_flag=True, help="Use the linear model alone (no per-shape factor).")
+@click.option("--allow-partial", is_flag=True,
+              help="Leave out keys of a family with no entry to fit or anchor on (listed in the table meta).")
 def transfer_cmd(device_path: str, host_path: str | None, spaces: tuple[str, ...], out: Path,
-                 no_shape_correction: bool) -> None:
+                 no_shape_correction: bool, allow_partial: bool) -> None:
     """Fit a per-family model on the device's entries and predict every entry it lacks (`predicted`)."""
     from nse_hw.latency import load_table, space_keys
     from nse_hw.latency.table import table_lock
@@ -88,7 +90,8 @@ def transfer_cmd(device_path: str, host_path: str | None, spaces: tuple[str, ...
     host = load_table(host_path) if host_path else None
     with table_lock(out):  # --out is often the device table itself: read, fit and write it as one step
         device = load_table(device_path)
-        table, model = transfer_table(device, host=host, keys=keys, shape_correction=not no_shape_correction)
+        table, model = transfer_table(device, host=host, keys=keys, shape_correction=not no_shape_correction,
+                                      allow_partial=allow_partial)
         table.meta.setdefault("spaces", [])
         table.meta["spaces"] = list(dict.fromkeys(table.meta["spaces"] + list(spaces)))
         same = device.path is not None and out.exists() and device.path.resolve() == out.resolve()
@@ -97,6 +100,9 @@ def transfer_cmd(device_path: str, host_path: str | None, spaces: tuple[str, ...
     extrapolated = sum(1 for e in table.entries.values() if e.get("extrapolated"))
     click.echo(f"{out}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                + f" ({extrapolated} predictions extrapolate: see each entry's 'extrapolated')")
+    for fam, u in table.meta["transfer"].get("unpredictable", {}).items():
+        click.echo(f"  {fam:<10} NOT predicted: {u['keys']} keys (e.g. {u['e.g.']}): no entry to fit or anchor on; "
+                   f"measure {u['measure']}")
     for fam, m in model.families.items():
         cands = "; ".join(f"{k}: {v['loo_mape']:.1f}%" for k, v in m.candidates.items())
         loo = "n/a (one entry)" if m.loo_mape is None else f"{m.loo_mape:5.1f}%, {m.loo_within_10:5.1f}% within +-10%"

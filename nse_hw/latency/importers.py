@@ -6,9 +6,11 @@ Formats:
   3x3 conv in the ProxylessNAS code: the key does not say so), ``expanded_conv`` an MBConv with ``expand`` = ratio,
   ``Conv_1`` the 1x1 head, ``Logits`` pool + linear on the pre-pool map (our classifier key: same input shape).
 - ``ofa`` — Once-for-All tables (e.g. Note10; mean/std/count). ``expand`` is the absolute middle width, so
-  e = mid / in (skipped when not integral); ``se``/``hs`` flags become ``_se``/``_hs``. The stem and ``Conv_1``
-  use h-swish where ours use ReLU6, and ``AvgPool2D``/``Conv_2``/``Logits`` (pool, then a 1x1 conv, then a
-  linear layer) have no counterpart in our nets: all are reported as unmapped, never guessed.
+  e = mid / in (skipped when not integral); ``se``/``hs`` flags become ``_se``/``_hs``. The stem (``Conv``) and
+  ``Conv_1`` (1x1 to the final width) use h-swish where ours use ReLU6: imported as our stem and head keys with
+  ``approx`` on the entry saying so (an upper bound: one elementwise op more). ``Logits`` on the pooled 1x1 map
+  is our classifier at that shape (pooling a 1x1 map is a no-op). ``AvgPool2D`` and ``Conv_2`` (a 1x1 conv on
+  the pooled vector) have no counterpart in our nets: reported as unmapped, never guessed.
 - ``benchmark-profile`` — a ``benchmark_model --enable_op_profiling`` log plus the arch it ran (``arch``): the
   element-wise ``ADD`` nodes, in run order, are the arch's ``add`` units in network order (their count must
   match); entries average the nodes of one shape. Other nodes (pieces of blocks) are not imported.
@@ -95,9 +97,12 @@ def _block_row(raw: str, m: re.Match[str], stats: dict[str, Any], ms: float, *, 
     return _Row(raw, key, ms, stats, residual=bool(idskip))
 
 
+HSWISH = "h-swish where ours is ReLU6 (TFLite runs it as one more elementwise op: an upper bound for ours)"
+
+
 def _unit_row(raw: str, stats: dict[str, Any], ms: float, *, fmt: str) -> _Row:
     if fmt == "ofa" and raw.split("-")[0] in ("Conv", "Conv_1"):
-        return _Row(raw, None, ms, stats, why="OFA's stem/final-expand use h-swish; our stem and head use ReLU6")
+        stats = {**stats, "approx": HSWISH}  # kept apart from exact imports by this flag on the entry
     if m := _CONV.fullmatch(raw):
         h, w, c, oh, ow, o = _ints(m.groups())
         s = h // oh if oh and h % oh == 0 else 0
@@ -109,8 +114,8 @@ def _unit_row(raw: str, stats: dict[str, Any], ms: float, *, fmt: str) -> _Row:
         if (h, w) != (oh, ow):
             return _Row(raw, None, ms, stats, why="head changes the spatial size")
         return _Row(raw, head_key((h, w, c), o), ms, stats)
-    if fmt == "proxylessnas" and (m := _LOGITS.fullmatch(raw)):
-        h, w, c, classes = _ints(m.groups())
+    if (m := _LOGITS.fullmatch(raw)) and (fmt == "proxylessnas" or m.group(1) == m.group(2) == "1"):
+        h, w, c, classes = _ints(m.groups())  # OFA's Logits runs on the pooled 1x1 map: pool is a no-op there
         return _Row(raw, classifier_key((h, w, c), classes), ms, stats)
     return _Row(raw, None, ms, stats, why="no counterpart among our units (stem, op, head, classifier, add, scale)")
 

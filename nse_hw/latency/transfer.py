@@ -346,10 +346,12 @@ def _fill(table: LatencyTable, keys: list[str], model: TransferModel, host: Late
 
 
 def transfer_table(device: LatencyTable, *, host: LatencyTable | None = None, keys: list[str] | None = None,
-                   shape_correction: bool = True) -> tuple[LatencyTable, TransferModel]:
+                   shape_correction: bool = True, allow_partial: bool = False) -> tuple[LatencyTable, TransferModel]:
     """A copy of ``device`` with every key of ``host`` (and ``keys``) it lacks predicted by a fitted model.
 
     Entries the device table measured or imported are kept; earlier predictions are redone with the new model.
+    ``allow_partial``: keys of a family with no basis are left out (listed in ``meta.transfer.unpredictable``
+    with what to measure) instead of failing the whole transfer; a later lookup of them is still an error.
     """
     targets = list(dict.fromkeys(list(host.entries if host is not None else []) + list(keys or [])))
     if not targets:
@@ -363,8 +365,12 @@ def transfer_table(device: LatencyTable, *, host: LatencyTable | None = None, ke
         raise NseError(f"device table {device.name} has too few entries to fit any family: {why}")
     out = LatencyTable(copy.deepcopy(device.meta), copy.deepcopy(device.entries), None)
     todo = [k for k in targets if out.entries.get(k, {}).get("source", "predicted") == "predicted"]
+    skipped = _unpredictable(todo, model) if allow_partial else {}
+    todo = [k for k in todo if k not in {x for v in skipped.values() for x in v}]
     _fill(out, todo, model, host)
     out.meta["transfer"] = {**model.to_dict(), "created": utc_now(),
+                            "unpredictable": {f: {"keys": len(v), "e.g.": v[0], "measure": f"one {f} unit"}
+                                              for f, v in skipped.items()},
                             "predicted": len(todo), "host_device": host.meta.get("device") if host else None,
                             "host_created": host.meta.get("created") if host else None}
     return out, model

@@ -51,17 +51,21 @@ def test_import_and_transfer_errors(shared, tmp_path):
     assert res.exit_code == 2 and "have no counterpart" in res.output and "--allow-partial" in res.output
     res = run("tables", "import", "--format", "ofa", ofa, "--device", "note10", "--out", str(tmp_path / "n.json"),
               "--allow-partial")
-    assert res.exit_code == 0 and res.output.count("skipped") == 5
+    assert res.exit_code == 0 and res.output.count("skipped") == 2
     res = run("tables", "import", "--format", "csv", ofa, "--device", "x")
     assert res.exit_code == 2 and "unknown --format 'csv'" in res.output
     res = run("tables", "import", "--format", "proxylessnas", str(tmp_path / "nope.yaml"), "--device", "x")
     assert res.exit_code == 2 and "no such file" in res.output
     res = run("tables", "import", "--format", "benchmark-profile", ofa, "--device", "x")
     assert res.exit_code == 2 and "cannot parse benchmark_model output" in res.output
-    # the Note10 blocks alone cannot predict a stem: say what is missing
+    # the Note10 blocks hold their residual adds: no add to fit or anchor on. Say what to measure
     res = run("tables", "transfer", "--calibrate", str(tmp_path / "n.json"), "--space", "nse27-proxyless224",
               "--out", str(tmp_path / "o.json"))
-    assert res.exit_code == 2 and "family 'conv' has 0 measured/imported entries" in res.output
+    assert res.exit_code == 2 and "family 'join' has 0 measured/imported entries" in res.output
+    assert "measure or import one join unit, e.g. add|in=56x56x24" in res.output
+    res = run("tables", "transfer", "--calibrate", str(tmp_path / "n.json"), "--space", "nse27-proxyless224",
+              "--out", str(tmp_path / "o.json"), "--allow-partial")
+    assert res.exit_code == 0 and "join       NOT predicted: 12 keys" in res.output, res.output
     res = run("tables", "transfer", "--calibrate", str(tmp_path / "n.json"), "--out", str(tmp_path / "o.json"))
     assert res.exit_code == 2 and "nothing to predict" in res.output
 

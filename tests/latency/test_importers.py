@@ -82,14 +82,15 @@ def test_profile_of_another_arch_is_refused(shared):
 
 
 def test_ofa_note10_partial(shared):
-    with pytest.raises(NseError, match="5 keys of ofa_note10_224_lookup_table.yaml have no counterpart.*partial"):
+    with pytest.raises(NseError, match="2 keys of ofa_note10_224_lookup_table.yaml have no counterpart.*partial"):
         import_table(NOTE10, fmt="ofa", device="note10")
     t, rep = import_table(NOTE10, fmt="ofa", device="note10", allow_partial=True)
-    assert len(rep.imported) == 91 and len(rep.skipped) == 5
-    assert set(rep.skipped) == {"AvgPool2D-input:7x7x1152-output:1x1x1152", "Conv-input:224x224x3-output:112x112x24",
-                                "Conv_1-input:7x7x192-output:7x7x1152", "Conv_2-input:1x1x1152-output:1x1x1536",
-                                "Logits-input:1x1x1536-output:1000"}
-    assert "h-swish" in rep.skipped["Conv_1-input:7x7x192-output:7x7x1152"]
+    assert len(rep.imported) == 94 and len(rep.skipped) == 2
+    assert set(rep.skipped) == {"AvgPool2D-input:7x7x1152-output:1x1x1152", "Conv_2-input:1x1x1152-output:1x1x1536"}
+    # h-swish stem and final 1x1: our keys, flagged; Logits on the pooled 1x1 map is our classifier there
+    assert "h-swish" in t.entries["conv_k3|in=224x224x3|out=24|s=2"]["approx"]
+    assert "h-swish" in t.entries["head|in=7x7x192|out=1152"]["approx"]
+    assert "approx" not in t.entries["classifier|in=1x1x1536|out=1000"]
     raw = "expanded_conv-input:14x14x136-output:14x14x136-expand:408-kernel:5-stride:1-idskip:1-se:1-hs:1"
     e = t.entries["mb_k5_e3_se_hs|in=14x14x136|out=136|s=1"]
     assert e["raw_key"] == raw and e["includes_residual_add"]
