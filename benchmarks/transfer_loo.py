@@ -33,7 +33,7 @@ def pixel1_table(*, with_adds: bool) -> LatencyTable:
         from profilers.benchmark_model import parse_benchmark_output
 
         r = parse_benchmark_output(PROFILE.read_text())
-        arch = load_arch(REPO / "configs/archs/proxylessnas-mobile-224.json")
+        arch = load_arch(REPO / "configs/archs/proxylessnas-mobile-released-224.json")  # the profiled network
         table, _ = import_table(PROFILE, fmt="benchmark-profile", device="pixel1", arch=arch,
                                 profile=(r.count, [(n.type, n.avg_ms) for n in r.nodes]))
     return import_table(PIXEL1, fmt="proxylessnas", device="pixel1", table=table)[0]

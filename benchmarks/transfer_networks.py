@@ -23,13 +23,13 @@ PROFILE = REPO / ".." / "shared" / "device-data" / "proxylessnas_mobile_pixel1_t
 # Pixel 1 latencies the papers report (TFLite, one big core, batch 1)
 PAPER_MS = {"mobilenetv2-1.0-224": ("MobileNetV2 paper, Table 4", 75.0),
             "mnasnet-a1-224": ("MnasNet paper, Table 1", 78.0),
-            "proxylessnas-mobile-224": ("ProxylessNAS paper, Table 2", 78.0)}
+            "proxylessnas-mobile-released-224": ("ProxylessNAS paper, Table 2", 78.0)}
 
 
 def network_rows() -> None:
     table = load_table(REPO / "latency_tables/pixel1-tflite.json")
     print(f"{'network':<26} {'pred ms':>8} {'no-scale':>9} {'predicted keys':>15}   paper (Pixel 1)")
-    for name in ("mobilenetv2-1.0-224", "proxylessnas-mobile-224", "mnasnet-a1-224"):
+    for name in ("mobilenetv2-1.0-224", "proxylessnas-mobile-released-224", "mnasnet-a1-224"):
         arch = load_arch(REPO / f"configs/archs/{name}.json")
         keys = [k for c in arch_components(arch) for k, _ in c.keys]
         filled = fill_missing(keys, table)
@@ -59,7 +59,7 @@ def proxyless_parts() -> None:
         print(f"(no {PROFILE.name}: skipping the per-part comparison)")
         return
     table = load_table(REPO / "latency_tables/pixel1-tflite.json")
-    arch = load_arch(REPO / "configs/archs/proxylessnas-mobile-224.json")
+    arch = load_arch(REPO / "configs/archs/proxylessnas-mobile-released-224.json")
     real = profile_parts()
     print("\nProxylessNAS-Mobile on the phone, part by part (real profile vs table, no scale entries):")
     tot_t = tot_r = 0.0
