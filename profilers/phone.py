@@ -23,7 +23,7 @@ import yaml
 from nse_hw import __version__
 from nse_hw.errors import NseError
 from nse_hw.latency import LatencyTable, load_table, space_keys
-from nse_hw.latency.table import utc_now
+from nse_hw.latency.table import check_precision, table_precision, utc_now
 from nse_hw.paths import CONFIGS, TABLES
 from nse_hw.progress import progress_bar
 from nse_hw.space import SearchSpace
@@ -118,11 +118,13 @@ def run_benchmark(dev: Adb, binary: str, graph: str, cfg: DeviceConfig, *, op_pr
     return parse_benchmark_output(out)
 
 
-def new_meta(cfg: DeviceConfig, phone: dict[str, Any], binary: str) -> dict[str, Any]:
+def new_meta(cfg: DeviceConfig, phone: dict[str, Any], binary: str, *, precision: str = "float32"
+             ) -> dict[str, Any]:
     return {
         "device": slug(phone["model"]), "runtime": cfg.runtime, "runtime_version": "unknown", "threads": cfg.threads,
-        "dtype": "float32", "batch": 1, "statistic": "median where benchmark_model prints one, else mean "
-        "(each entry's 'stat')", "warmup": cfg.warmup, "runs": cfg.runs,
+        "dtype": precision, "precision": precision, "batch": 1,
+        "statistic": "median where benchmark_model prints one, else mean (each entry's 'stat')",
+        "warmup": cfg.warmup, "runs": cfg.runs,
         "created": utc_now(), "tool_version": __version__,
         "phone": {**phone, "taskset": cfg.taskset}, "device_config": asdict(cfg), "benchmark_binary": binary,
         "spaces": [],
@@ -138,6 +140,8 @@ def open_phone_table(path: Path, meta: dict[str, Any]) -> LatencyTable:
     old_mask = table.meta.get("phone", {}).get("taskset")
     if old_mask != meta["phone"]["taskset"]:
         clash.append(f"taskset={old_mask!r} (now {meta['phone']['taskset']!r})")
+    if table_precision(table.meta) != meta["precision"]:
+        clash.append(f"precision={table_precision(table.meta)!r} (now {meta['precision']!r})")
     if clash:
         raise NseError(f"table {path} was measured differently: {', '.join(clash)}; use another --out")
     return table
@@ -194,13 +198,15 @@ def _record(table: LatencyTable, key: str, res: BenchmarkResult) -> None:
     table.save()
 
 
-def litert_exports(*, cache: Path | None = None, convert_cpus: set[int] | None = None) -> ExportFn:
-    """The default export: profilers.units/pipeline (the host profiler's cached .tflite exports, NHWC)."""
+def litert_exports(*, cache: Path | None = None, convert_cpus: set[int] | None = None,
+                   precision: str = "float32") -> ExportFn:
+    """The default export: profilers.units/pipeline (the host profiler's cached .tflite exports, NHWC; int8
+    units quantised as ``nse-hw export --int8`` does)."""
     def export(keys: list[str]) -> Iterator[tuple[str, Path]]:
         from profilers.pipeline import exported
         from profilers.units import ExportJob, default_cache
 
-        for job, path in exported([ExportJob.for_key(k) for k in keys], runtime="litert",
+        for job, path in exported([ExportJob.for_key(k, precision=precision) for k in keys], runtime="litert",
                                   cache=cache or default_cache(), convert_cpus=convert_cpus):
             yield job.name, path
     return export
@@ -208,13 +214,16 @@ def litert_exports(*, cache: Path | None = None, convert_cpus: set[int] | None =
 
 def profile_phone(space: SearchSpace, *, device_cfg: DeviceConfig, serial: str | None = None,
                   out: Path | None = None, benchmark_binary: Path | None = None, export_fn: ExportFn | None = None,
-                  adb: str | None = None, progress: bool | None = None) -> PhoneProfile:
-    """Measure every key of ``space`` missing from the phone's table (``latency_tables/<model>-tflite.json``)."""
+                  adb: str | None = None, progress: bool | None = None, precision: str = "float32") -> PhoneProfile:
+    """Measure every key of ``space`` missing from the phone's table (``latency_tables/<model>-tflite[-int8].json``);
+    threads and the big-core mask come from the device file. ``export_fn`` must export in ``precision``."""
     start = time.perf_counter()
+    check_precision(precision)
     dev = connect(serial=serial, adb=adb)
     binary = ensure_binary(dev, device_cfg, benchmark_binary)
-    meta = new_meta(device_cfg, describe_phone(dev), binary)
-    out = Path(out) if out else TABLES / f"{meta['device']}-{device_cfg.runtime}.json"
+    meta = new_meta(device_cfg, describe_phone(dev), binary, precision=precision)
+    tail = "" if precision == "float32" else f"-{precision}"
+    out = Path(out) if out else TABLES / f"{meta['device']}-{device_cfg.runtime}{tail}.json"
     table = open_phone_table(out, meta)
     if space.name not in table.meta.setdefault("spaces", []):
         table.meta["spaces"].append(space.name)
@@ -223,7 +232,7 @@ def profile_phone(space: SearchSpace, *, device_cfg: DeviceConfig, serial: str |
     log.info("%s on %s: %d keys to measure, %d already measured in %s", space.name, dev.serial, len(todo),
              len(keys) - len(todo), out)
     table.save()
-    stream = (export_fn or litert_exports())(todo) if todo else []
+    stream = (export_fn or litert_exports(precision=precision))(todo) if todo else []
     done = measure_models(dev, stream, cfg=device_cfg, table=table, binary=binary, total=len(todo),
                           progress=progress)
     return PhoneProfile(out, done, len(keys) - len(todo), time.perf_counter() - start)

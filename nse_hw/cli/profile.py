@@ -60,13 +60,10 @@ def _profile_host(*, runtime: str | None, space: str, threads: int, out: Path | 
                f"-> {res.path}")
 
 
-def _profile_phone(*, device: str, precision: str, **kw: Any) -> None:
+def _profile_phone(*, device: str, **kw: Any) -> None:
     from nse_hw.cli.tables import run_phone_profile  # adb profiling: configs/devices/<device>.yaml
 
-    if precision != "float32":
-        raise NseError(f"--precision {precision} is not yet supported for phones (--device {device}); "
-                       "int8 tables are built on the host: --device host --runtime litert")
-    run_phone_profile(device=device, **kw)
+    run_phone_profile(device=device, **kw)  # threads and the big-core mask: from the device file
 
 
 @click.command("profile")

@@ -112,7 +112,7 @@ def transfer_cmd(device_path: str, host_path: str | None, spaces: tuple[str, ...
 
 def run_phone_profile(*, device: str, space: str, serial: str | None = None, out: Path | None = None,
                       benchmark_binary: Path | None = None, adb: str | None = None, cache: Path | None = None,
-                      convert_cpus: set[int] | None = None, **ignored: Any) -> None:
+                      convert_cpus: set[int] | None = None, precision: str = "float32", **ignored: Any) -> None:
     """`nse-hw profile --device <phone>`-compatible entry point (extra host-only options are ignored)."""
     from nse_hw.space import load_space
     from profilers.phone import litert_exports, load_device_config, profile_phone
@@ -126,7 +126,8 @@ def run_phone_profile(*, device: str, space: str, serial: str | None = None, out
         raise NseError(f"--benchmark-binary {benchmark_binary}: no such file")
     res = profile_phone(load_space(space), device_cfg=cfg, serial=serial, out=out,
                         benchmark_binary=benchmark_binary, adb=adb,
-                        export_fn=litert_exports(cache=cache, convert_cpus=convert_cpus))
+                        export_fn=litert_exports(cache=cache, convert_cpus=convert_cpus, precision=precision),
+                        precision=precision)
     click.echo(f"measured {len(res.measured)} entries ({res.skipped} already in the table) in {res.wall_s:.0f} s "
                f"-> {res.path}")
 

@@ -21,12 +21,10 @@ def test_unknown_precision_is_refused(tmp_path):
     assert not out.exists()
 
 
-def test_int8_needs_litert_and_a_host(tmp_path):
+def test_int8_needs_litert(tmp_path):
     out = tmp_path / "t.json"
     assert_refused(invoke("profile", "--device", "host", "--runtime", "onnxruntime", "--space", "tiny",
                           "--precision", "int8", "--out", out), "litert only")
-    assert_refused(invoke("profile", "--device", "pixel", "--space", "tiny", "--precision", "int8",
-                          "--out", out), "not yet supported for phones")
     assert not out.exists()
 
 

@@ -163,3 +163,35 @@ def test_real_export_timed_with_litert_on_the_fake_phone(phone, tmp_path, monkey
     assert res.measured == [key]
     e = load_table(out).entries[key]
     assert e["source"] == "measured" and 0 < e["ms"] < 50 and e["n"] == 30
+
+
+def test_int8_table_is_another_table(phone, space, tmp_path):
+    out = tmp_path / "t.json"
+    profile_phone(space, device_cfg=cfg(), out=out, export_fn=fake_exports(tmp_path / "x", []), progress=False)
+    with pytest.raises(NseError, match="measured differently: precision='float32' \\(now 'int8'\\)"):
+        profile_phone(space, device_cfg=cfg(), out=out, export_fn=fake_exports(tmp_path / "y", []), precision="int8")
+    res = profile_phone(space, device_cfg=cfg(), out=tmp_path / "i8.json", export_fn=fake_exports(tmp_path / "z", []),
+                        progress=False, precision="int8")
+    m = load_table(res.path, precision="int8").meta
+    assert (m["precision"], m["dtype"], m["threads"], m["phone"]["taskset"]) == ("int8", "int8", 1, "c")
+
+
+@pytest.mark.slow
+def test_real_int8_block_and_whole_int8_model_on_the_fake_phone(phone, tmp_path, monkeypatch):
+    """An int8 block (export --int8's quantiser) pushed and timed by ai-edge-litert on the 'phone', then the same
+    file profiled as a whole model."""
+    from profilers.phone import litert_exports
+
+    monkeypatch.setenv("FAKE_BENCH", "litert")
+    sp = space_from_dict({**MINI, "pool": ["mb_k3_e1"]})
+    key = space_keys(sp)[1]
+    out = tmp_path / "t.json"
+    export = litert_exports(cache=tmp_path / "cache", precision="int8")
+    res = profile_phone(sp, device_cfg=cfg(), out=out, progress=False, precision="int8",
+                        export_fn=lambda keys: export([k for k in keys if k == key]))
+    assert res.measured == [key]
+    e = load_table(out, precision="int8").entries[key]
+    assert e["source"] == "measured" and 0 < e["ms"] < 50 and e["n"] == 30
+    tflite = next((tmp_path / "cache").rglob("*_int8.tflite"))
+    whole = profile_model(tflite, device_cfg=cfg())
+    assert whole.count == 30 and whole.ms > 0
