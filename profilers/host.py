@@ -1,4 +1,5 @@
-"""Runtimes on this host: LiteRT (``.tflite``, XNNPACK) and ONNX Runtime (``.onnx``, CPU EP).
+"""Runtimes on this host: LiteRT (``.tflite``, XNNPACK), ONNX Runtime (``.onnx``, CPU EP) and ExecuTorch (``.pte``,
+XNNPACK delegate; an optional extra).
 
 A :class:`Runner` loads a model file into a :class:`Session`, which can run it on real input
 (numerical verification) and time it. Timing follows DESIGN.md "Measuring honestly": explicit
@@ -238,11 +239,70 @@ class OrtRunner(Runner):
         return _OrtSession(_existing(path), self.threads)
 
 
-RUNNERS: dict[str, type[Runner]] = {r.name: r for r in (LiteRTRunner, OrtRunner)}
+# --- ExecuTorch ---------------------------------------------------------------------------------------------
+
+class _EtSession(Session):
+    """An ExecuTorch program's ``forward`` in ExecuTorch's Python runtime (XNNPACK delegate, NCHW float input)."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+        from executorch.runtime import Runtime
+
+        try:
+            with native_stderr_to_log(log, "executorch"):  # cpuinfo and threadpool notices
+                _unsafe_reset_threadpool(threads)  # XNNPACK's threadpool is per process: set before every load
+                self._method = Runtime.get().load_program(str(path)).load_method("forward")
+        except (ValueError, RuntimeError) as exc:
+            raise NseError(f"ExecuTorch cannot load {path}: {str(exc).strip().splitlines()[0]}") from exc
+        if self._method is None:
+            raise NseError(f"{path} has no forward method")
+        meta = self._method.metadata
+        if meta.num_inputs() != 1 or meta.num_outputs() != 1:
+            raise NseError(f"{path} has {meta.num_inputs()} inputs and {meta.num_outputs()} outputs; expected 1, 1")
+        self.input_shape = tuple(int(d) for d in meta.input_tensor_meta(0).sizes())
+        self._threads = threads
+
+    def _run_one(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        return self._method.execute([torch.from_numpy(x)])[0].numpy().astype(np.float32)
+
+    def _bind_timing_input(self) -> None:
+        import torch
+
+        self._x = [torch.from_numpy(self._timing_input())]
+
+    def _invoke(self) -> None:
+        self._method.execute(self._x)
+
+
+class ExecuTorchRunner(Runner):
+    """ExecuTorch's Python runtime (``executorch.runtime``), programs lowered to XNNPACK (an optional extra)."""
+
+    name = "executorch"
+
+    def __init__(self, *, threads: int) -> None:
+        from nse_hw.export.pte import require_executorch
+
+        require_executorch()
+        super().__init__(threads=threads)
+
+    @property
+    def version(self) -> str:
+        try:
+            return version("executorch")
+        except PackageNotFoundError:
+            return "unknown"
+
+    def load(self, path: str | Path) -> Session:
+        return _EtSession(_existing(path), self.threads)
+
+
+RUNNERS: dict[str, type[Runner]] = {r.name: r for r in (LiteRTRunner, OrtRunner, ExecuTorchRunner)}
 
 
 def get_runner(name: str, *, threads: int) -> Runner:
-    """The runner called ``name`` (``litert`` or ``onnxruntime``) with ``threads`` threads."""
+    """The runner called ``name`` (``litert``, ``onnxruntime`` or ``executorch``) with ``threads`` threads."""
     if name not in RUNNERS:
         raise NseError(f"unknown runtime {name!r}; known: {', '.join(sorted(RUNNERS))}")
     return RUNNERS[name](threads=threads)

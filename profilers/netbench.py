@@ -23,7 +23,7 @@ from nse_hw.latency.calibration import error_summary, fit_affine, pct_errors
 from nse_hw.latency.table import table_precision, utc_now
 from nse_hw.progress import progress_bar
 from nse_hw.space import Arch, SearchSpace, format_layer, load_space
-from profilers.host import get_runner, summarize
+from profilers.host import RUNNERS, get_runner, summarize
 from profilers.pipeline import exported
 from profilers.units import ExportJob, arch_hash, default_cache
 
@@ -48,7 +48,7 @@ class Bench:
         if meta.get("device") != "host":
             raise NseError(f"table {table.name} is for device {meta.get('device')!r}; whole networks can be "
                            "measured on the host only (use a host-* table)")
-        if not isinstance(meta.get("threads"), int) or meta.get("runtime") not in ("litert", "onnxruntime"):
+        if not isinstance(meta.get("threads"), int) or meta.get("runtime") not in RUNNERS:
             raise NseError(f"table {table.name} does not say which runtime/threads it was measured with")
         kw = {k: v for k, v in kw.items() if v is not None}
         return cls(meta["runtime"], meta["threads"], precision=table_precision(meta), **kw)

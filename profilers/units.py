@@ -28,8 +28,9 @@ from torch import Tensor, nn
 from nse_hw.errors import NseError
 from nse_hw.space.arch import Arch, Shape
 
-SUFFIX = {"litert": ".tflite", "onnxruntime": ".onnx"}
-EXPORTER = {"litert": "litert-torch", "onnxruntime": "onnx"}  # the package whose version shapes the file
+SUFFIX = {"litert": ".tflite", "onnxruntime": ".onnx", "executorch": ".pte"}
+EXPORTER = {"litert": "litert-torch", "onnxruntime": "onnx", "executorch": "executorch"}  # shapes the file
+INT8_RUNTIMES = ("litert", "executorch")  # int8 units: export --int8's quantiser (litert), ExecuTorch's own
 UNIT_SEED = 0
 INT8_CALIBRATION = 4  # seeded N(0, 1) inputs that calibrate an int8 unit (latency does not depend on the scales)
 
@@ -161,9 +162,10 @@ def _arch_module(job: ExportJob) -> tuple[nn.Module, Shape]:
 
 
 def check_job_runtime(job: ExportJob, runtime: str) -> None:
-    """int8 units exist for LiteRT only (the quantiser of ``nse-hw export --int8``)."""
-    if job.precision != "float32" and runtime != "litert":
-        raise NseError(f"{job.precision} units can be exported for runtime litert only, not {runtime!r}")
+    """int8 units exist for LiteRT (the quantiser of ``nse-hw export --int8``) and ExecuTorch (its own flow)."""
+    if job.precision != "float32" and runtime not in INT8_RUNTIMES:
+        raise NseError(f"{job.precision} units can be exported for runtime {' or '.join(INT8_RUNTIMES)} only, "
+                       f"not {runtime!r}")
 
 
 def int8_calibration(shape: Shape, *, seed: int, n: int = INT8_CALIBRATION) -> np.ndarray:
@@ -183,7 +185,14 @@ def export_job(job: ExportJob, *, runtime: str, cache: Path, work: Path | None =
         return path
     model, (h, w, c) = build_unit(job)
     tmp = path if work is None else Path(work) / path.name
-    if job.precision == "int8":
+    if runtime == "executorch":
+        from nse_hw.export.pte import export_pte, export_pte_int8
+
+        if job.precision == "int8":
+            export_pte_int8(model, (1, c, h, w), tmp, [int8_calibration((h, w, c), seed=job.seed)])
+        else:
+            export_pte(model, (1, c, h, w), tmp)
+    elif job.precision == "int8":
         from nse_hw.export.tflite import export_tflite_int8
 
         export_tflite_int8(model, (1, h, w, c), tmp, [int8_calibration((h, w, c), seed=job.seed)])

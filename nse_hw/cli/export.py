@@ -12,7 +12,7 @@ from nse_hw.cli.precision import precision_option
 from nse_hw.cli.profile import default_out
 from nse_hw.errors import NseError
 from nse_hw.export.card import signed_error_pct
-from nse_hw.export.ship import FORMATS, RUNTIME_FORMAT, ExportOptions, export_checkpoint
+from nse_hw.export.ship import EXTRA_FORMATS, FORMATS, RUNTIME_FORMAT, ExportOptions, export_checkpoint
 from nse_hw.latency import load_table, predict
 from nse_hw.latency.table import table_precision
 from nse_hw.train.threads import usable_cores
@@ -34,9 +34,11 @@ class HostAdapter:
         return summarize(session.time(warmup=warmup, runs=runs))
 
     def describe(self) -> dict[str, Any]:
+        from nse_hw.export.pte import executorch_available
         from profilers.host import get_runner, host_description
 
-        versions = {rt: get_runner(rt, threads=1).version for rt in RUNTIME_FORMAT}
+        versions = {rt: get_runner(rt, threads=1).version for rt in RUNTIME_FORMAT
+                    if rt != "executorch" or executorch_available()}
         return {**host_description(), "runtime_versions": versions}
 
 
@@ -51,8 +53,7 @@ def _echo_summary(card: dict[str, Any], out: Path) -> None:
         if v:
             top1 = f", top-1 {100 * v['top1_file']:.2f}%" if v["top1_file"] is not None else ""
             line += f"  max|diff| {v['max_abs_diff']:.1e}, agree {100 * v['top1_agreement']:.2f}%{top1}"
-        if "vs_float_tflite" in f:
-            r = f["vs_float_tflite"]
+        if r := f.get("vs_float_tflite") or f.get("vs_float_pte"):
             drop = f"drop {r['top1_drop_points']:.2f} pt, " if r["top1_drop_points"] is not None else ""
             line += f" ({drop}size x{r['size_ratio']:.2f}, latency x{r['latency_ratio']:.2f})"
         click.echo(line)
@@ -73,7 +74,9 @@ def _echo_summary(card: dict[str, Any], out: Path) -> None:
 
 @click.command("export")
 @click.argument("source", metavar="CHECKPOINT|RUN_DIR", type=click.Path(exists=True))
-@click.option("--format", "fmt", type=click.Choice([*FORMATS, "all"]), default="all", show_default=True)
+@click.option("--format", "fmt", type=click.Choice([*FORMATS, *EXTRA_FORMATS, "all"]), default="all", show_default=True,
+              help="all = tflite and onnx; pte = an ExecuTorch program lowered to XNNPACK (optional extra: "
+                   "pip install -e '.[executorch]').")
 @click.option("--int8", is_flag=True, help="Also an int8 PTQ .tflite, calibrated on real training images.")
 @click.option("--input-size", type=int, default=None, help="Input H=W of the exported model (default: trained).")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Default: RUN_DIR/export.")

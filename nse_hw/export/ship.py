@@ -36,8 +36,9 @@ from nse_hw.train.data import load_data
 from nse_hw.train.trainer import BEST, RESULT, eval_state_dict, load_weights, read_train_checkpoint
 
 log = logging.getLogger(__name__)
-FORMATS = ("tflite", "onnx")
-RUNTIME_FORMAT = {"litert": "tflite", "onnxruntime": "onnx"}
+FORMATS = ("tflite", "onnx")  # what --format all writes; "pte" (ExecuTorch, an optional extra) on request
+EXTRA_FORMATS = ("pte",)
+RUNTIME_FORMAT = {"litert": "tflite", "onnxruntime": "onnx", "executorch": "pte"}
 DEPLOY_STEM = "deployment_random_weights"
 DEPLOY_INT8_CALIBRATION = 4  # seeded N(0, 1) inputs, as the int8 table's units and validation networks have
 
@@ -231,7 +232,12 @@ def convert_model(kind: str, model: nn.Module, nchw: tuple[int, int, int, int], 
     def nhwc(s: tuple[int, ...]) -> tuple[int, int, int, int]:
         return (s[0], s[2], s[3], s[1]) if len(s) == 4 else s  # type: ignore[return-value]
 
-    fns = {"tflite": lambda m, s, p: export_tflite(m, nhwc(s), p),
+    def pte(int8: bool) -> Any:
+        from nse_hw.export.pte import export_pte, export_pte_int8
+
+        return (lambda m, s, p: export_pte_int8(m, s, p, **kw)) if int8 else (lambda m, s, p: export_pte(m, s, p))
+
+    fns = {"pte": pte(False), "pte_int8": pte(True), "tflite": lambda m, s, p: export_tflite(m, nhwc(s), p),
            "int8": lambda m, s, p: export_tflite_int8(m, nhwc(s), p, **kw),
            "onnx": lambda m, s, p: export_onnx(m, s, p)}
     try:
@@ -261,7 +267,8 @@ def _verified_file(host: HostRuntimes, model: nn.Module, path: Path, runtime: st
     return entry, cmp
 
 
-_FLOAT_FILES = {"tflite": ("model.tflite", "litert", "NHWC"), "onnx": ("model.onnx", "onnxruntime", "NCHW")}
+_FLOAT_FILES = {"tflite": ("model.tflite", "litert", "NHWC"), "onnx": ("model.onnx", "onnxruntime", "NCHW"),
+                "pte": ("model.pte", "executorch", "NCHW")}
 
 
 def _float_file(fmt: str, model: nn.Module, nchw: tuple[int, int, int, int], out: Path, images: Images,
@@ -281,24 +288,33 @@ def _export_proxy_files(model: nn.Module, nchw: tuple[int, int, int, int], out: 
                         opts: ExportOptions, host: HostRuntimes, report: ExportReport) -> dict[str, dict[str, Any]]:
     files: dict[str, dict[str, Any]] = {}
     float_cmp: Comparison | None = None
-    if "tflite" in opts.formats:
-        float_cmp = _float_file("tflite", model, nchw, out, images, opts, host, report, files)
-    if opts.int8:
-        path = convert_model("int8", model, nchw, out / "model_int8.tflite", calibration=[images.calibration])
-        entry, cmp = _verified_file(host, model, path, "litert", "NHWC", images, opts,
-                                    f"trained proxy network, int8 PTQ ({len(images.calibration)} calibration "
-                                    "training images)")
-        f32 = files["model.tflite"]
-        entry["vs_float_tflite"] = {
-            "top1_drop_points": (100 * (float_cmp.top1_file - cmp.top1_file)
-                                 if float_cmp and float_cmp.top1_file is not None and cmp.top1_file is not None
-                                 else None),
-            "size_ratio": entry["bytes"] / f32["bytes"],
-            "latency_ratio": entry["latency_host"]["ms"] / f32["latency_host"]["ms"]}
-        files[path.name] = entry
+    for fmt in ("tflite", "pte"):
+        if fmt in opts.formats:
+            float_cmp = _float_file(fmt, model, nchw, out, images, opts, host, report, files)
+            if opts.int8:
+                _int8_file(fmt, model, nchw, out, images, opts, host, files, float_cmp)
     if "onnx" in opts.formats:
         _float_file("onnx", model, nchw, out, images, opts, host, report, files)
     return files
+
+
+def _int8_file(fmt: str, model: nn.Module, nchw: tuple[int, int, int, int], out: Path, images: Images,
+               opts: ExportOptions, host: HostRuntimes, files: dict[str, dict[str, Any]],
+               float_cmp: Comparison | None) -> None:
+    """The int8 twin of the float ``fmt`` file: converted, verified, compared with the float one."""
+    float_name, runtime, layout = _FLOAT_FILES[fmt]
+    kind, how = ("int8", "litert-torch PT2E") if fmt == "tflite" else ("pte_int8", "ExecuTorch XNNPACKQuantizer")
+    path = convert_model(kind, model, nchw, out / f"model_int8.{fmt}", calibration=[images.calibration])
+    entry, cmp = _verified_file(host, model, path, runtime, layout, images, opts,
+                                f"trained proxy network, int8 PTQ ({how}, {len(images.calibration)} calibration "
+                                "training images)")
+    f32 = files[float_name]
+    entry[f"vs_float_{fmt}"] = {
+        "top1_drop_points": (100 * (float_cmp.top1_file - cmp.top1_file)
+                             if float_cmp and float_cmp.top1_file is not None and cmp.top1_file is not None else None),
+        "size_ratio": entry["bytes"] / f32["bytes"],
+        "latency_ratio": entry["latency_host"]["ms"] / f32["latency_host"]["ms"]}
+    files[path.name] = entry
 
 
 def _deployment_file(arch: Arch, table: LatencyTable, out: Path, opts: ExportOptions, host: HostRuntimes, *,
@@ -327,11 +343,16 @@ def _deployment_file(arch: Arch, table: LatencyTable, out: Path, opts: ExportOpt
 
 def export_checkpoint(source: str | Path, opts: ExportOptions, host: HostRuntimes) -> ExportReport:
     """Export, verify and measure a trained checkpoint; write everything and model_card.json into the out dir."""
-    bad = [f for f in opts.formats if f not in FORMATS]
+    bad = [f for f in opts.formats if f not in FORMATS + EXTRA_FORMATS]
     if bad or not opts.formats:
-        raise NseError(f"unknown export format(s) {bad or opts.formats}; choose from {', '.join(FORMATS)}")
-    if opts.int8 and "tflite" not in opts.formats:
-        raise NseError("--int8 makes an int8 .tflite beside the float one: use --format tflite or all")
+        raise NseError(f"unknown export format(s) {bad or opts.formats}; choose from "
+                       f"{', '.join(FORMATS + EXTRA_FORMATS)}")
+    if opts.int8 and not {"tflite", "pte"} & set(opts.formats):
+        raise NseError("--int8 makes an int8 .tflite (or .pte) beside the float one: use --format tflite, pte or all")
+    if "pte" in opts.formats:
+        from nse_hw.export.pte import require_executorch
+
+        require_executorch()  # one line naming how to install it, before any work
     ckpt_path, run_dir = resolve_checkpoint(source)
     state = read_train_checkpoint(ckpt_path)
     arch, proxy = Arch.from_dict(state["arch"]), Arch.from_dict(state["proxy_arch"])

@@ -24,7 +24,7 @@ def test_unknown_precision_is_refused(tmp_path):
 def test_int8_needs_litert(tmp_path):
     out = tmp_path / "t.json"
     assert_refused(invoke("profile", "--device", "host", "--runtime", "onnxruntime", "--space", "tiny",
-                          "--precision", "int8", "--out", out), "litert only")
+                          "--precision", "int8", "--out", out), "litert or executorch only")
     assert not out.exists()
 
 

@@ -19,7 +19,7 @@ def test_int8_jobs_are_other_files_and_litert_only(tmp_path):
     assert f32 != i8 and cache_path(f32, runtime="litert", cache=tmp_path) != cache_path(i8, runtime="litert",
                                                                                           cache=tmp_path)
     assert i8.file_name("litert").endswith("_int8.tflite")
-    with pytest.raises(NseError, match="int8 units can be exported for runtime litert only"):
+    with pytest.raises(NseError, match="int8 units can be exported for runtime litert or executorch only"):
         check_job_runtime(i8, "onnxruntime")
     with pytest.raises(NseError, match="'int4' is not one of"):
         ExportJob.for_key(key, precision="int4")
@@ -30,7 +30,7 @@ def test_int8_jobs_are_other_files_and_litert_only(tmp_path):
 
 def test_onnxruntime_int8_table_is_refused_before_anything_is_written(tmp_path, tiny_space):
     out = tmp_path / "t.json"
-    with pytest.raises(NseError, match="litert only"):
+    with pytest.raises(NseError, match="executorch only"):
         profile_host(tiny_space, runtime="onnxruntime", out=out, precision="int8", **FAST)
     assert not out.exists()
 
