@@ -102,7 +102,19 @@ _META_CHECKS: dict[str, tuple[Any, str]] = {
     "calibration": (lambda v: v is None or v == {} or (isinstance(v, dict) and _real(v.get("slope"))
                                                       and v["slope"] > 0 and _real(v.get("intercept_ms"))),
                     "an object with a finite slope > 0 and intercept_ms"),
+    "setup": (lambda v: isinstance(v, dict) and isinstance(v.get("name"), str) and v["name"] != "",
+              "an object with a non-empty name"),
+    "setups": (lambda v: isinstance(v, dict) and all(_setup_map_ok(m) for m in v.values()),
+               "an object of setup maps, each {map: {form, coef: finite numbers >= 0}}"),
 }
+
+
+def _setup_map_ok(entry: Any) -> bool:
+    """A stored map to another setup (nse_hw.latency.setup.SetupMap) has a known form and usable coefficients."""
+    m = entry.get("map") if isinstance(entry, dict) else None
+    coef = m.get("coef") if isinstance(m, dict) else None
+    return (isinstance(coef, dict) and m.get("form") in ("constant", "parts") and bool(coef)
+            and all(_ms_like(c) for c in coef.values()))
 
 
 def table_problem(meta: Any, entries: Any) -> str | None:

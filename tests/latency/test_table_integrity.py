@@ -62,6 +62,9 @@ def test_entry_that_is_not_an_object(tmp_path, entry):
     ("calibration", {"slope": 10**400, "intercept_ms": 0.0}), ("calibration", {"slope": 1.0}),
     ("calibration", {"slope": -2.0, "intercept_ms": 0.0}), ("calibration", [1, 2]),
     ("invoke_overhead", {"ms": -0.1}), ("transfer", "model"),
+    ("setup", "pixel"), ("setup", {"name": ""}), ("setups", []),
+    ("setups", {"readme": {"map": {"form": "constant", "coef": {"factor": -0.5}}}}),
+    ("setups", {"readme": {"map": {"form": "cubic", "coef": {"factor": 0.9}}}}), ("setups", {"readme": {}}),
 ])
 def test_bad_meta_is_refused_naming_the_key(tmp_path, key, value):
     with pytest.raises(NseError, match=f"meta {key!r} is"):
