@@ -60,14 +60,19 @@ def new_meta(runner: Runner, *, warmup: int, runs: int, cpu_cache: str, evictor:
         "created": utc_now(), "host": host_description(), "tool_version": __version__,
         "exporter": {"package": EXPORTER[runner.name], "version": exporter_version(runner.name)},
         "unit_seed": UNIT_SEED, "spaces": [],
-        **({"quantisation": INT8_RECIPE} if precision == "int8" else {}),
+        **({"quantisation": INT8_RECIPE[runner.name]} if precision == "int8" else {}),
     }
 
 
-INT8_RECIPE = {  # what nse_hw.export.tflite.export_tflite_int8 (nse-hw export --int8) does, recorded per table
-    "quantiser": "litert-torch PT2EQuantizer (torchao prepare_pt2e/convert_pt2e)", "scheme": "symmetric",
-    "weights": "int8 per-channel", "activations": "int8", "io": "int8 input/output tensors",
-    "calibration": f"{INT8_CALIBRATION} seeded N(0,1) inputs per unit",
+_CALIBRATION = f"{INT8_CALIBRATION} seeded N(0,1) inputs per unit"
+INT8_RECIPE = {  # what the int8 exporters (nse_hw.export.tflite / .pte) do, recorded per table
+    "litert": {"quantiser": "litert-torch PT2EQuantizer (torchao prepare_pt2e/convert_pt2e), as export --int8",
+               "scheme": "symmetric", "weights": "int8 per-channel", "activations": "int8",
+               "io": "int8 input/output tensors", "calibration": _CALIBRATION},
+    "executorch": {"quantiser": "ExecuTorch XNNPACKQuantizer (torchao prepare_pt2e/convert_pt2e), as export "
+                   "--format pte --int8", "scheme": "symmetric", "weights": "int8 per-channel",
+                   "activations": "int8", "io": "float32 input/output, quantised inside the delegate",
+                   "calibration": _CALIBRATION},
 }
 
 
