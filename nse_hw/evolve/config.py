@@ -84,9 +84,17 @@ class BaselineConfig:
     """Random search in the same space and budget: uniform in-window archs, each trained alone the same short
     way on the weight split and scored top-1 on the held-out split."""
 
-    archs: int = 8
+    archs: int = 8  # how many archs (with time_s: how many are drawn at a time)
     steps: int = 150
     lr: float = 0.05
+    # Compute budget (None: exactly `archs` archs). Otherwise keep drawing, training and scoring archs until
+    # this many seconds of `clock` ('cpu': this process's CPU seconds; 'wall') are spent since the search began;
+    # the arch in flight finishes. For equal compute, set it to an NSE run's result.json search_s.
+    time_s: float | None = None
+    clock: str = "cpu"
+    # Final pick. 'best': the most accurate scored arch (the fastest on a tie). 'nse': NSE's final rule on the
+    # scored archs (the most accurate Pareto arch in budget, evolve.final_tie_se included).
+    pick: str = "best"
 
 
 @dataclass
@@ -113,6 +121,8 @@ class SearchConfig:
             (not elo < ehi <= lo, "latency.extras_window must lie below latency.window"),
             (self.latency.penalty not in ("squared", "hinge"), "latency.penalty must be 'squared' or 'hinge'"),
             (self.train.optimizer not in ("sgd", "adam"), "train.optimizer must be 'sgd' or 'adam'"),
+            (self.baseline.clock not in ("cpu", "wall"), "baseline.clock must be 'cpu' or 'wall'"),
+            (self.baseline.pick not in ("best", "nse"), "baseline.pick must be 'best' or 'nse'"),
         ]
         for bad, msg in problems:
             if bad:
@@ -138,6 +148,7 @@ RANGES = {
     "evolve.extras": "[0, inf)", "evolve.max_draws": "[1, inf)", "evolve.bn_batches": "[1, inf)",
     "evolve.score_batches": "[1, inf)", "evolve.final_tie_se": "[0, inf)",
     "baseline.archs": "[1, inf)", "baseline.steps": "[1, inf)", "baseline.lr": "(0, inf)",
+    "baseline.time_s": "(0, inf)",
 }
 
 

@@ -58,20 +58,30 @@ def write_final(ctx: Context, cand: Candidate, *, method: str, extra: dict[str, 
     return arch
 
 
-def finish(ctx: Context, history: list[dict[str, Any]], front: list[Candidate],
-           scored: list[Candidate]) -> Candidate:
-    tie_se, n = ctx.cfg.evolve.final_tie_se, ctx.scored_images
-    strict = final_candidate(front, ctx.budget.ms)
-    band = tie_band(strict.acc, n, tie_se)
-    cand = tied_pick(strict, scored, ctx.budget.ms, band) if tie_se > 0 else strict
+def pick_final(front: list[Candidate], scored: list[Candidate], budget_ms: float, *, tie_se: float,
+               n_images: int) -> tuple[Candidate, dict[str, Any]]:
+    """The final rule shared by NSE and (with ``baseline.pick: nse``) random search: the most accurate Pareto
+    arch within the budget; with ``tie_se`` > 0, the slowest in-budget arch of ``scored`` within ``tie_se``
+    binomial SE of it. Returns the pick and a record of the rule."""
+    strict = final_candidate(front, budget_ms)
+    band = tie_band(strict.acc, n_images, tie_se)
+    cand = tied_pick(strict, scored, budget_ms, band) if tie_se > 0 else strict
     pick = {"rule": f"slowest in-budget arch within {tie_se:g} SE of the most accurate Pareto arch" if tie_se
-            else "most accurate Pareto arch within the budget", "tie_se": tie_se, "scored_images": n,
+            else "most accurate Pareto arch within the budget", "tie_se": tie_se, "scored_images": n_images,
             "band": band, "most_accurate_pareto": strict.to_dict()}
     if cand is not strict:
         log.info("final pick: %.2f ms (top-1 %.4f) ties the most accurate Pareto arch, %.2f ms (%.4f), within %g "
-                 "SE (%.4f on %d images)", cand.ms, cand.acc, strict.ms, strict.acc, tie_se, pick["band"], n)
+                 "SE (%.4f on %d images)", cand.ms, cand.acc, strict.ms, strict.acc, tie_se, band, n_images)
+    return cand, pick
+
+
+def finish(ctx: Context, history: list[dict[str, Any]], front: list[Candidate],
+           scored: list[Candidate], *, spent: dict[str, Any] | None = None) -> Candidate:
+    """``spent``: the search's wall and CPU seconds (``Clock.spent()``), recorded as result.json's search_s."""
+    cand, pick = pick_final(front, scored, ctx.budget.ms, tie_se=ctx.cfg.evolve.final_tie_se,
+                            n_images=ctx.scored_images)
     write_final(ctx, cand, method="nse", extra={
-        "pick": pick,
+        "pick": pick, **({"search_s": spent} if spent is not None else {}),
         "rounds": [{k: h.get(k) for k in ("round", "best_acc", "best_ms", "front", "candidates", "expected_ms")}
                    for h in history]})
     return cand

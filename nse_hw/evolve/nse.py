@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
 
 from nse_hw.errors import NseError
+from nse_hw.evolve.clock import Clock
 from nse_hw.evolve.context import Context, cycle, derive_seed
 from nse_hw.evolve.finish import finish
 from nse_hw.evolve.pareto import Candidate, Subspaces, kept_ops, pareto_front
@@ -270,7 +271,9 @@ def _checkpoint_content(ctx: Context) -> Iterator[None]:
 
 def nse_search(ctx: Context) -> Candidate:
     """Run (or continue) the search in ``ctx.run``; returns the final architecture's candidate."""
+    start = Clock()
     state, ckpt = resume_state(ctx)
+    clock = replace(start, resumed=ckpt is not None)
     while not state.done:
         net, trainer = build_net(ctx, state)
         if ckpt is not None and ckpt.get("net") is not None and state.epoch > 0:
@@ -286,4 +289,4 @@ def nse_search(ctx: Context) -> Candidate:
             plot_rounds(ctx.run, ctx.space, ctx.budget.ms, state.round)
     if is_main():  # also after a resume that found every round done (a kill may have come before the plots)
         plot_rounds(ctx.run, ctx.space, ctx.budget.ms, state.round)
-    return finish(ctx, state.history, state.front, state.scored)
+    return finish(ctx, state.history, state.front, state.scored, spent=clock.spent())

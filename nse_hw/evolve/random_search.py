@@ -4,8 +4,10 @@ Architectures are drawn uniformly: per searchable layer a branch count uniform i
 skipped), 1, 2} and that many distinct ops uniform among the layer's budget-feasible pool ops; draws whose
 predicted latency is outside the window are rejected. Each accepted architecture is then scored the same way:
 built alone (proxy view of the deployment arch, seeded init), trained ``baseline.steps`` SGD steps (cosine lr)
-on the weight split with the same data order, and evaluated top-1 on the held-out split. The best one is
-written as arch.json, exactly like an NSE run.
+on the weight split with the same data order, and evaluated top-1 on the held-out split. The best one (or,
+with ``baseline.pick: nse``, NSE's final rule) is written as arch.json, exactly like an NSE run. With
+``baseline.time_s`` the search keeps drawing new archs until that many CPU (or wall) seconds are spent: random
+search at NSE's compute.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import torch.nn.functional as F
 
 from nse_hw.blocks import build_network
 from nse_hw.errors import NseError
+from nse_hw.evolve.clock import Clock, budget_spent
 from nse_hw.evolve.context import Context, cycle, derive_seed
-from nse_hw.evolve.finish import write_final
-from nse_hw.evolve.pareto import Candidate
+from nse_hw.evolve.finish import pick_final, write_final
+from nse_hw.evolve.pareto import Candidate, pareto_front
 from nse_hw.evolve.scoring import top1
 from nse_hw.evolve.trainer import weight_optimizer
 from nse_hw.latency import predict
@@ -34,8 +37,10 @@ log = logging.getLogger(__name__)
 UNIFORM, TRAIN = 11, 12
 
 
-def sample_uniform(ctx: Context, n: int, rng: np.random.Generator, *, batch: int = 4096) -> list[list[Layer]]:
-    """Up to ``n`` distinct uniform archs (as per-layer choices) with latency in the window."""
+def sample_uniform(ctx: Context, n: int, rng: np.random.Generator, *, batch: int = 4096,
+                   exclude: set[tuple] | None = None) -> list[list[Layer]]:
+    """Up to ``n`` distinct uniform archs (as per-layer choices) with latency in the window, none in ``exclude``
+    (a set of ``arch_key``s)."""
     eff = ctx.budget.effective_ms
     lo, hi = ctx.cfg.latency.window[0] * eff, ctx.cfg.latency.window[1] * eff
     feasible = [sorted(f) for f in ctx.latency.feasible_ops(ctx.budget.ms)]
@@ -53,14 +58,21 @@ def sample_uniform(ctx: Context, n: int, rng: np.random.Generator, *, batch: int
         for r in np.flatnonzero((lat >= lo) & (lat <= hi)):
             key = tuple(tuple(o for o, b in zip(ops, bb[r], strict=True) if b) for ops, bb in zip(feasible, bits,
                                                                                                 strict=True))
+            if exclude and key in exclude:
+                continue
             found.setdefault(key, float(lat[r]))
             if len(found) == n:
                 break
     if not found:
-        raise NseError(f"random search drew no architecture in [{lo:.2f}, {hi:.2f}] ms in {draws} draws")
+        raise NseError(f"random search drew no {'new ' if exclude else ''}architecture in [{lo:.2f}, {hi:.2f}] ms "
+                       f"in {draws} draws")
     if len(found) < n:
         log.warning("random search found %d of %d architectures in the window after %d draws", len(found), n, draws)
     return [list(k) for k in found]
+
+
+def arch_key(choices: list[Layer]) -> tuple:
+    return tuple(tuple(c) for c in choices)
 
 
 def train_and_score(ctx: Context, choices: list[Layer], index: int) -> float:
@@ -93,17 +105,45 @@ def train_and_score(ctx: Context, choices: list[Layer], index: int) -> float:
 
 
 def random_search(ctx: Context) -> Candidate:
-    """Sample, train-and-score, write the best as arch.json (plus baseline.json with every scored arch)."""
+    """Sample, train-and-score, write the pick as arch.json (plus baseline.json with every scored arch).
+
+    Without ``baseline.time_s``: ``baseline.archs`` archs drawn at once (as always). With it: batches of
+    ``baseline.archs`` new archs are drawn until the time is spent (see ``budget_spent``)."""
+    b = ctx.cfg.baseline
+    clock = Clock()
     rng = np.random.default_rng(derive_seed(ctx.cfg.seed, UNIFORM))
-    archs = sample_uniform(ctx, ctx.cfg.baseline.archs, rng)
-    cands = []
-    for i, ch in enumerate(progress_bar(archs, desc="random search", disable=not is_main())):
+    queue, seen = sample_uniform(ctx, b.archs, rng), set()
+    cands: list[Candidate] = []
+    bar = progress_bar(total=None if b.time_s else len(queue), desc="random search", disable=not is_main())
+    while not budget_spent(clock.seconds(b.clock), b.time_s, len(cands), limit=b.archs):
+        if not queue:
+            if not b.time_s:  # the window held fewer than baseline.archs distinct archs (warned)
+                break
+            try:
+                queue = sample_uniform(ctx, b.archs, rng, exclude=seen)
+            except NseError:
+                log.warning("random search: no new in-window architecture left after %d; stopping", len(cands))
+                break
+        ch = queue.pop(0)
+        seen.add(arch_key(ch))
         ms = predict(ctx.space.arch(ch), ctx.table).total_ms
-        cands.append(Candidate(ch, ms, train_and_score(ctx, ch, i), kind="random"))
-        log.info("random arch %d/%d: %.2f ms, held-out top-1 %.4f", i + 1, len(archs), ms, cands[-1].acc)
-    best = max(cands, key=lambda c: (c.acc, -c.ms))
+        cands.append(Candidate(ch, ms, train_and_score(ctx, ch, len(cands)), kind="random"))
+        bar.update(1)
+        log.info("random arch %d%s: %.2f ms, held-out top-1 %.4f", len(cands), "" if b.time_s else f"/{b.archs}",
+                 ms, cands[-1].acc)
+    bar.close()
+    spent = clock.spent()
+    extra: dict = {"archs": len(cands), "steps_each": b.steps, "search_s": spent}
+    if b.time_s:
+        extra["time_budget"] = {"seconds": b.time_s, "clock": b.clock, "spent": spent[b.clock]}
+    if b.pick == "nse":
+        n_images = len(ctx.data.heldout)  # type: ignore[arg-type]  # train_and_score scores on all of them
+        best, extra["pick"] = pick_final([cands[i] for i in pareto_front(cands)], cands, ctx.budget.ms,
+                                         tie_se=ctx.cfg.evolve.final_tie_se, n_images=n_images)
+    else:
+        best = max(cands, key=lambda c: (c.acc, -c.ms))
     if is_main():
         ctx.run.write_json(ctx.run.path / "baseline.json", {"budget_ms": ctx.budget.ms,
                                                             "scored": [c.to_dict() for c in cands]})
-    write_final(ctx, best, method="random", extra={"archs": len(cands), "steps_each": ctx.cfg.baseline.steps})
+    write_final(ctx, best, method="random", extra=extra)
     return best

@@ -1,0 +1,79 @@
+"""Statistics of the search-quality benchmark (issue 8): pure functions over plain numbers.
+
+Paired differences between two methods over seeds (paired t-test and Wilcoxon signed-rank p-values), rank
+correlation between supernet scores and retrained accuracy, the fixed rule that picks architectures spread over
+the score range, and round-over-round gains.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+
+def _num(x: float) -> float | None:
+    """JSON-safe: NaN (an undefined statistic) becomes None."""
+    return None if x is None or not math.isfinite(float(x)) else float(x)
+
+
+def mean_sd(values: Sequence[float]) -> dict[str, Any]:
+    """Mean and sample SD (ddof 1; None below 2 values) of ``values``."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return {"n": 0, "mean": None, "sd": None}
+    return {"n": int(v.size), "mean": float(v.mean()), "sd": float(v.std(ddof=1)) if v.size > 1 else None}
+
+
+def paired_difference(a: Mapping[Any, float], b: Mapping[Any, float]) -> dict[str, Any]:
+    """``a - b`` paired on their common keys (seeds): mean and SD of the differences, the paired t-test's and the
+    Wilcoxon signed-rank test's two-sided p-values (None where undefined: under 2 pairs or all differences 0;
+    the t-test's also when every difference is the same, SD 0)."""
+    keys = sorted(set(a) & set(b))
+    d = np.array([a[k] - b[k] for k in keys], dtype=float)
+    out: dict[str, Any] = {"pairs": [str(k) for k in keys], **mean_sd(d), "t_p": None, "wilcoxon_p": None}
+    if d.size >= 2 and np.any(d != 0):
+        if np.ptp(d) > 1e-12 * max(1.0, float(np.abs(d).max())):
+            out["t_p"] = _num(stats.ttest_rel([a[k] for k in keys], [b[k] for k in keys]).pvalue)
+        out["wilcoxon_p"] = _num(stats.wilcoxon(d).pvalue)
+    return out
+
+
+def rank_correlation(scores: Sequence[float], accs: Sequence[float]) -> dict[str, Any]:
+    """Kendall τ (tau-b) and Spearman ρ between ``scores`` and ``accs`` with two-sided p-values."""
+    if len(scores) != len(accs):
+        raise ValueError(f"{len(scores)} scores but {len(accs)} accuracies")
+    if len(scores) < 3:
+        raise ValueError(f"rank correlation needs at least 3 pairs, got {len(scores)}")
+    tau = stats.kendalltau(scores, accs)
+    rho = stats.spearmanr(scores, accs)
+    return {"n": len(scores), "kendall_tau": _num(tau.statistic), "kendall_p": _num(tau.pvalue),
+            "spearman_rho": _num(rho.statistic), "spearman_p": _num(rho.pvalue)}
+
+
+def spread_ranks(total: int, pick: int) -> list[int]:
+    """``pick`` distinct ranks out of ``total`` (0 = best), evenly spaced from the best to the worst:
+    round(i * (total - 1) / (pick - 1)). All of them when ``pick >= total``."""
+    if total < 1 or pick < 1:
+        raise ValueError(f"need total >= 1 and pick >= 1, got total {total}, pick {pick}")
+    if pick >= total:
+        return list(range(total))
+    if pick == 1:
+        return [0]
+    return [int(math.floor(i * (total - 1) / (pick - 1) + 0.5)) for i in range(pick)]
+
+
+def round_gains(per_seed: Mapping[Any, Sequence[float]]) -> list[dict[str, Any]]:
+    """Paired gains over seeds of round r+1 over round r, and of the last round over the first: ``per_seed``
+    maps a seed to its best in-budget score per round (seeds with another number of rounds are an error)."""
+    lengths = {len(v) for v in per_seed.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"seeds ran different numbers of rounds: {sorted(lengths)}")
+    rounds = lengths.pop() if lengths else 0
+    pairs = [(r, r + 1) for r in range(rounds - 1)] + ([(0, rounds - 1)] if rounds > 2 else [])
+    return [{"from_round": i + 1, "to_round": j + 1,
+             **paired_difference({s: v[j] for s, v in per_seed.items()}, {s: v[i] for s, v in per_seed.items()})}
+            for i, j in pairs]

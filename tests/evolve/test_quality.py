@@ -1,0 +1,67 @@
+"""The search-quality benchmark's statistics on hand-made data (expected values worked out on paper)."""
+
+import math
+
+import pytest
+
+from nse_hw.evolve.quality import mean_sd, paired_difference, rank_correlation, round_gains, spread_ranks
+
+
+def test_mean_sd():
+    assert mean_sd([1, 2, 3, 4]) == {"n": 4, "mean": 2.5, "sd": pytest.approx(math.sqrt(5 / 3))}
+    assert mean_sd([0.7]) == {"n": 1, "mean": 0.7, "sd": None}
+    assert mean_sd([])["mean"] is None
+
+
+def test_paired_difference_t_and_wilcoxon():
+    nse = {0: 0.8, 1: 0.7, 2: 0.9, 3: 0.5}
+    rnd = {0: 0.7, 1: 0.7, 2: 0.6}  # seed 3 has no partner: left out
+    d = paired_difference(nse, rnd)
+    # differences 0.1, 0.0, 0.3: mean 0.4/3, SD sqrt(((-1/30)^2 + (-4/30)^2 + (5/30)^2) / 2) = sqrt(0.07/3)
+    assert d["pairs"] == ["0", "1", "2"] and d["n"] == 3
+    assert d["mean"] == pytest.approx(0.4 / 3) and d["sd"] == pytest.approx(math.sqrt(0.07 / 3))
+    # t = mean / (SD / sqrt 3); with 2 degrees of freedom the two-sided p is 1 - t / sqrt(t^2 + 2)
+    t = (0.4 / 3) / (math.sqrt(0.07 / 3) / math.sqrt(3))
+    assert d["t_p"] == pytest.approx(1 - t / math.sqrt(t * t + 2))
+    # Wilcoxon drops the zero: 2 positive differences, P(W+ = 3) = 1/4 exactly, two-sided 1/2
+    assert d["wilcoxon_p"] == pytest.approx(0.5)
+
+
+def test_paired_difference_undefined_cases():
+    assert paired_difference({0: 0.5}, {0: 0.4})["t_p"] is None  # one pair
+    same = paired_difference({0: 0.5, 1: 0.6}, {0: 0.5, 1: 0.6})
+    assert same["mean"] == 0 and same["t_p"] is None and same["wilcoxon_p"] is None
+
+
+def test_rank_correlation():
+    r = rank_correlation([1, 2, 3, 4], [1, 3, 2, 4])
+    # 6 pairs, one discordant (2, 3): tau = (5 - 1) / 6; sum d^2 = 2: rho = 1 - 6 * 2 / (4 * 15)
+    assert r["kendall_tau"] == pytest.approx(2 / 3) and r["spearman_rho"] == pytest.approx(0.8)
+    # exact Kendall test: 4 of the 24 orders have <= 1 inversion; two-sided p = 2 * 4 / 24
+    assert r["kendall_p"] == pytest.approx(1 / 3)
+    assert rank_correlation([1, 2, 3], [3, 2, 1])["kendall_tau"] == pytest.approx(-1)
+    with pytest.raises(ValueError, match="at least 3"):
+        rank_correlation([1, 2], [1, 2])
+    with pytest.raises(ValueError, match="3 scores but 2"):
+        rank_correlation([1, 2, 3], [1, 2])
+
+
+def test_spread_ranks():
+    assert spread_ranks(10, 4) == [0, 3, 6, 9]
+    assert spread_ranks(11, 4) == [0, 3, 7, 10]  # 10/3 = 3.33 -> 3, 20/3 = 6.67 -> 7
+    assert spread_ranks(5, 3) == [0, 2, 4]
+    assert spread_ranks(3, 5) == [0, 1, 2]
+    assert spread_ranks(9, 1) == [0]
+    with pytest.raises(ValueError):
+        spread_ranks(0, 3)
+
+
+def test_round_gains():
+    g = round_gains({0: [0.5, 0.6, 0.7], 1: [0.4, 0.4, 0.6]})
+    assert [(x["from_round"], x["to_round"]) for x in g] == [(1, 2), (2, 3), (1, 3)]
+    assert [x["mean"] for x in g] == pytest.approx([0.05, 0.15, 0.2])
+    assert g[0]["sd"] == pytest.approx(math.sqrt(0.005))  # gains 0.1 and 0.0
+    assert g[2]["t_p"] is None and g[2]["wilcoxon_p"] == pytest.approx(0.5)  # gains 0.2 and 0.2: SD 0
+    assert round_gains({0: [0.5], 1: [0.4]}) == []  # one round: no gain to measure
+    with pytest.raises(ValueError, match="different numbers of rounds"):
+        round_gains({0: [0.5, 0.6], 1: [0.4]})
