@@ -1,0 +1,317 @@
+"""Issue 8: does the search earn its keep? NSE vs random search at equal compute, NSE's two ablations and a
+MobileNetV2-style network, every result retrained with one recipe; plus the supernet's ranking quality.
+
+    taskset -c 0 .venv/bin/python benchmarks/search_quality.py [all|methods|rank|summary] [--smoke] [--cpu 0]
+
+The protocol (PROTOCOLS below) is fixed before running and stored in the JSON; a re-run with another protocol is
+refused. Every finished search or retrain is appended to the JSON at once (atomic write) and skipped on a re-run,
+so the driver resumes after a kill (a killed search restarts from scratch, to keep its time honest; a killed
+retrain resumes). Each job is the real CLI in a subprocess pinned with taskset to --cpu, OMP_NUM_THREADS=1,
+--threads 1. Methods, per (budget, seed):
+
+- nse: `nse-hw search` with the preset as shipped.
+- random: `--baseline random` with baseline.time_s = that NSE run's search CPU seconds (result.json search_s;
+  the arch in flight finishes, so random gets at least NSE's compute) and baseline.pick: nse (NSE's final rule,
+  evolve.final_tie_se included).
+- fixed-subspace / full-pool: nse_hw.evolve.ablation (one round, NSE's first K-op subspace / every op; the
+  shipped run's total weight steps).
+- mbv2: no search: mb_k3_e6 in every searchable layer if it fits, else mb_k3_e3 (then e1) everywhere, then layers
+  widened back to e6 from the last one to the first while the budget holds (benchmarks/compare_retrain.py's
+  rule); the same arch for every seed.
+
+Retrain: `nse-hw train ARCH --preset P --seed S` (configs/train/fashion-mnist.yaml), retrain seed = search seed;
+the seed-0 result of every method is also retrained with the finalist seeds (the recipe's own noise). Rank: the
+last round's in-window archs of one NSE run, sorted by supernet score, `spread_ranks` picks the ones to retrain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from compare_retrain import mbv2_style
+
+from nse_hw.atomic import atomic_write_json
+from nse_hw.config import to_dict
+from nse_hw.evolve import load_search_config, parse_latency, preset_path, resolve_table
+from nse_hw.evolve.ablation import ABLATIONS, ablation_config
+from nse_hw.evolve.quality import mean_sd, paired_difference, rank_correlation, round_gains, spread_ranks
+from nse_hw.latency import predict
+from nse_hw.space import load_space, parse_layer, save_arch
+
+NSE_HW = str(Path(sys.executable).parent / "nse-hw")
+FORMAT = "nse-hw/search-quality/1"
+METHODS = ("nse", "random", *ABLATIONS, "mbv2")
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    "full": {"device": "pixel1", "space": "nse27-proxyless224", "budgets": ["80ms", "100ms"], "seeds": [0, 1, 2, 3, 4],
+             "methods": list(METHODS), "search_preset": "default", "train_preset": "default",
+             "finalist_retrain_seeds": [1000, 1001],
+             "rank": {"budget": "80ms", "seed": 0, "archs": 12, "retrain_seed": 0},
+             "random": {"clock": "cpu", "pick": "nse"}},
+    "smoke": {"device": "pixel1", "space": "nse27-proxyless224", "budgets": ["80ms"], "seeds": [0, 1],
+              "methods": list(METHODS), "search_preset": "smoke", "train_preset": "smoke",
+              "finalist_retrain_seeds": [1000], "rank": {"budget": "80ms", "seed": 0, "archs": 4, "retrain_seed": 0},
+              "random": {"clock": "cpu", "pick": "nse"}},
+}
+
+
+def die(msg: str, code: int) -> None:
+    """One line on stderr and exit ``code`` (2: bad input; 1: a job failed, re-run to resume)."""
+    print(f"search_quality: {msg}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+class Store:
+    """The benchmark's JSON: protocol, records (one per finished job, keyed by id) and summary."""
+
+    def __init__(self, path: Path, protocol: dict[str, Any]) -> None:
+        self.path = path
+        self.data = {"format": FORMAT, "protocol": protocol, "records": [], "summary": None}
+        if path.exists():
+            old = json.loads(path.read_text())
+            if old.get("format") != FORMAT or old.get("protocol") != protocol:
+                die(f"{path} holds another protocol than this one; use another --out or delete it", 2)
+            self.data = old
+
+    def get(self, rid: str) -> dict[str, Any] | None:
+        return next((r for r in self.data["records"] if r["id"] == rid), None)
+
+    def add(self, rec: dict[str, Any]) -> dict[str, Any]:
+        """Append under a lock, re-reading first: two drivers (one per --budget and --cpu) may share the file."""
+        with open(self.path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.path.exists():
+                self.data = json.loads(self.path.read_text())
+            self.data["records"].append(rec)
+            atomic_write_json(self.path, self.data)
+        return rec
+
+    def records(self, kind: str) -> list[dict[str, Any]]:
+        return [r for r in self.data["records"] if r["kind"] == kind]
+
+
+def run_cli(args: list[str], cpu: int) -> dict[str, float]:
+    """Run `nse-hw ARGS` pinned to ``cpu`` with 1 thread; wall and CPU seconds (user + system) of the process."""
+    cmd = ["taskset", "-c", str(cpu), NSE_HW, *args, "--threads", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    t, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall, r1 = time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN)
+    if res.returncode != 0:
+        last = (res.stderr.strip().splitlines() or ["(no output)"])[-1]
+        die(f"failed ({res.returncode}): {' '.join(cmd)}: {last}", 1)
+    cpu_s = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu_s, 2)}
+
+
+def method_config(proto: dict[str, Any], method: str, out: Path, *, nse_cpu_s: float | None) -> Path | None:
+    """The --config file of ``method`` (None: the preset as shipped)."""
+    if method in ("nse", "mbv2"):
+        return None
+    cfg = load_search_config(preset_path(proto["search_preset"]))
+    if method == "random":
+        cfg.baseline.time_s = nse_cpu_s
+        cfg.baseline.clock, cfg.baseline.pick = proto["random"]["clock"], proto["random"]["pick"]
+    else:
+        cfg = ablation_config(cfg, method, pool=len(load_space(proto["space"]).pool))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(to_dict(cfg.check()), sort_keys=False))
+    return out
+
+
+def search(store: Store, proto: dict[str, Any], runs: Path, budget: str, seed: int, method: str, cpu: int) -> dict:
+    rid = f"search/{budget}/{method}/seed{seed}"
+    if rec := store.get(rid):
+        return rec
+    out = runs / budget / f"{method}-seed{seed}"
+    if out.exists():  # a killed search restarts: its time must be one clean run's
+        shutil.rmtree(out)
+    rec: dict[str, Any] = {"id": rid, "kind": "search", "budget": budget, "budget_ms": parse_latency(budget),
+                           "seed": seed, "method": method, "run": str(out)}
+    if method == "mbv2":
+        table = resolve_table(device=proto["device"], table=None)
+        out.mkdir(parents=True)
+        arch = mbv2_style(proto["space"], table, parse_latency(budget))
+        save_arch(arch, out / "arch.json")
+        ms = predict(arch, table).total_ms
+        rec.update(wall_s=0.0, cpu_s=0.0, predicted_ms=round(ms, 4), budget_ratio=round(ms / rec["budget_ms"], 4))
+        return store.add(rec)
+    nse_cpu = search(store, proto, runs, budget, seed, "nse", cpu)["search_s"]["cpu"] if method == "random" else None
+    cfg = method_config(proto, method, runs / "configs" / f"{budget}-{method}-seed{seed}.yaml", nse_cpu_s=nse_cpu)
+    args = ["search", "--latency", budget, "--device", proto["device"], "--space", proto["space"], "--seed",
+            str(seed), "--out", str(out)] + (["--config", str(cfg)] if cfg else ["--preset", proto["search_preset"]])
+    print(f"search {budget} {method} seed {seed} ...", flush=True)
+    rec.update(run_cli(args + (["--baseline", "random"] if method == "random" else []), cpu))
+    res = json.loads((out / "result.json").read_text())
+    rec.update({k: res.get(k) for k in ("predicted_ms", "budget_ratio", "proxy_heldout_top1", "search_s", "archs",
+                                        "time_budget")})
+    rec["round_best"] = [r["best_acc"] for r in res.get("rounds", [])]
+    print(f"  {rec['wall_s']:.0f} s wall, {rec['cpu_s']:.0f} s CPU; {rec['predicted_ms']:.2f} ms "
+          f"({rec['budget_ratio']:.3f} of budget), proxy score {rec['proxy_heldout_top1']:.4f}", flush=True)
+    return store.add(rec)
+
+
+def retrain(store: Store, proto: dict[str, Any], arch: Path, out: Path, rid: str, cpu: int,
+            **fields: Any) -> dict:
+    if rec := store.get(rid):
+        return rec
+    if (out / "last.pt").exists():
+        args = ["train", "--resume", str(out)]
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+        args = ["train", str(arch), "--preset", proto["train_preset"], "--seed", str(fields["retrain_seed"]),
+                "--out", str(out)]
+    print(f"retrain {rid} ...", flush=True)
+    t = run_cli(args, cpu)
+    res = json.loads((out / "result.json").read_text())
+    rec = {"id": rid, "kind": "train", **fields, "arch": str(arch), "run": str(out), **t,
+           "test_top1": res["test_top1"], "best_val_top1": res.get("best_val_top1")}
+    print(f"  test top-1 {100 * rec['test_top1']:.2f}% ({t['wall_s']:.0f} s)", flush=True)
+    return store.add(rec)
+
+
+def methods_step(store: Store, proto: dict[str, Any], runs: Path, cpu: int, budgets: list[str]) -> None:
+    for budget in budgets:
+        for seed in proto["seeds"]:
+            for method in proto["methods"]:
+                s = search(store, proto, runs, budget, seed, method, cpu)
+                arch = Path(s["run"]) / "arch.json"
+                rseeds = [seed] + (proto["finalist_retrain_seeds"] if seed == proto["seeds"][0] else [])
+                for rs in rseeds:
+                    retrain(store, proto, arch, runs / budget / f"train-{method}-seed{seed}-r{rs}",
+                            f"train/{budget}/{method}/seed{seed}/r{rs}", cpu, budget=budget, seed=seed,
+                            method=method, retrain_seed=rs)
+
+
+def rank_archs(run: Path, n: int) -> list[dict[str, Any]]:
+    """The last round's in-window archs, best supernet score first (ties: faster, then by name), and the
+    ``spread_ranks`` pick of ``n`` of them."""
+    last = sorted((run / "rounds").glob("round-*.json"))[-1]
+    scored = [c for c in json.loads(last.read_text())["scored"] if c["kind"] == "window"]
+    scored.sort(key=lambda c: (-c["acc"], c["ms"], c["layers"]))
+    return [{**scored[i], "rank": i, "of": len(scored), "round_file": str(last)} for i in spread_ranks(len(scored), n)]
+
+
+def rank_step(store: Store, proto: dict[str, Any], runs: Path, cpu: int) -> None:
+    r = proto["rank"]
+    nse = search(store, proto, runs, r["budget"], r["seed"], "nse", cpu)
+    space = load_space(proto["space"])
+    for c in rank_archs(Path(nse["run"]), r["archs"]):
+        arch = runs / "rank" / f"rank{c['rank']:03d}.json"
+        arch.parent.mkdir(parents=True, exist_ok=True)
+        save_arch(space.arch([parse_layer(x) for x in c["layers"]], source=f"rank {c['rank']} of {c['of']}"), arch)
+        retrain(store, proto, arch, runs / "rank" / f"train-rank{c['rank']:03d}",
+                f"rank/{r['budget']}/seed{r['seed']}/rank{c['rank']}", cpu, budget=r["budget"], seed=r["seed"],
+                method="rank", retrain_seed=r["retrain_seed"], score=c["acc"], ms=c["ms"], rank=c["rank"],
+                of=c["of"], layers=c["layers"])
+
+
+def summarize(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
+    trains, searches = store.records("train"), {r["id"]: r for r in store.records("search")}
+    out: dict[str, Any] = {"budgets": {}}
+    for budget in proto["budgets"]:
+        acc = {m: {t["seed"]: t["test_top1"] for t in trains if t["budget"] == budget and t["method"] == m
+                   and t["retrain_seed"] == t["seed"]} for m in proto["methods"]}
+        srch = {m: [searches[k] for k in searches if k.startswith(f"search/{budget}/{m}/")] for m in proto["methods"]}
+        per = {}
+        for m in proto["methods"]:
+            fin = [t["test_top1"] for t in trains if t["budget"] == budget and t["method"] == m
+                   and t["seed"] == proto["seeds"][0]]
+            per[m] = {"test_top1": {**mean_sd(list(acc[m].values())), "per_seed": acc[m]},
+                      "budget_ratio": mean_sd([s["budget_ratio"] for s in srch[m]]),
+                      "search_wall_s": mean_sd([s["wall_s"] for s in srch[m]]),
+                      "search_cpu_s": mean_sd([s["cpu_s"] for s in srch[m]]),
+                      "finalist_retrain_sd": mean_sd(fin)["sd"], "finalist_retrains": len(fin)}
+        nse_cpu = {s["seed"]: s["search_s"]["cpu"] for s in srch["nse"] if s.get("search_s")}
+        for m in proto["methods"]:
+            own = {s["seed"]: s["search_s"]["cpu"] for s in srch[m] if s.get("search_s")}
+            ratios = [own[k] / nse_cpu[k] for k in own if k in nse_cpu and nse_cpu[k] > 0]
+            per[m]["search_cpu_vs_nse"] = mean_sd(ratios)
+        diffs = {m: paired_difference(acc["nse"], acc[m]) for m in proto["methods"] if m != "nse"}
+        gains = round_gains({s["seed"]: s["round_best"] for s in srch["nse"]})
+        out["budgets"][budget] = {"methods": per, "nse_minus": diffs, "nse_round_gains": gains}
+    r = proto["rank"]
+    ranks = [t for t in trains if t["method"] == "rank"]
+    out["rank"] = {"budget": r["budget"], "seed": r["seed"], "archs": len(ranks),
+                   **(rank_correlation([t["score"] for t in ranks], [t["test_top1"] for t in ranks])
+                      if len(ranks) >= 3 else {}),
+                   "archs_detail": [{k: t[k] for k in ("rank", "of", "score", "ms", "test_top1")} for t in ranks]}
+    store.data["summary"] = out
+    atomic_write_json(store.path, store.data)
+    return out
+
+
+def _pm(d: dict[str, Any], scale: float = 100.0) -> str:
+    if d.get("mean") is None:
+        return "-"
+    return f"{scale * d['mean']:.2f} ± {scale * d['sd']:.2f}" if d.get("sd") is not None else f"{scale * d['mean']:.2f}"
+
+
+def _sd_pt(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+def _p(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3g}"
+
+
+def print_summary(s: dict[str, Any]) -> None:
+    for budget, b in s["budgets"].items():
+        print(f"\n{budget}: retrained test top-1 % (mean ± SD over seeds), predicted latency / budget, CPU s of the "
+              f"whole search process, search CPU s (result.json search_s) / NSE's (same seed)")
+        for m, d in b["methods"].items():
+            print(f"  {m:<15} {_pm(d['test_top1']):>16}  ratio {_pm(d['budget_ratio'], 1):>14}  "
+                  f"CPU {_pm(d['search_cpu_s'], 1):>14}  x{_pm(d['search_cpu_vs_nse'], 1):>12}  "
+                  f"finalist retrain SD {_sd_pt(d['finalist_retrain_sd'])} pt")
+        for m, d in b["nse_minus"].items():
+            print(f"  NSE - {m:<15} {_pm(d):>16} pt over {d['n']} seeds; paired t p {_p(d['t_p'])}, "
+                  f"Wilcoxon p {_p(d['wilcoxon_p'])}")
+        for g in b["nse_round_gains"]:
+            print(f"  NSE round {g['from_round']} -> {g['to_round']}: {_pm(g)} pt (supernet score); "
+                  f"t p {_p(g['t_p'])}, Wilcoxon p {_p(g['wilcoxon_p'])}")
+    r = s["rank"]
+    if r.get("kendall_tau") is not None:
+        print(f"\nranking ({r['budget']}, seed {r['seed']}, {r['archs']} archs): Kendall τ {r['kendall_tau']:.3f} "
+              f"(p {_p(r['kendall_p'])}), Spearman ρ {r['spearman_rho']:.3f} (p {_p(r['spearman_p'])})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("step", nargs="?", default="all", choices=["all", "methods", "rank", "summary"])
+    ap.add_argument("--smoke", action="store_true", help="the smoke protocol (whole pipeline, minutes)")
+    ap.add_argument("--cpu", type=int, default=0, help="core every job is pinned to (taskset -c)")
+    ap.add_argument("--out", help="results JSON (default: benchmarks/search-quality.json; smoke: under --runs)")
+    ap.add_argument("--runs", help="run directories (default: runs/search-quality[-smoke])")
+    ap.add_argument("--budget", help="only this budget's searches and retrains (run one driver per budget and "
+                                     "core on the same --out; the rank step runs with its own budget)")
+    args = ap.parse_args()
+    name = "smoke" if args.smoke else "full"
+    proto = PROTOCOLS[name]
+    if args.budget and args.budget not in proto["budgets"]:
+        ap.error(f"--budget must be one of {', '.join(proto['budgets'])}")  # one line, exit 2
+    budgets = [args.budget] if args.budget else proto["budgets"]
+    runs = Path(args.runs or f"runs/search-quality{'-smoke' if args.smoke else ''}")
+    out = Path(args.out or (runs / "search-quality.json" if args.smoke else "benchmarks/search-quality.json"))
+    runs.mkdir(parents=True, exist_ok=True)
+    store = Store(out, {"name": name, **proto})
+    t = time.perf_counter()
+    if args.step in ("all", "methods"):
+        methods_step(store, proto, runs, args.cpu, budgets)
+    if args.step == "rank" or (args.step == "all" and proto["rank"]["budget"] in budgets):
+        rank_step(store, proto, runs, args.cpu)
+    print_summary(summarize(store, proto))
+    print(f"\n{out} ({time.perf_counter() - t:.0f} s this call)")
+
+
+if __name__ == "__main__":
+    main()
