@@ -35,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,10 +73,11 @@ def die(msg: str, code: int) -> None:
 
 
 class Store:
-    """The benchmark's JSON: protocol, records (one per finished job, keyed by id) and summary."""
+    """The benchmark's JSON: protocol, records (one per finished job, keyed by id) and summary. Two drivers (one
+    per --budget and --cpu) may share it: every write re-reads it under a lock (``lock``) first."""
 
-    def __init__(self, path: Path, protocol: dict[str, Any]) -> None:
-        self.path = path
+    def __init__(self, path: Path, protocol: dict[str, Any], *, lock: Path) -> None:
+        self.path, self.lock = path, lock
         self.data = {"format": FORMAT, "protocol": protocol, "records": [], "summary": None}
         if path.exists():
             old = json.loads(path.read_text())
@@ -86,14 +88,17 @@ class Store:
     def get(self, rid: str) -> dict[str, Any] | None:
         return next((r for r in self.data["records"] if r["id"] == rid), None)
 
-    def add(self, rec: dict[str, Any]) -> dict[str, Any]:
-        """Append under a lock, re-reading first: two drivers (one per --budget and --cpu) may share the file."""
-        with open(self.path.with_suffix(".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+    def write(self, change: Callable[[dict[str, Any]], None]) -> None:
+        """Re-read under the lock, apply ``change`` to the data, write atomically."""
+        with open(self.lock, "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
             if self.path.exists():
                 self.data = json.loads(self.path.read_text())
-            self.data["records"].append(rec)
+            change(self.data)
             atomic_write_json(self.path, self.data)
+
+    def add(self, rec: dict[str, Any]) -> dict[str, Any]:
+        self.write(lambda d: d["records"].append(rec))
         return rec
 
     def records(self, kind: str) -> list[dict[str, Any]]:
@@ -217,6 +222,7 @@ def rank_step(store: Store, proto: dict[str, Any], runs: Path, cpu: int) -> None
 
 
 def summarize(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
+    store.write(lambda d: None)  # the other driver's latest records
     trains, searches = store.records("train"), {r["id"]: r for r in store.records("search")}
     out: dict[str, Any] = {"budgets": {}}
     for budget in proto["budgets"]:
@@ -246,8 +252,7 @@ def summarize(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
                    **(rank_correlation([t["score"] for t in ranks], [t["test_top1"] for t in ranks])
                       if len(ranks) >= 3 else {}),
                    "archs_detail": [{k: t[k] for k in ("rank", "of", "score", "ms", "test_top1")} for t in ranks]}
-    store.data["summary"] = out
-    atomic_write_json(store.path, store.data)
+    store.write(lambda d: d.update(summary=out))
     return out
 
 
@@ -303,7 +308,7 @@ def main() -> None:
     runs = Path(args.runs or f"runs/search-quality{'-smoke' if args.smoke else ''}")
     out = Path(args.out or (runs / "search-quality.json" if args.smoke else "benchmarks/search-quality.json"))
     runs.mkdir(parents=True, exist_ok=True)
-    store = Store(out, {"name": name, **proto})
+    store = Store(out, {"name": name, **proto}, lock=runs / "results.lock")
     t = time.perf_counter()
     if args.step in ("all", "methods"):
         methods_step(store, proto, runs, args.cpu, budgets)
