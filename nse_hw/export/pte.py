@@ -88,6 +88,32 @@ def _lower(exported: Any, what: str) -> bytes:
     return bytes(edge.to_executorch().buffer)
 
 
+def keepdim_means(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """Rewrite global average pools ``mean((2, 3))`` of a 4-D tensor as ``mean((-1, -2), keepdim=True)`` and a
+    view: the same values, in the only form XNNPACK's delegate takes (else ``aten.mean.dim`` stays outside)."""
+    g = gm.graph
+    for n in list(g.nodes):
+        if n.op != "call_function" or n.target is not torch.ops.aten.mean.dim:
+            continue
+        x, dims = n.args[0], n.args[1]
+        keep = n.args[2] if len(n.args) > 2 else n.kwargs.get("keepdim", False)
+        out = n.meta.get("val")  # the pooled (N, C); the input's own meta is gone after convert_pt2e
+        if keep or out is None or out.dim() != 2 or set(dims) not in ({2, 3}, {-1, -2}):
+            continue
+        with g.inserting_before(n):
+            pooled = g.call_function(torch.ops.aten.mean.dim, (x, [-1, -2], True))
+            flat = g.call_function(torch.ops.aten.view.default, (pooled, [int(d) for d in out.shape]))
+        n.replace_all_uses_with(flat)
+        g.erase_node(n)
+    g.lint()
+    gm.recompile()
+    return gm
+
+
+def _exported_for_xnnpack(model: nn.Module, sample: torch.Tensor) -> torch.fx.GraphModule:
+    return keepdim_means(torch.export.export(model, (sample,)).module())
+
+
 def _write(buffer: bytes, path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer))
 
@@ -113,7 +139,7 @@ def export_pte(model: nn.Module, input_shape_nchw: tuple[int, int, int, int], pa
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)
-            buffer = _lower(torch.export.export(model, (sample,)), what)
+            buffer = _lower(torch.export.export(_exported_for_xnnpack(model, sample), (sample,)), what)
     except NseError:
         raise
     except Exception as exc:
@@ -155,6 +181,8 @@ def export_pte_int8(model: nn.Module, input_shape_nchw: tuple[int, int, int, int
         quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)
+            # the pool rewrite after quantisation: a view between the pool and the linear before it would leave
+            # the linear's input unquantised (and the linear outside the delegate)
             observed = prepare_pt2e(torch.export.export(model, (sample,)).module(), quantizer)
             n = 0
             with torch.no_grad():
@@ -163,7 +191,7 @@ def export_pte_int8(model: nn.Module, input_shape_nchw: tuple[int, int, int, int
                     n += 1
             if n == 0:
                 raise NseError("int8 export needs calibration data; the calibration set is empty")
-            quantized = convert_pt2e(observed)
+            quantized = keepdim_means(convert_pt2e(observed))
             buffer = _lower(torch.export.export(quantized, (sample,)), what)
     except NseError:
         raise

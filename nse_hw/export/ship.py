@@ -243,7 +243,7 @@ def convert_model(kind: str, model: nn.Module, nchw: tuple[int, int, int, int], 
     try:
         return fns[kind](model, nchw, path)
     except NseError as exc:
-        if len(list(model.children())) < 2:
+        if len(list(model.children())) < 2 or " in layer " in str(exc):  # pte names the layer itself
             raise
         op = m.group(1) if (m := re.search(r"at op ([\w.]+)", str(exc))) else None
         where = locate_failure(model, torch.zeros(nchw), fns["onnx" if kind == "onnx" else "tflite"], op)

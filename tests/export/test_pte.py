@@ -65,3 +65,17 @@ def test_an_op_xnnpack_does_not_take_is_named_with_its_layer(tmp_path):
     with pytest.raises(NseError, match="failed at op aten.cummax"):
         export_pte(net, NCHW, tmp_path / "m.pte")
     assert not (tmp_path / "m.pte").exists()
+
+
+@has_executorch
+@pytest.mark.slow
+def test_global_average_pool_is_delegated(tmp_path):
+    from nse_hw.blocks.net import Classifier
+    from profilers.host import get_runner
+
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), Classifier(8, 10)).eval()  # x.mean((2, 3)): rewritten, same values
+    x = np.random.default_rng(0).standard_normal((4, *NCHW[1:]), dtype=np.float32)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    session = get_runner("executorch", threads=1).load(export_pte(net, NCHW, tmp_path / "m.pte"))
+    assert np.abs(session.run(x) - ref).max() < 1e-4
