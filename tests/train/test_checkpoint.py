@@ -33,8 +33,9 @@ def _evil(path: Path, marker: Path) -> Path:
 
 
 def _state() -> dict:
-    return {"model": torch.nn.Linear(8, 4).state_dict(), "torch": torch.__version__, "rng": {"torch": torch.get_rng_state(),
-            "numpy": np.random.get_state(), "python": random.getstate()}, "history": [{"epoch": 1, "top1": 0.5}]}
+    rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    return {"model": torch.nn.Linear(8, 4).state_dict(), "torch": torch.__version__, "rng": rng,
+            "history": [{"epoch": 1, "top1": 0.5}]}
 
 
 def test_round_trip_keeps_tensors_and_rng_state(tmp_path):
