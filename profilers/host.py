@@ -241,6 +241,21 @@ class OrtRunner(Runner):
 
 # --- ExecuTorch ---------------------------------------------------------------------------------------------
 
+_ET_THREADS: list[int] = []  # the thread count this process's ExecuTorch threadpool was set to
+
+
+def _set_et_threads(threads: int, reset: Callable[[int], None]) -> None:
+    """ExecuTorch's XNNPACK threadpool belongs to the process, and resetting it under loaded programs crashes
+    them (measured: SIGSEGV): one thread count per process, set before the first program loads."""
+    if _ET_THREADS and _ET_THREADS[0] != threads:
+        raise NseError(f"ExecuTorch runs with one thread count per process; this one uses {_ET_THREADS[0]}, "
+                       f"not {threads} (time other thread counts in another process)")
+    if not _ET_THREADS:
+        with native_stderr_to_log(log, "executorch"):  # "Resetting threadpool to N threads."
+            reset(threads)
+        _ET_THREADS.append(threads)
+
+
 class _EtSession(Session):
     """An ExecuTorch program's ``forward`` in ExecuTorch's Python runtime (XNNPACK delegate, NCHW float input)."""
 
@@ -248,9 +263,9 @@ class _EtSession(Session):
         from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
         from executorch.runtime import Runtime
 
+        _set_et_threads(threads, _unsafe_reset_threadpool)
         try:
-            with native_stderr_to_log(log, "executorch"):  # cpuinfo and threadpool notices
-                _unsafe_reset_threadpool(threads)  # XNNPACK's threadpool is per process: set before every load
+            with native_stderr_to_log(log, "executorch"):  # cpuinfo notices
                 self._method = Runtime.get().load_program(str(path)).load_method("forward")
         except (ValueError, RuntimeError) as exc:
             raise NseError(f"ExecuTorch cannot load {path}: {str(exc).strip().splitlines()[0]}") from exc
