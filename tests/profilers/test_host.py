@@ -97,3 +97,16 @@ def test_host_description():
     d = host_description()
     assert d["cpu"] and d["logical_cores"] >= 1 and d["python"].count(".") == 2
     assert set(d) >= {"cpu", "logical_cores", "cpus_allowed", "platform", "python"}
+
+
+def test_executorch_threadpool_is_set_once_per_process(monkeypatch):
+    from profilers import host
+
+    monkeypatch.setattr(host, "_ET_THREADS", [])
+    calls = []
+    host._set_et_threads(2, calls.append)
+    host._set_et_threads(2, calls.append)  # same count: nothing reset under loaded programs
+    assert calls == [2]
+    with pytest.raises(NseError, match="one thread count per process; this one uses 2, not 1"):
+        host._set_et_threads(1, calls.append)
+    assert calls == [2]
