@@ -19,10 +19,12 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 # torch==2.13.0 must be in the same pip command as litert-torch: only that exact pin picks the local CPU build.
-if ! .venv/bin/python -c "import nse_hw, torch, litert_torch, ai_edge_litert, onnxruntime" >/dev/null 2>&1 \
+# ExecuTorch (--format pte, --runtime executorch) is an extra for pip users; here it is installed too (+317 MB,
+# ~20 s), so both commands below the README and CI cover every runtime (benchmarks/RESULTS-deployment.md).
+if ! .venv/bin/python -c "import nse_hw, torch, litert_torch, ai_edge_litert, onnxruntime, executorch" >/dev/null 2>&1 \
    || [ pyproject.toml -nt .venv/.nse-hw-installed ]; then
   echo "setup: installing nse-hw and its pinned dependencies into .venv (first time: a few minutes)"
-  .venv/bin/pip install -q "torch==2.13.0" -e ".[dev]"
+  .venv/bin/pip install -q "torch==2.13.0" -e ".[dev,executorch]"
   touch .venv/.nse-hw-installed
 fi
 echo "setup: ok ($(.venv/bin/nse-hw --version))"
