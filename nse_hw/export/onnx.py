@@ -61,6 +61,6 @@ def export_onnx(
         model.train(was_training)
     # One self-contained file: blocks and mobile nets are far below protobuf's 2 GB limit.
     out = atomic_write(path, lambda tmp: onnx.save_model(program.model_proto, str(tmp)))
-    log.info("wrote %s (opset %d, input NCHW %s, %.1f s)", out, opset, shape, time.perf_counter() - start)
+    log.info("wrote %s (opset %d, input NCHW %s, %.1f s)", out.name, opset, shape, time.perf_counter() - start)
     return out
 

@@ -18,7 +18,8 @@ import logging
 import re
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -128,26 +129,34 @@ def _failure(what: str, exc: BaseException) -> NseError:
     return NseError(f"{what} failed{at}: {type(exc).__name__}: {first}")
 
 
-def export_pte(model: nn.Module, input_shape_nchw: tuple[int, int, int, int], path: str | Path) -> Path:
-    """A float32 ExecuTorch program at ``path``, every op delegated to XNNPACK (NCHW input)."""
-    require_executorch()
-    shape = _check_nchw(input_shape_nchw)
-    sample = torch.randn(shape, generator=torch.Generator().manual_seed(0))
-    what = f"ExecuTorch export of {type(model).__name__}"
-    start, was_training = time.perf_counter(), model.training
+@contextmanager
+def _exporting(model: nn.Module, what: str) -> Iterator[None]:
+    """The model in eval mode for the export (its training flag restored after); a failure that is not already an
+    NseError becomes one line naming the aten op (see :func:`_failure`)."""
+    was_training = model.training
     model.eval()
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)
-            buffer = _lower(torch.export.export(_exported_for_xnnpack(model, sample), (sample,)), what)
+            yield
     except NseError:
         raise
     except Exception as exc:
         raise _failure(what, exc) from exc
     finally:
         model.train(was_training)
+
+
+def export_pte(model: nn.Module, input_shape_nchw: tuple[int, int, int, int], path: str | Path) -> Path:
+    """A float32 ExecuTorch program at ``path``, every op delegated to XNNPACK (NCHW input)."""
+    require_executorch()
+    shape = _check_nchw(input_shape_nchw)
+    sample = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    what, start = f"ExecuTorch export of {type(model).__name__}", time.perf_counter()
+    with _exporting(model, what):
+        buffer = _lower(torch.export.export(_exported_for_xnnpack(model, sample), (sample,)), what)
     out = _write(buffer, path)
-    log.info("wrote %s (float32, XNNPACK, input NCHW %s, %.1f s)", out, shape, time.perf_counter() - start)
+    log.info("wrote %s (float32, XNNPACK, input NCHW %s, %.1f s)", out.name, shape, time.perf_counter() - start)
     return out
 
 
@@ -174,31 +183,21 @@ def export_pte_int8(model: nn.Module, input_shape_nchw: tuple[int, int, int, int
 
     shape = _check_nchw(input_shape_nchw)
     sample = torch.randn(shape, generator=torch.Generator().manual_seed(0))
-    what = f"int8 ExecuTorch export of {type(model).__name__}"
-    start, was_training = time.perf_counter(), model.training
-    model.eval()
-    try:
+    what, start = f"int8 ExecuTorch export of {type(model).__name__}", time.perf_counter()
+    with _exporting(model, what):
         quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=FutureWarning)
-            # the pool rewrite after quantisation: a view between the pool and the linear before it would leave
-            # the linear's input unquantised (and the linear outside the delegate)
-            observed = prepare_pt2e(torch.export.export(model, (sample,)).module(), quantizer)
-            n = 0
-            with torch.no_grad():
-                for x in _nchw_batches(calibration, shape):
-                    observed(x)
-                    n += 1
-            if n == 0:
-                raise NseError("int8 export needs calibration data; the calibration set is empty")
-            quantized = keepdim_means(convert_pt2e(observed))
-            buffer = _lower(torch.export.export(quantized, (sample,)), what)
-    except NseError:
-        raise
-    except Exception as exc:
-        raise _failure(what, exc) from exc
-    finally:
-        model.train(was_training)
+        # the pool rewrite after quantisation: a view between the pool and the linear before it would leave
+        # the linear's input unquantised (and the linear outside the delegate)
+        observed = prepare_pt2e(torch.export.export(model, (sample,)).module(), quantizer)
+        n = 0
+        with torch.no_grad():
+            for x in _nchw_batches(calibration, shape):
+                observed(x)
+                n += 1
+        if n == 0:
+            raise NseError("int8 export needs calibration data; the calibration set is empty")
+        quantized = keepdim_means(convert_pt2e(observed))
+        buffer = _lower(torch.export.export(quantized, (sample,)), what)
     out = _write(buffer, path)
-    log.info("wrote %s (int8, XNNPACK, %d calibration batches, %.1f s)", out, n, time.perf_counter() - start)
+    log.info("wrote %s (int8, XNNPACK, %d calibration batches, %.1f s)", out.name, n, time.perf_counter() - start)
     return out

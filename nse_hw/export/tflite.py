@@ -121,7 +121,7 @@ def export_tflite(model: nn.Module, input_shape_nhwc: tuple[int, int, int, int],
         except Exception as exc:  # the converter raises anything from AssertionError to JAX errors
             raise _failure(f"TFLite conversion of {type(model).__name__}", exc) from exc
         out = _write(edge, path)
-    log.info("wrote %s (float32, input NHWC %s, %.1f s)", out, shape, time.perf_counter() - start)
+    log.info("wrote %s (float32, input NHWC %s, %.1f s)", out.name, shape, time.perf_counter() - start)
     return out
 
 
@@ -187,6 +187,6 @@ def export_tflite_int8(
         except Exception as exc:
             raise _failure(what, exc) from exc
         out = _write(edge, path)
-    log.info("wrote %s (int8, %d calibration batches, input NHWC %s, %.1f s)", out, n, shape,
+    log.info("wrote %s (int8, %d calibration batches, input NHWC %s, %.1f s)", out.name, n, shape,
              time.perf_counter() - start)
     return out
