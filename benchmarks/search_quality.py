@@ -166,16 +166,18 @@ def search(store: Store, proto: dict[str, Any], runs: Path, budget: str, seed: i
     return store.add(rec)
 
 
-def retrain(store: Store, proto: dict[str, Any], arch: Path, out: Path, rid: str, cpu: int,
-            **fields: Any) -> dict:
+def retrain(store: Store, proto: dict[str, Any], arch: Path, out: Path, rid: str, cpu: int, *,
+            recipe: list[str] | None = None, **fields: Any) -> dict:
+    """`nse-hw train` of ``arch`` with ``recipe`` (default: --preset <the protocol's train_preset>), recorded
+    under ``rid`` with ``fields``; resumes a killed retrain."""
     if rec := store.get(rid):
         return rec
     if (out / "last.pt").exists():
         args = ["train", "--resume", str(out)]
     else:
         shutil.rmtree(out, ignore_errors=True)
-        args = ["train", str(arch), "--preset", proto["train_preset"], "--seed", str(fields["retrain_seed"]),
-                "--out", str(out)]
+        args = ["train", str(arch), *(recipe or ["--preset", proto["train_preset"]]),
+                "--seed", str(fields["retrain_seed"]), "--out", str(out)]
     print(f"retrain {rid} ...", flush=True)
     t = run_cli(args, cpu)
     res = json.loads((out / "result.json").read_text())

@@ -77,3 +77,26 @@ def round_gains(per_seed: Mapping[Any, Sequence[float]]) -> list[dict[str, Any]]
     return [{"from_round": i + 1, "to_round": j + 1,
              **paired_difference({s: v[j] for s, v in per_seed.items()}, {s: v[i] for s, v in per_seed.items()})}
             for i, j in pairs]
+
+
+def variance_components(groups: Mapping[Any, Sequence[float]]) -> dict[str, Any]:
+    """One-way random-effects ANOVA of accuracies grouped by architecture (each group: that arch's retrain seeds).
+
+    Balanced groups of k >= 2 values each. Returns the within-arch (seed) SD sqrt(MSW), the SD of the arch
+    means, the arch effect's SD sqrt(max(0, (MSB - MSW) / k)), ICC(1) = (MSB - MSW) / (MSB + (k - 1) MSW) (the share
+    of one retrain's variance that is the architecture's, 0 = pure noise, 1 = noise-free), the F test's p-value
+    for "all archs equal", and the range of the arch means. ICC is None where both mean squares are 0."""
+    sizes = {len(v) for v in groups.values()}
+    if len(groups) < 2 or len(sizes) != 1 or (k := sizes.pop()) < 2:
+        raise ValueError(f"need >= 2 archs with the same number (>= 2) of seeds each, got sizes "
+                         f"{sorted(len(v) for v in groups.values())}")
+    a = np.array([list(v) for v in groups.values()], dtype=float)
+    n = a.shape[0]
+    means = a.mean(axis=1)
+    msb = k * float(((means - a.mean()) ** 2).sum()) / (n - 1)
+    msw = float(((a - means[:, None]) ** 2).sum()) / (n * (k - 1))
+    icc = None if msb + msw == 0 else (msb - msw) / (msb + (k - 1) * msw)
+    p = None if msw == 0 else _num(stats.f.sf(msb / msw, n - 1, n * (k - 1)))
+    return {"archs": n, "seeds": k, "seed_sd": math.sqrt(msw), "arch_means_sd": float(means.std(ddof=1)),
+            "arch_sd": math.sqrt(max(0.0, (msb - msw) / k)), "icc": icc, "f_p": p,
+            "means_range": float(means.max() - means.min())}

@@ -4,7 +4,14 @@ import math
 
 import pytest
 
-from nse_hw.evolve.quality import mean_sd, paired_difference, rank_correlation, round_gains, spread_ranks
+from nse_hw.evolve.quality import (
+    mean_sd,
+    paired_difference,
+    rank_correlation,
+    round_gains,
+    spread_ranks,
+    variance_components,
+)
 
 
 def test_mean_sd():
@@ -65,3 +72,25 @@ def test_round_gains():
     assert round_gains({0: [0.5], 1: [0.4]}) == []  # one round: no gain to measure
     with pytest.raises(ValueError, match="different numbers of rounds"):
         round_gains({0: [0.5, 0.6], 1: [0.4]})
+
+
+def test_variance_components_on_paper():
+    # means 2 and 6 (grand 4): MSB = 2 * (4 + 4) / 1 = 16; MSW = (1 + 1 + 1 + 1) / 2 = 2
+    v = variance_components({"a": [1.0, 3.0], "b": [5.0, 7.0]})
+    assert v["seed_sd"] == pytest.approx(math.sqrt(2))
+    assert v["arch_means_sd"] == pytest.approx(math.sqrt(8))
+    assert v["arch_sd"] == pytest.approx(math.sqrt(7))  # (16 - 2) / 2
+    assert v["icc"] == pytest.approx(14 / 18)
+    # F = 8 on (1, 2) df is t^2 with t = sqrt(8) on 2 df: two-sided p = 1 - t / sqrt(2 + t^2)
+    assert v["f_p"] == pytest.approx(1 - math.sqrt(8) / math.sqrt(10))
+    assert v["means_range"] == 4.0
+
+
+def test_variance_components_pure_noise_and_errors():
+    v = variance_components({"a": [1.0, 3.0], "b": [1.0, 3.0]})  # same means: MSB 0, MSW 2, ICC -2 / 2
+    assert v["arch_sd"] == 0.0 and v["icc"] == pytest.approx(-1.0)
+    assert variance_components({"a": [2.0, 2.0], "b": [2.0, 2.0]})["icc"] is None
+    with pytest.raises(ValueError, match="same number"):
+        variance_components({"a": [1.0, 2.0], "b": [1.0]})
+    with pytest.raises(ValueError, match="same number"):
+        variance_components({"a": [1.0, 2.0]})

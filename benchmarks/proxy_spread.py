@@ -1,0 +1,140 @@
+"""Issue 8, first measurement: can the retrain recipe tell in-budget architectures apart at all?
+
+    taskset -c 0 .venv/bin/python benchmarks/proxy_spread.py --cpu 0 &   # one driver per core, same --out
+    taskset -c 1 .venv/bin/python benchmarks/proxy_spread.py --cpu 1
+
+Draws ``archs`` architectures uniformly in NSE's latency window (the random-search sampler,
+``nse_hw.evolve.random_search.sample_uniform``, its own seed), retrains each with every recipe of the protocol
+and every retrain seed, and reports per recipe the one-way random-effects ANOVA of test top-1 by architecture
+(``nse_hw.evolve.quality.variance_components``): seed SD, SD of the architecture effect, ICC, F-test p-value.
+A recipe on which the in-window architectures differ by less than seeds do cannot rank searches. The protocol is
+fixed before running and stored in the JSON (a re-run under another protocol is refused); every finished
+retrain is recorded at once, and two drivers share the job list (a job is taken under an flock on its own lock
+file, so a killed driver's job is free again and resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+from search_quality import Store, retrain
+
+from nse_hw.evolve import load_search_config, parse_latency, preset_path, resolve_table
+from nse_hw.evolve.budget import check_budget
+from nse_hw.evolve.quality import mean_sd, variance_components
+from nse_hw.evolve.random_search import sample_uniform
+from nse_hw.latency import predict
+from nse_hw.space import load_arch, load_space, save_arch
+
+FORMAT = "nse-hw/proxy-spread/1"
+PROTOCOL: dict[str, Any] = {
+    "device": "pixel1", "space": "nse27-proxyless224", "budget": "80ms", "search_preset": "default",
+    "archs": 8, "sample_seed": 2026, "retrain_seeds": [0, 1],
+    # default: `nse-hw train --preset default` as shipped (4 epochs, 16000 images, width x0.5); 8ep: the same
+    # recipe trained twice as long (its best epoch was always the last: still improving after 4)
+    "recipes": {"default": ["--preset", "default"], "default-8ep": ["--preset", "default", "--epochs", "8"]},
+}
+
+
+def draw_archs(proto: dict[str, Any], runs: Path) -> list[Path]:
+    """The protocol's in-window archs as arch files (the same files on every call: fixed seed)."""
+    space, table = load_space(proto["space"]), resolve_table(device=proto["device"], table=None)
+    cfg = load_search_config(preset_path(proto["search_preset"]))
+    latency, budget = check_budget(space, table, parse_latency(proto["budget"]))
+    ctx = SimpleNamespace(cfg=cfg, space=space, latency=latency, budget=budget)
+    choices = sample_uniform(ctx, proto["archs"], np.random.default_rng(proto["sample_seed"]))  # type: ignore[arg-type]
+    paths = []
+    for i, ch in enumerate(choices):
+        arch = space.arch(ch, source=f"proxy_spread draw {i} (seed {proto['sample_seed']})")
+        path = runs / "archs" / f"arch{i:02d}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_arch(arch, path)
+        paths.append(path)
+    return paths
+
+
+def jobs(proto: dict[str, Any], archs: list[Path]) -> list[tuple[str, int, int]]:
+    """(recipe, retrain seed, arch index) in run order: the shipped recipe's first, so its figures land first."""
+    return [(r, s, i) for r in proto["recipes"] for s in proto["retrain_seeds"] for i in range(len(archs))]
+
+
+def run_jobs(store: Store, proto: dict[str, Any], runs: Path, archs: list[Path], cpu: int) -> None:
+    table = resolve_table(device=proto["device"], table=None)
+    space = load_space(proto["space"])
+    for recipe, seed, i in jobs(proto, archs):
+        rid = f"spread/{recipe}/arch{i:02d}/r{seed}"
+        if store.get(rid):
+            continue
+        lock = runs / "locks" / rid.replace("/", "-")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock, "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # the other driver has it
+                continue
+            store.write(lambda d: None)  # it may have finished while we waited
+            if store.get(rid):
+                continue
+            ms = predict(load_arch(archs[i]), table).total_ms
+            retrain(store, proto, archs[i], runs / recipe / f"arch{i:02d}-r{seed}", rid, cpu,
+                    recipe=proto["recipes"][recipe], recipe_name=recipe, arch_index=i, retrain_seed=seed,
+                    predicted_ms=round(ms, 3), budget=proto["budget"], seed=seed, method="spread",
+                    space=space.name)
+
+
+def summarize(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
+    store.write(lambda d: None)
+    out: dict[str, Any] = {}
+    for recipe in proto["recipes"]:
+        recs = [r for r in store.records("train") if r.get("recipe_name") == recipe]
+        groups: dict[int, list[float]] = {}
+        for r in sorted(recs, key=lambda r: r["retrain_seed"]):
+            groups.setdefault(r["arch_index"], []).append(100 * r["test_top1"])
+        full = {i: v for i, v in groups.items() if len(v) == len(proto["retrain_seeds"])}
+        out[recipe] = {"retrains": len(recs), "wall_s": mean_sd([r["wall_s"] for r in recs]),
+                       "per_arch": {str(i): v for i, v in sorted(groups.items())},
+                       "anova": variance_components(full) if len(full) >= 2 else None}
+    store.write(lambda d: d.update(summary=out))
+    return out
+
+
+def print_summary(s: dict[str, Any]) -> None:
+    print("recipe          retrains  seed SD  arch SD  arch-means SD  range   ICC    F p      wall s/run")
+    for recipe, d in s.items():
+        a = d["anova"]
+        if a is None:
+            print(f"{recipe:<15} {d['retrains']:>8}  (not enough finished archs)")
+            continue
+        icc = "-" if a["icc"] is None else f"{a['icc']:.2f}"
+        fp = "-" if a["f_p"] is None else f"{a['f_p']:.3g}"
+        print(f"{recipe:<15} {d['retrains']:>8}  {a['seed_sd']:>6.2f}  {a['arch_sd']:>7.2f}  "
+              f"{a['arch_means_sd']:>13.2f}  {a['means_range']:>5.2f}  {icc:>5}  {fp:>7}  {d['wall_s']['mean']:>8.0f}")
+        for i, v in d["per_arch"].items():
+            print(f"    arch{int(i):02d}: " + ", ".join(f"{x:.2f}" for x in v))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cpu", type=int, default=0, help="core every retrain is pinned to (taskset -c)")
+    ap.add_argument("--out", default="benchmarks/proxy-spread.json")
+    ap.add_argument("--runs", default="runs/proxy-spread")
+    ap.add_argument("--summary", action="store_true", help="only print the summary of what has finished")
+    args = ap.parse_args()
+    runs, out = Path(args.runs), Path(args.out)
+    runs.mkdir(parents=True, exist_ok=True)
+    store = Store(out, {"format": FORMAT, **PROTOCOL}, lock=runs / "results.lock")
+    t = time.perf_counter()
+    if not args.summary:
+        run_jobs(store, PROTOCOL, runs, draw_archs(PROTOCOL, runs), args.cpu)
+    print_summary(summarize(store, PROTOCOL))
+    print(f"\n{out} ({time.perf_counter() - t:.0f} s this call)")
+
+
+if __name__ == "__main__":
+    main()
