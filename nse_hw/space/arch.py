@@ -185,8 +185,20 @@ def save_arch(arch: Arch, path: str | Path) -> Path:
     return atomic_write_text(path, arch.dumps())
 
 
+def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """tf-slim's rounding of a scaled width to a multiple of ``divisor`` (never below ``min_value``)."""
+    if divisor < 1:
+        raise ValueError(f"divisor must be >= 1, got {divisor}")
+    floor = divisor if min_value is None else min_value
+    new_v = max(floor, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:  # rounding down must not remove more than 10%
+        new_v += divisor
+    return new_v
+
+
 def _scale(chs: int, mult: float, *, divisor: int = 4) -> int:
-    return max(divisor, int(round(chs * mult / divisor)) * divisor)
+    # make_divisible, not round(): Python rounds half to even, so at x0.25 the 24- and 40-wide stages both became 8
+    return make_divisible(chs * mult, divisor)
 
 
 def adapt_arch(arch: Arch, *, resolution: int, channels: int, classes: int, width_mult: float = 1.0) -> Arch:

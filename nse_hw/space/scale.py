@@ -9,21 +9,10 @@ layer widths are ``make_divisible(c * width)``; the head keeps its width below x
 
 from __future__ import annotations
 
-from nse_hw.space.arch import Arch, LayerSpec
+from nse_hw.space.arch import Arch, LayerSpec, make_divisible
 
 HEAD_RULES = ("mobilenet", "scale", "keep")
 WIDTH_RANGE = (0.05, 4.0)
-
-
-def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """tf-slim's rounding of a scaled width to a multiple of ``divisor`` (never below ``min_value``)."""
-    if divisor < 1:
-        raise ValueError(f"divisor must be >= 1, got {divisor}")
-    floor = divisor if min_value is None else min_value
-    new_v = max(floor, int(v + divisor / 2) // divisor * divisor)
-    if new_v < 0.9 * v:  # rounding down must not remove more than 10%
-        new_v += divisor
-    return new_v
 
 
 def _width(chs: int, width: float, divisor: int, where: str) -> int:

@@ -88,3 +88,16 @@ def test_adapt_arch_keeps_layer_sequence(nse27):
     assert [s.out for s in proxy.layers][:2] == [8, 12] and proxy.head_out == 640
     # identity structure is preserved, so skips stay legal
     assert Arch.from_dict(proxy.to_dict()) == proxy
+
+
+def test_adapt_arch_widths_round_half_up_and_stay_distinct(nse27):
+    """x0.25 of the 24/40/80-wide stages is 6/10/20: multiples of 4 by the MobileNet rule (half up, never more
+    than 10% down) are 8/12/20; Python's round() (half to even) made both 6 and 10 into 8."""
+    import numpy as np
+
+    from nse_hw.space import adapt_arch
+
+    proxy = adapt_arch(nse27.sample(np.random.default_rng(1)), resolution=32, channels=1, classes=10,
+                       width_mult=0.25)
+    widths = sorted({s.out for s in proxy.layers})
+    assert widths == [4, 8, 12, 20, 24, 48, 80] and proxy.stem_out == 8 and proxy.head_out == 320
