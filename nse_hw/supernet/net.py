@@ -127,16 +127,18 @@ class SuperNet(nn.Module):
         return [{str(op): round(float(p[j, i]), 4) for i, op in enumerate(sub) if alive[j, i]}
                 for j, sub in enumerate(self.subspaces)]
 
-    def prune(self, threshold: float) -> list[tuple[int, Op]]:
-        """Retire ops whose α fell below ``threshold`` (not protected ones; a non-skippable layer keeps its best)."""
+    def prune(self, threshold: float, *, keep_fixed: int = 2) -> list[tuple[int, Op]]:
+        """Retire ops whose α fell below ``threshold``, except protected ones and, in a layer that cannot be
+        skipped (it changes stride or width), its ``keep_fixed`` best live ops: the official NSE code keeps two
+        there, so such a layer never collapses to one op in the middle of a round."""
         pruned = []
         with torch.no_grad():
             low = (self.alpha < threshold) & self.alive & ~self.protected
             for j in torch.nonzero(low.any(1)).flatten().tolist():
                 cand = torch.nonzero(low[j]).flatten().tolist()
-                if not self.skippable[j] and len(cand) == int(self.alive[j].sum()):
-                    best = int(torch.where(self.alive[j], self.alpha[j], -torch.inf).argmax())
-                    cand = [i for i in cand if i != best]
+                short = keep_fixed - (int(self.alive[j].sum()) - len(cand))  # survivors below the floor
+                if not self.skippable[j] and short > 0:  # spare the best candidates (ties: the first)
+                    cand = sorted(sorted(cand, key=lambda i: -float(self.alpha[j, i]))[short:])
                 for i in cand:
                     self.alive[j, i] = False
                     pruned.append((j, self.subspaces[j][i]))

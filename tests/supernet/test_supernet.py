@@ -60,9 +60,23 @@ def test_probs_clamped_masked_and_pruning(tiny_space):
     assert alive[0, 0] and alive[0, 1] and not alive[0, 2]  # protected op kept; high α kept
     assert not net.skippable[0] and net.skippable[1]
     assert int(alive[1].sum()) == 0  # a skippable layer may lose every op
-    assert int(alive[2].sum()) == 1  # a layer that changes shape keeps its best op
+    assert int(alive[2].sum()) == 2  # a layer that changes shape keeps two ops (the official code's floor)
     assert (0, tiny_space.pool[2]) in pruned
     assert float(net.probs().detach()[1].sum()) == 0.0
+
+
+@pytest.mark.parametrize("keep_fixed, survivors", [(2, [False, True, True]), (1, [False, False, True]),
+                                                   (3, [True, True, True])])
+def test_prune_spares_the_best_candidates_up_to_the_floor(tiny_space, keep_fixed, survivors):
+    # layer 0 cannot be skipped; α = (-5, -3, 1) under threshold -2: ops 0 and 1 are candidates and op 2
+    # survives, so a floor of 2 spares the better candidate (op 1), a floor of 1 spares none
+    net = _net(tiny_space)
+    with torch.no_grad():
+        net.alpha.fill_(5.0)
+        net.alpha[0] = torch.tensor([-5.0, -3.0, 1.0])
+    pruned = net.prune(-2.0, keep_fixed=keep_fixed)
+    assert net.alive[0].tolist() == survivors
+    assert pruned == [(0, net.subspaces[0][i]) for i, s in enumerate(survivors) if not s]
 
 
 def test_two_path_forwards_the_chosen_subset_and_grads_reach_both(tiny_space):
