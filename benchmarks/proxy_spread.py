@@ -27,7 +27,7 @@ from search_quality import Store, retrain
 
 from nse_hw.evolve import load_search_config, parse_latency, preset_path, resolve_table
 from nse_hw.evolve.budget import check_budget
-from nse_hw.evolve.quality import mean_sd, variance_components
+from nse_hw.evolve.quality import mean_sd, tau_ceiling, variance_components
 from nse_hw.evolve.random_search import sample_uniform
 from nse_hw.latency import predict
 from nse_hw.space import load_arch, load_space, save_arch
@@ -97,15 +97,18 @@ def summarize(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
         for r in sorted(recs, key=lambda r: r["retrain_seed"]):
             groups.setdefault(r["arch_index"], []).append(100 * r["test_top1"])
         full = {i: v for i, v in groups.items() if len(v) == len(proto["retrain_seeds"])}
+        anova = variance_components(full) if len(full) >= 2 else None
+        icc = anova["icc"] if anova else None
         out[recipe] = {"retrains": len(recs), "wall_s": mean_sd([r["wall_s"] for r in recs]),
-                       "per_arch": {str(i): v for i, v in sorted(groups.items())},
-                       "anova": variance_components(full) if len(full) >= 2 else None}
+                       "per_arch": {str(i): v for i, v in sorted(groups.items())}, "anova": anova,
+                       "tau_ceiling": {str(m): tau_ceiling(icc, retrains=m) for m in (1, 2, 3)}}
     store.write(lambda d: d.update(summary=out))
     return out
 
 
 def print_summary(s: dict[str, Any]) -> None:
-    print("recipe          retrains  seed SD  arch SD  arch-means SD  range   ICC    F p      wall s/run")
+    print("test top-1 in points; τ max: the Kendall τ a perfect ranker reaches against 1 / 3 retrain seeds")
+    print("recipe          retrains  seed SD  arch SD  arch-means SD  range   ICC    F p      τ max 1/3  wall s/run")
     for recipe, d in s.items():
         a = d["anova"]
         if a is None:
@@ -113,8 +116,10 @@ def print_summary(s: dict[str, Any]) -> None:
             continue
         icc = "-" if a["icc"] is None else f"{a['icc']:.2f}"
         fp = "-" if a["f_p"] is None else f"{a['f_p']:.3g}"
+        tau = "/".join("-" if d["tau_ceiling"][m] is None else f"{d['tau_ceiling'][m]:.2f}" for m in ("1", "3"))
         print(f"{recipe:<15} {d['retrains']:>8}  {a['seed_sd']:>6.2f}  {a['arch_sd']:>7.2f}  "
-              f"{a['arch_means_sd']:>13.2f}  {a['means_range']:>5.2f}  {icc:>5}  {fp:>7}  {d['wall_s']['mean']:>8.0f}")
+              f"{a['arch_means_sd']:>13.2f}  {a['means_range']:>5.2f}  {icc:>5}  {fp:>7}  {tau:>9}  "
+              f"{d['wall_s']['mean']:>8.0f}")
         for i, v in d["per_arch"].items():
             print(f"    arch{int(i):02d}: " + ", ".join(f"{x:.2f}" for x in v))
 

@@ -100,3 +100,18 @@ def variance_components(groups: Mapping[Any, Sequence[float]]) -> dict[str, Any]
     return {"archs": n, "seeds": k, "seed_sd": math.sqrt(msw), "arch_means_sd": float(means.std(ddof=1)),
             "arch_sd": math.sqrt(max(0.0, (msb - msw) / k)), "icc": icc, "f_p": p,
             "means_range": float(means.max() - means.min())}
+
+
+def tau_ceiling(icc: float | None, *, retrains: int = 1) -> float | None:
+    """Kendall τ that a perfect ranker (the architectures' true accuracies) can reach against the mean of
+    ``retrains`` retrain seeds, when one retrain has reliability ``icc`` (``variance_components``), under normal
+    errors: the mean's reliability R = m·ICC / (1 + (m - 1)·ICC) (Spearman-Brown), its correlation with the truth
+    sqrt(R), and τ = (2/π)·asin(sqrt(R)) for a bivariate normal. None for an undefined ICC; 0 for ICC <= 0."""
+    if icc is None:
+        return None
+    if retrains < 1:
+        raise ValueError(f"retrains must be >= 1, got {retrains}")
+    if icc <= 0:
+        return 0.0
+    rel = retrains * icc / (1 + (retrains - 1) * icc)
+    return 2 / math.pi * math.asin(math.sqrt(min(1.0, rel)))

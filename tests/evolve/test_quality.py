@@ -10,6 +10,7 @@ from nse_hw.evolve.quality import (
     rank_correlation,
     round_gains,
     spread_ranks,
+    tau_ceiling,
     variance_components,
 )
 
@@ -94,3 +95,12 @@ def test_variance_components_pure_noise_and_errors():
         variance_components({"a": [1.0, 2.0], "b": [1.0]})
     with pytest.raises(ValueError, match="same number"):
         variance_components({"a": [1.0, 2.0]})
+
+
+def test_tau_ceiling_on_paper():
+    # ICC 0.5: r = sqrt(0.5), asin(r) = π/4, τ = 1/2; two retrains: R = 1 / 1.5 = 2/3
+    assert tau_ceiling(0.5) == pytest.approx(0.5)
+    assert tau_ceiling(0.5, retrains=2) == pytest.approx(2 / math.pi * math.asin(math.sqrt(2 / 3)))
+    assert tau_ceiling(1.0) == pytest.approx(1.0) and tau_ceiling(-0.2) == 0.0 and tau_ceiling(None) is None
+    with pytest.raises(ValueError, match="retrains"):
+        tau_ceiling(0.5, retrains=0)
