@@ -26,10 +26,23 @@ def _draw(p: np.ndarray, alive: np.ndarray, nonempty: bool, rng: np.random.Gener
     idx = np.flatnonzero(alive)
     if nonempty and idx.size == 0:
         raise ValueError("a layer that cannot be skipped has no live op")
-    while True:
+    for _ in range(64):
         on = idx[rng.random(idx.size) < p[idx]]
         if on.size or not nonempty:
             return tuple(int(i) for i in on)
+    return _draw_nonempty(p[idx], idx, rng)  # P(empty) near 1 (strongly tilted p): draw the conditional exactly
+
+
+def _draw_nonempty(p: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> tuple[int, ...]:
+    """Independent Bernoulli(p) conditioned on at least one op on, exactly: while none is on yet, op i is the
+    first on with probability p_i / P(any of i.. on); the ops after the first are then independent."""
+    q = np.clip(p.astype(np.float64), 0.0, 1.0)
+    tail = -np.expm1(np.cumsum(np.log1p(-q)[::-1])[::-1])  # P(any of i.. on), exact for tiny p too
+    for i in range(q.size):
+        if tail[i] > 0 and rng.random() < q[i] / tail[i]:
+            rest = idx[i + 1:][rng.random(q.size - i - 1) < q[i + 1:]]
+            return tuple(int(k) for k in (idx[i], *rest))
+    return (int(idx[int(np.argmax(q))]),)  # every p is 0: the likeliest (first) op
 
 
 def sample_path(probs: np.ndarray, alive: np.ndarray, nonempty: list[bool], rng: np.random.Generator) -> Path:
