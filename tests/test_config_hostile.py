@@ -54,6 +54,7 @@ def test_train_config_shapes(tmp_path, body):
     ("train:\n  lr: -0.1\n", "train.lr=-0.1"),
     ("train:\n  lr: .nan\n", "train.lr=nan"),
     ("train:\n  path_prob: 1.5\n", "train.path_prob=1.5"),
+    ("train:\n  path_sampling: window\n", "train.path_sampling must be 'uniform' or 'budget'"),
     ("train:\n  arch_betas: [0.9, 1.2]\n", "train.arch_betas=[0.9, 1.2]"),
     ("train:\n  arch_betas: [0.9, x]\n", "'train.arch_betas[1]' must be float"),
     ("latency:\n  window: [0.5]\n", "latency.window must be a pair"),

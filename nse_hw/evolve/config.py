@@ -46,6 +46,9 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 4e-5
     path_prob: float = 0.5  # each subspace op on with this probability in weight steps
+    # 'uniform': every live op on with path_prob (the paper); 'budget': those probabilities tilted (one β per
+    # round's live set) so the weight-step paths' expected latency is the target, like the archs that get scored
+    path_sampling: str = "uniform"
     arch_lr: float = 5e-3  # Adam on α
     arch_betas: list[float] = field(default_factory=lambda: [0.0, 0.999])
     arch_every: int = 2  # one α step every N weight steps
@@ -121,6 +124,8 @@ class SearchConfig:
             (not elo < ehi <= lo, "latency.extras_window must lie below latency.window"),
             (self.latency.penalty not in ("squared", "hinge"), "latency.penalty must be 'squared' or 'hinge'"),
             (self.train.optimizer not in ("sgd", "adam"), "train.optimizer must be 'sgd' or 'adam'"),
+            (self.train.path_sampling not in ("uniform", "budget"),
+             "train.path_sampling must be 'uniform' or 'budget'"),
             (self.baseline.clock not in ("cpu", "wall"), "baseline.clock must be 'cpu' or 'wall'"),
             (self.baseline.pick not in ("best", "nse"), "baseline.pick must be 'best' or 'nse'"),
         ]

@@ -114,7 +114,8 @@ def build_net(ctx: Context, state: LoopState) -> tuple[SuperNet, RoundTrainer]:
         weight_decay=t.weight_decay,
         arch_lr=t.arch_lr, arch_betas=(t.arch_betas[0], t.arch_betas[1]), total_steps=steps * t.epochs_per_round,
         path_prob=t.path_prob, arch_every=t.arch_every, penalty=cfg.latency.penalty, lam=cfg.latency.lam,
-        prune_threshold=a0 + t.prune_threshold, device=ctx.device, memory_format=ctx.memory_format)
+        prune_threshold=a0 + t.prune_threshold, device=ctx.device, memory_format=ctx.memory_format,
+        path_sampling=t.path_sampling)
     return net, trainer
 
 

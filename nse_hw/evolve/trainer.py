@@ -1,4 +1,8 @@
-"""One round of supernet training: weight steps on uniform paths, α steps on the held-out split.
+"""One round of supernet training: weight steps on random paths, α steps on the held-out split.
+
+Weight-step paths switch every live op on with ``path_prob`` ('uniform', the paper), or with those
+probabilities tilted by one β (recomputed when pruning changes the live set) so that the paths' expected latency
+is the round's target ('budget'): the supernet then trains paths as heavy as the in-window archs it will rank.
 
 Data-parallel under torchrun: every step's path is drawn on rank 0 and broadcast, each rank reads its shard, and
 gradients are averaged with one all-reduce per step (what DDP does; the DDP wrapper itself is not used because
@@ -17,9 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from nse_hw.evolve.sampling import find_tilt
 from nse_hw.latency import latency_penalty
 from nse_hw.progress import progress_bar
-from nse_hw.supernet import CostMatrix, SpaceLatency, SuperNet, sample_two_path, uniform_path
+from nse_hw.supernet import CostMatrix, Path, SpaceLatency, SuperNet, sample_path, sample_two_path, uniform_path
 from nse_hw.train.dist import all_reduce_sum, broadcast_object, is_distributed, is_main, world_size
 
 log = logging.getLogger(__name__)
@@ -50,19 +55,22 @@ class RoundTrainer:
     prune_threshold: float
     device: torch.device
     memory_format: torch.memory_format = torch.contiguous_format
+    path_sampling: str = "uniform"
+    _tilted: tuple[bytes, np.ndarray] | None = None  # (live set, its tilted path probabilities)
 
     @classmethod
     def build(cls, net: SuperNet, latency: SpaceLatency, *, target_ms: float, optimizer: str, lr: float,
               momentum: float,
               weight_decay: float, arch_lr: float, arch_betas: tuple[float, float], total_steps: int,
               path_prob: float, arch_every: int, penalty: str, lam: float, prune_threshold: float,
-              device: torch.device, memory_format: torch.memory_format) -> RoundTrainer:
+              device: torch.device, memory_format: torch.memory_format,
+              path_sampling: str = "uniform") -> RoundTrainer:
         opt_w = weight_optimizer(net.weight_parameters(), optimizer, lr=lr, momentum=momentum,
                                  weight_decay=weight_decay)
         opt_a = torch.optim.Adam(net.arch_parameters(), lr=arch_lr, betas=arch_betas)
         costs = latency.cost_matrix(net.subspaces, net.alpha.shape[1]).to(device)
         return cls(net, opt_w, opt_a, latency, costs, target_ms, lr, max(1, total_steps), path_prob, arch_every,
-                   penalty, lam, prune_threshold, device, memory_format)
+                   penalty, lam, prune_threshold, device, memory_format, path_sampling)
 
     def expected_ms(self) -> Tensor:
         return self.latency.expected_ms(self.net.probs(), self.costs)
@@ -76,10 +84,26 @@ class RoundTrainer:
         for g in self.opt_w.param_groups:
             g["lr"] = lr
 
+    def path_probs(self) -> np.ndarray:
+        """Per (layer, op) probability of being on in a weight-step path (0 for dead ops)."""
+        alive = self.net.alive.cpu().numpy()
+        base = np.where(alive, self.path_prob, 0.0)
+        if self.path_sampling == "uniform":
+            return base
+        if self._tilted is None or self._tilted[0] != alive.tobytes():
+            t = self.target_ms
+            self._tilted = (alive.tobytes(), find_tilt(self.latency, self.net.subspaces, base, alive, (t, t))[1])
+        return self._tilted[1]
+
+    def weight_path(self, rng: np.random.Generator) -> Path:
+        nonempty, alive = [not s for s in self.net.skippable], self.net.alive.cpu().numpy()
+        if self.path_sampling == "uniform":
+            return uniform_path(alive, nonempty, rng, p_on=self.path_prob)
+        return sample_path(self.path_probs(), alive, nonempty, rng)
+
     def weight_step(self, x: Tensor, y: Tensor, rng: np.random.Generator, step: int) -> tuple[float, float]:
         net = self.net
-        path = broadcast_object(uniform_path(net.alive.cpu().numpy(), [not s for s in net.skippable], rng,
-                                             p_on=self.path_prob) if is_main() else None)
+        path = broadcast_object(self.weight_path(rng) if is_main() else None)
         self._set_lr(step)
         net.train()
         logits = net(x, path)
