@@ -69,11 +69,14 @@ def _profile_phone(*, device: str, **kw: Any) -> None:
 @click.command("profile")
 @click.option("--device", default="host", show_default=True,
               help="host, or a phone described in configs/devices/<NAME>.yaml (e.g. pixel), measured over adb.")
-@click.option("--runtime", help="Host runtime: litert (.tflite, XNNPACK) or onnxruntime (.onnx).")
+@click.option("--runtime", help="Host: litert (.tflite, XNNPACK), onnxruntime (.onnx) or executorch (.pte, "
+                                "XNNPACK). Phone: tflite (LiteRT's benchmark_model) [default] or executorch "
+                                "(ExecuTorch's xnn_executor_runner).")
 @click.option("--space", required=True, help="Search space name (configs/spaces) or YAML path.")
 @click.option("--threads", type=int, default=1, show_default=True, callback=positive_threads)
 @precision_option(default="float32", show_default=True,
-                  help="float32, or int8: every block quantised as `nse-hw export --int8` does (LiteRT).")
+                  help="float32, or int8: every block quantised as `nse-hw export --int8` does (LiteRT; "
+                       "XNNPACKQuantizer for executorch).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Table to write or extend [default: latency_tables/<device>-<runtime>[-int8][-t<threads>].json].")
 @click.option("--warmup", type=click.IntRange(min=0), default=20, show_default=True, help="Untimed runs first.")
@@ -83,7 +86,8 @@ def _profile_phone(*, device: str, **kw: Any) -> None:
                    "warm: back to back.")
 @click.option("--serial", help="Phone: adb serial (needed when several devices are attached).")
 @click.option("--benchmark-binary", type=click.Path(dir_okay=False, path_type=Path),
-              help="Phone: a LiteRT benchmark_model binary to push when the phone has none.")
+              help="Phone: the binary to push when the phone has none: LiteRT's benchmark_model, or with "
+                   "--runtime executorch ExecuTorch's xnn_executor_runner (Android arm64 builds).")
 @click.option("--adb", help="Phone: the adb executable [default: adb on PATH].")
 @convert_options
 def profile(device: str, serial: str | None, benchmark_binary: Path | None, adb: str | None, **kw: Any) -> None:

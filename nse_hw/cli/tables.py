@@ -112,22 +112,30 @@ def transfer_cmd(device_path: str, host_path: str | None, spaces: tuple[str, ...
 
 def run_phone_profile(*, device: str, space: str, serial: str | None = None, out: Path | None = None,
                       benchmark_binary: Path | None = None, adb: str | None = None, cache: Path | None = None,
-                      convert_cpus: set[int] | None = None, precision: str = "float32", **ignored: Any) -> None:
-    """`nse-hw profile --device <phone>`-compatible entry point (extra host-only options are ignored)."""
-    from nse_hw.space import load_space
-    from profilers.phone import litert_exports, load_device_config, profile_phone
+                      convert_cpus: set[int] | None = None, precision: str = "float32", runtime: str | None = None,
+                      **ignored: Any) -> None:
+    """`nse-hw profile --device <phone>`-compatible entry point (extra host-only options are ignored).
 
-    cfg = load_device_config(device)
-    unused = {k: v for k, v in ignored.items() if v is not None and k != "runtime"}
+    ``runtime``: tflite (LiteRT's benchmark_model) or executorch (ExecuTorch's xnn_executor_runner); default: the
+    device file's."""
+    from nse_hw.space import load_space
+    from profilers import phone
+
+    if runtime is not None and runtime not in phone.PHONE_RUNTIMES:
+        raise NseError(f"--runtime {runtime} is not a phone runtime; a phone runs tflite (LiteRT's benchmark_model) "
+                       "or executorch (ExecuTorch's xnn_executor_runner)")
+    cfg = phone.load_device_config(device)
+    runtime = runtime or cfg.runtime
+    unused = {k: v for k, v in ignored.items() if v is not None}
     if unused:
         log.info("phone runs take threads/warmup/runs from configs/devices/%s.yaml; ignoring %s", cfg.name,
                  ", ".join(sorted(unused)))
     if benchmark_binary is not None and not Path(benchmark_binary).is_file():
         raise NseError(f"--benchmark-binary {benchmark_binary}: no such file")
-    res = profile_phone(load_space(space), device_cfg=cfg, serial=serial, out=out,
-                        benchmark_binary=benchmark_binary, adb=adb,
-                        export_fn=litert_exports(cache=cache, convert_cpus=convert_cpus, precision=precision),
-                        precision=precision)
+    exports = phone.executorch_exports if runtime == "executorch" else phone.litert_exports  # checks ExecuTorch
+    res = phone.profile_phone(load_space(space), device_cfg=cfg, serial=serial, out=out,
+                              benchmark_binary=benchmark_binary, adb=adb, runtime=runtime, precision=precision,
+                              export_fn=exports(cache=cache, convert_cpus=convert_cpus, precision=precision))
     click.echo(f"measured {len(res.measured)} entries ({res.skipped} already in the table) in {res.wall_s:.0f} s "
                f"-> {res.path}")
 

@@ -18,6 +18,13 @@ def test_profile_executorch_without_it(no_executorch, tmp_path):
     assert not out.exists()
 
 
+def test_profile_phone_executorch_without_it(no_executorch, tmp_path):
+    out = tmp_path / "t.json"  # refused before adb is even looked for
+    res = invoke("profile", "--device", "pixel", "--runtime", "executorch", "--space", "tiny", "--out", out)
+    assert_refused(res, "pip install -e '.[executorch]'")
+    assert not out.exists()
+
+
 def test_export_pte_without_it(no_executorch, tmp_path):
     ckpt = tmp_path / "best.pt"
     ckpt.write_bytes(b"")  # refused before the checkpoint is even read

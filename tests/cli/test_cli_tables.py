@@ -136,6 +136,32 @@ def test_nse_hw_profile_device_pixel_is_the_phone_profiler(phone, tmp_path):
     assert res.exit_code == 2 and "for phones" in res.output
 
 
+def test_nse_hw_profile_executorch_on_the_phone(phone, tmp_path, monkeypatch):
+    monkeypatch.setattr("profilers.phone.executorch_exports",
+                        lambda **kw: fake_phone.fake_exports(tmp_path / "pte", [], suffix=".pte"))
+    monkeypatch.setattr("profilers.phone.TABLES", tmp_path / "tables")
+    (phone / "data/local/tmp/xnn_executor_runner").unlink()
+    args = ["profile", "--device", "pixel", "--runtime", "executorch", "--space", str(tmp_path / "mini.yaml"),
+            "--precision", "int8"]
+    assert_refused(run(*args), "no executable xnn_executor_runner at /data/local/tmp/xnn_executor_runner")
+    res = run(*args, "--benchmark-binary", str(FAKE_DIR / "phone" / "xnn_executor_runner"))  # pushed, then run
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "tables" / "pixel-executorch-int8.json"
+    assert str(out) in res.output
+    t = load_table(out, precision="int8")
+    assert (t.meta["runtime"], t.meta["precision"]) == ("executorch", "int8")
+    assert len(t.entries) == len(space_keys(load_space(tmp_path / "mini.yaml")))
+    assert {e["stat"] for e in t.entries.values()} == {"median"}
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "litert"])
+def test_nse_hw_profile_phone_refuses_other_runtimes(phone, tmp_path, runtime):
+    res = run("profile", "--device", "pixel", "--runtime", runtime, "--space", str(tmp_path / "mini.yaml"),
+              "--out", str(tmp_path / "t.json"))
+    assert_refused(res, f"--runtime {runtime} is not a phone runtime; a phone runs tflite")
+    assert not (tmp_path / "t.json").exists()
+
+
 STEM_RAW = "Conv-input:224x224x3-output:112x112x32"
 STEM_KEY = "conv_k3|in=224x224x3|out=32|s=2"
 HEAD_RAW = "Conv_1-input:7x7x320-output:7x7x1280"
