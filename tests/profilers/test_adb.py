@@ -1,43 +1,19 @@
 """The phone profiler against a stand-in adb (tests/fixtures/fake_adb): pushing, shell quoting, provenance,
 resumption after a dropped connection, and every user error, all run for real through subprocesses."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from fake_phone import FAKE_ADB_DIR as FAKE_DIR
+from fake_phone import MINI, fake_exports, make_phone, phone_env
+from fake_phone import pixel_cfg as cfg
 
 from nse_hw.errors import NseError
 from nse_hw.latency import LatencyTable, load_table, space_keys
 from nse_hw.space import space_from_dict
 from profilers.adb import ConnectionLost, connect, find_adb
 from profilers.benchmark_model import BenchmarkParseError
-from profilers.phone import DeviceConfig, ensure_binary, load_device_config, profile_model, profile_phone
-
-FAKE_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "fake_adb"
-_spec = importlib.util.spec_from_file_location("fake_phone", FAKE_DIR / "fake_phone.py")
-fake_phone = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fake_phone)
-fake_exports, make_phone, phone_env = fake_phone.fake_exports, fake_phone.make_phone, fake_phone.phone_env
-
-MINI = {"name": "phone-mini", "input": [32, 32, 3], "classes": 10, "stem": {"op": "conv_k3", "out": 8, "stride": 2},
-        "stages": [{"out": 8, "depth": 1, "stride": 1}], "head": {"out": 16}, "pool": ["mb_k3_e1", "mb_k5_e3"]}
-
-
-@pytest.fixture
-def phone(tmp_path, monkeypatch):
-    root = make_phone(tmp_path / "phone")
-    phone_env(monkeypatch, root)
-    return root
-
-
-@pytest.fixture
-def space():
-    return space_from_dict(MINI)
-
-
-def cfg(**kw) -> DeviceConfig:
-    return DeviceConfig(**{**vars(load_device_config("pixel")), "runs": 30, "warmup": 3, **kw})
+from profilers.phone import ensure_binary, load_device_config, profile_model, profile_phone
 
 
 def test_profile_end_to_end_with_provenance(phone, space, tmp_path):
