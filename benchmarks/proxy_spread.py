@@ -23,6 +23,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import yaml
 from search_quality import Store, retrain
 
 from nse_hw.evolve import load_search_config, parse_latency, preset_path, resolve_table
@@ -30,15 +31,27 @@ from nse_hw.evolve.budget import check_budget
 from nse_hw.evolve.quality import mean_sd, tau_ceiling, variance_components
 from nse_hw.evolve.random_search import sample_uniform
 from nse_hw.latency import predict
+from nse_hw.paths import CONFIGS
 from nse_hw.space import load_arch, load_space, save_arch
 
 FORMAT = "nse-hw/proxy-spread/1"
-PROTOCOL: dict[str, Any] = {
-    "device": "pixel1", "space": "nse27-proxyless224", "budget": "80ms", "search_preset": "default",
-    "archs": 8, "sample_seed": 2026, "retrain_seeds": [0, 1],
-    # default: `nse-hw train --preset default` as shipped (4 epochs, 16000 images, width x0.5); 8ep: the same
-    # recipe trained twice as long (its best epoch was always the last: still improving after 4)
-    "recipes": {"default": ["--preset", "default"], "default-8ep": ["--preset", "default", "--epochs", "8"]},
+TRAIN_CONFIGS = CONFIGS / "train"
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    "main": {
+        "device": "pixel1", "space": "nse27-proxyless224", "budget": "80ms", "search_preset": "default",
+        "archs": 8, "sample_seed": 2026, "retrain_seeds": [0, 1],
+        # default: `nse-hw train --preset default` as shipped (4 epochs, 16000 images, width x0.5); 8ep: the same
+        # recipe trained twice as long (its best epoch was always the last: still improving after 4)
+        "recipes": {"default": ["--preset", "default"], "default-8ep": ["--preset", "default", "--epochs", "8"]},
+    },
+    # after "main" showed every in-window arch reaching 83-85% at 32 px: does a larger input (64 px, bilinear
+    # from 28, crop padding 4) let the ops matter? The first 4 of the same 8 archs, the default recipe otherwise
+    "res64": {
+        "device": "pixel1", "space": "nse27-proxyless224", "budget": "80ms", "search_preset": "default",
+        "archs": 8, "use_archs": 4, "sample_seed": 2026, "retrain_seeds": [0, 1],
+        "recipes": {"default-64px": ["--config", "{config:res64}", "--preset", "default"]},
+        "configs": {"res64": {"resolution": 64, "crop_padding": 4}},
+    },
 }
 
 
@@ -61,7 +74,25 @@ def draw_archs(proto: dict[str, Any], runs: Path) -> list[Path]:
 
 def jobs(proto: dict[str, Any], archs: list[Path]) -> list[tuple[str, int, int]]:
     """(recipe, retrain seed, arch index) in run order: the shipped recipe's first, so its figures land first."""
-    return [(r, s, i) for r in proto["recipes"] for s in proto["retrain_seeds"] for i in range(len(archs))]
+    n = min(len(archs), proto.get("use_archs", len(archs)))
+    return [(r, s, i) for r in proto["recipes"] for s in proto["retrain_seeds"] for i in range(n)]
+
+
+def recipe_args(proto: dict[str, Any], recipe: str, runs: Path) -> list[str]:
+    """The recipe's train arguments, with ``{config:NAME}`` replaced by a train config file written under
+    ``runs``: configs/train/fashion-mnist.yaml with the protocol's overrides of that NAME."""
+    out = []
+    for a in proto["recipes"][recipe]:
+        if a.startswith("{config:"):
+            name = a[len("{config:"):-1]
+            cfg = yaml.safe_load((TRAIN_CONFIGS / "fashion-mnist.yaml").read_text())
+            cfg.update(proto["configs"][name])
+            path = runs / "configs" / f"{name}.yaml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+            a = str(path)
+        out.append(a)
+    return out
 
 
 def run_jobs(store: Store, proto: dict[str, Any], runs: Path, archs: list[Path], cpu: int) -> None:
@@ -83,7 +114,7 @@ def run_jobs(store: Store, proto: dict[str, Any], runs: Path, archs: list[Path],
                 continue
             ms = predict(load_arch(archs[i]), table).total_ms
             retrain(store, proto, archs[i], runs / recipe / f"arch{i:02d}-r{seed}", rid, cpu,
-                    recipe=proto["recipes"][recipe], recipe_name=recipe, arch_index=i, retrain_seed=seed,
+                    recipe=recipe_args(proto, recipe, runs), recipe_name=recipe, arch_index=i, retrain_seed=seed,
                     predicted_ms=round(ms, 3), budget=proto["budget"], seed=seed, method="spread",
                     space=space.name)
 
@@ -127,17 +158,21 @@ def print_summary(s: dict[str, Any]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cpu", type=int, default=0, help="core every retrain is pinned to (taskset -c)")
-    ap.add_argument("--out", default="benchmarks/proxy-spread.json")
-    ap.add_argument("--runs", default="runs/proxy-spread")
+    ap.add_argument("--out", help="results JSON [default: benchmarks/proxy-spread[-PROTOCOL].json]")
+    ap.add_argument("--runs", help="run directories [default: runs/proxy-spread[-PROTOCOL]]")
     ap.add_argument("--summary", action="store_true", help="only print the summary of what has finished")
+    ap.add_argument("--protocol", default="main", choices=sorted(PROTOCOLS))
     args = ap.parse_args()
-    runs, out = Path(args.runs), Path(args.out)
+    proto = PROTOCOLS[args.protocol]
+    tail = "" if args.protocol == "main" else f"-{args.protocol}"
+    runs = Path(args.runs or f"runs/proxy-spread{tail}")
+    out = Path(args.out or f"benchmarks/proxy-spread{tail}.json")
     runs.mkdir(parents=True, exist_ok=True)
-    store = Store(out, {"format": FORMAT, **PROTOCOL}, lock=runs / "results.lock")
+    store = Store(out, {"format": FORMAT, **proto}, lock=runs / "results.lock")
     t = time.perf_counter()
     if not args.summary:
-        run_jobs(store, PROTOCOL, runs, draw_archs(PROTOCOL, runs), args.cpu)
-    print_summary(summarize(store, PROTOCOL))
+        run_jobs(store, proto, runs, draw_archs(proto, runs), args.cpu)
+    print_summary(summarize(store, proto))
     print(f"\n{out} ({time.perf_counter() - t:.0f} s this call)")
 
 
