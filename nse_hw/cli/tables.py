@@ -121,6 +121,7 @@ def run_phone_profile(*, device: str, space: str, serial: str | None = None, out
     from nse_hw.space import load_space
     from profilers import phone
 
+    runtime = "tflite" if runtime == "litert" else runtime  # LiteRT is TFLite's new name; the tables keep "tflite"
     if runtime is not None and runtime not in phone.PHONE_RUNTIMES:
         raise NseError(f"--runtime {runtime} is not a phone runtime; a phone runs tflite (LiteRT's benchmark_model) "
                        "or executorch (ExecuTorch's xnn_executor_runner)")
