@@ -24,7 +24,7 @@ from torch import Tensor
 from nse_hw.evolve.sampling import find_tilt
 from nse_hw.latency import latency_penalty
 from nse_hw.progress import progress_bar
-from nse_hw.supernet import CostMatrix, Path, SpaceLatency, SuperNet, sample_path, sample_two_path, uniform_path
+from nse_hw.supernet import CostMatrix, Path, SpaceLatency, SuperNet, sample_path, sample_two_path
 from nse_hw.train.dist import all_reduce_sum, broadcast_object, is_distributed, is_main, world_size
 
 log = logging.getLogger(__name__)
@@ -96,10 +96,8 @@ class RoundTrainer:
         return self._tilted[1]
 
     def weight_path(self, rng: np.random.Generator) -> Path:
-        nonempty, alive = [not s for s in self.net.skippable], self.net.alive.cpu().numpy()
-        if self.path_sampling == "uniform":
-            return uniform_path(alive, nonempty, rng, p_on=self.path_prob)
-        return sample_path(self.path_probs(), alive, nonempty, rng)
+        # 'uniform' draws exactly what uniform_path(p_on=path_prob) drew: the same probabilities on live ops
+        return sample_path(self.path_probs(), self.net.alive.cpu().numpy(), [not s for s in self.net.skippable], rng)
 
     def weight_step(self, x: Tensor, y: Tensor, rng: np.random.Generator, step: int) -> tuple[float, float]:
         net = self.net
