@@ -15,7 +15,6 @@ list (an flock per job).
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import shutil
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from search_quality import Store, rank_archs, retrain, run_cli
+from search_quality import Job, Store, rank_archs, retrain, run_cli
 
 from nse_hw.config import to_dict
 from nse_hw.evolve import load_search_config, preset_path
@@ -35,25 +34,6 @@ PROTOCOL: dict[str, Any] = {
     "device": "pixel1", "space": "nse27-proxyless224", "budget": "80ms", "search_preset": "default", "seed": 0,
     "variants": ["uniform", "budget"], "train_preset": "default", "rank": {"archs": 12, "retrain_seed": 0},
 }
-
-
-class Job:
-    """A unit of work under an flock of its own, so two drivers never run the same one."""
-
-    def __init__(self, runs: Path, rid: str) -> None:
-        self.path = runs / "locks" / rid.replace("/", "-")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    def __enter__(self) -> bool:
-        self.fh = open(self.path, "w")
-        try:
-            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            return False
-
-    def __exit__(self, *exc: object) -> None:
-        self.fh.close()
 
 
 def search(store: Store, proto: dict[str, Any], runs: Path, variant: str, cpu: int) -> dict[str, Any] | None:

@@ -16,7 +16,6 @@ file, so a killed driver's job is free again and resumes).
 from __future__ import annotations
 
 import argparse
-import fcntl
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from search_quality import Store, retrain
+from search_quality import Job, Store, retrain
 
 from nse_hw.evolve import load_search_config, parse_latency, preset_path, resolve_table
 from nse_hw.evolve.budget import check_budget
@@ -102,12 +101,8 @@ def run_jobs(store: Store, proto: dict[str, Any], runs: Path, archs: list[Path],
         rid = f"spread/{recipe}/arch{i:02d}/r{seed}"
         if store.get(rid):
             continue
-        lock = runs / "locks" / rid.replace("/", "-")
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock, "w") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:  # the other driver has it
+        with Job(runs, rid) as mine:
+            if not mine:  # the other driver has it
                 continue
             store.write(lambda d: None)  # it may have finished while we waited
             if store.get(rid):

@@ -105,6 +105,25 @@ class Store:
         return [r for r in self.data["records"] if r["kind"] == kind]
 
 
+class Job:
+    """A unit of work under an flock of its own, so two drivers never run the same one."""
+
+    def __init__(self, runs: Path, rid: str) -> None:
+        self.path = runs / "locks" / rid.replace("/", "-")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def __enter__(self) -> bool:
+        self.fh = open(self.path, "w")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+    def __exit__(self, *exc: object) -> None:
+        self.fh.close()
+
+
 def run_cli(args: list[str], cpu: int) -> dict[str, float]:
     """Run `nse-hw ARGS` pinned to ``cpu`` with 1 thread; wall and CPU seconds (user + system) of the process."""
     cmd = ["taskset", "-c", str(cpu), NSE_HW, *args, "--threads", "1"]
