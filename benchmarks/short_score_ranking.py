@@ -1,0 +1,104 @@
+"""Issue 8, item 2's second half: how well does random search's short-training score rank architectures?
+
+Protocol (fixed before running): the architectures that already have stand-alone retrains on this proxy:
+the 24 last-round in-window architectures of the path-sampling study (12 per variant, one `--preset default`
+retrain each, seed 0; benchmarks/path-sampling.json) and the 8 uniform in-window draws of the proxy-spread study
+(benchmarks/proxy-spread.json; default recipe, seeds 0 and 1). Each is scored as `nse-hw search --baseline
+random` scores its draws (``nse_hw.evolve.random_search.train_and_score``: the default search preset's proxy,
+``baseline.steps`` steps alone on the weight split, held-out top-1 on its 1024 images), with search seeds 0
+and 1 (two short-training runs: the score's own noise). Reported: Kendall τ and Spearman ρ between the short
+score (mean of the two seeds, and seed 0 alone, the score a search uses) and the retrained default-recipe test
+top-1 (mean of the retrains an arch has), over all 32 and over each set; the two short runs' agreement (τ between
+them); the τ a perfect ranker reaches against one default retrain (``tau_ceiling`` of the proxy-spread ICC).
+
+    taskset -c 0 .venv/bin/python benchmarks/short_score_ranking.py      # ~20 min on one core; resumes
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+from proxy_spread import PROTOCOLS, draw_archs
+
+from nse_hw.atomic import atomic_write_json
+from nse_hw.evolve import load_search_config, parse_latency, preset_path, resolve_table
+from nse_hw.evolve.budget import check_budget
+from nse_hw.evolve.context import Context
+from nse_hw.evolve.quality import rank_correlation, tau_ceiling
+from nse_hw.evolve.random_search import train_and_score
+from nse_hw.space import format_layer, load_arch, load_space, parse_layer
+from nse_hw.train.data import load_data
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "short-score-ranking.json"
+SEEDS = (0, 1)
+
+
+def archs() -> list[dict]:
+    """Every arch with its per-layer choices (as strings) and its default-recipe retrain accuracies (points)."""
+    out = []
+    ps = json.loads((HERE / "path-sampling.json").read_text())
+    for r in ps["records"]:
+        if r.get("kind") == "train":
+            out.append({"id": r["id"], "set": f"path-sampling/{r['variant']}", "layers": r["layers"],
+                        "retrained": [100 * r["test_top1"]]})
+    spread = json.loads((HERE / "proxy-spread.json").read_text())
+    proto = PROTOCOLS["main"]
+    space = load_space(proto["space"])
+    for i, path in enumerate(draw_archs(proto, Path("runs/proxy-spread"))):
+        accs = [100 * r["test_top1"] for r in spread["records"]
+                if r.get("recipe_name") == "default" and r.get("arch_index") == i]
+        layers = [format_layer(ch) for ch in space.choices_of(load_arch(path))]
+        out.append({"id": f"spread/arch{i:02d}", "set": "proxy-spread", "layers": layers, "retrained": accs})
+    return out
+
+
+def context(seed: int) -> Context:
+    cfg = load_search_config(preset_path("default"), seed=seed)
+    space, table = load_space(cfg.space), resolve_table(device="pixel1", table=None)
+    latency, budget = check_budget(space, table, parse_latency("80ms"))
+    d = cfg.data
+    data = load_data(d.source, resolution=cfg.proxy.resolution, heldout_fraction=d.heldout_fraction, seed=seed,
+                     limit_train=d.limit_train, limit_heldout=d.limit_heldout, limit_test=0)
+    return Context(cfg, SimpleNamespace(), space, table, latency, budget, data, SimpleNamespace(),  # type: ignore
+                   torch.device("cpu"))
+
+
+def main() -> None:
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    res = json.loads(OUT.read_text()) if OUT.exists() else {"protocol": __doc__.split("\n\n")[1], "scores": {}}
+    items = archs()
+    for seed in SEEDS:
+        ctx = context(seed)
+        for i, a in enumerate(items):
+            rid = f"{a['id']}/s{seed}"
+            if rid in res["scores"]:
+                continue
+            t = time.process_time()
+            acc = train_and_score(ctx, [parse_layer(x) for x in a["layers"]], i)
+            res["scores"][rid] = {"score": acc, "cpu_s": round(time.process_time() - t, 2)}
+            atomic_write_json(OUT, res)
+            print(f"{rid}: {acc:.4f} ({res['scores'][rid]['cpu_s']} CPU s)", flush=True)
+    spread = json.loads((HERE / "proxy-spread.json").read_text())
+    icc = spread["summary"]["default"]["anova"]["icc"]
+    summary = {"tau_ceiling_one_default_retrain": tau_ceiling(icc, retrains=1)}
+    for name, keep in (("all", lambda a: True), ("path-sampling", lambda a: a["set"].startswith("path")),
+                       ("proxy-spread", lambda a: a["set"] == "proxy-spread")):
+        sel = [a for a in items if keep(a)]
+        s = {seed: [res["scores"][f"{a['id']}/s{seed}"]["score"] for a in sel] for seed in SEEDS}
+        truth = [float(np.mean(a["retrained"])) for a in sel]
+        summary[name] = {"mean_of_seeds": rank_correlation(np.mean([s[x] for x in SEEDS], axis=0), truth),
+                         "seed0": rank_correlation(s[0], truth), "seed0_vs_seed1": rank_correlation(s[0], s[1])}
+    res["summary"] = summary
+    atomic_write_json(OUT, res)
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
