@@ -146,8 +146,14 @@ def run_phone_profile(*, device: str, space: str, serial: str | None = None, out
               help="Device description: configs/devices/<NAME>.yaml or a YAML path.")
 @click.option("--serial", help="adb serial (needed when several devices are attached).")
 @click.option("--space", default="nse27-proxyless224", show_default=True, help="Search space name or YAML path.")
+@click.option("--runtime", type=click.Choice(["tflite", "litert", "executorch"]),
+              help="tflite (LiteRT's benchmark_model) or executorch (xnn_executor_runner) [default: the device "
+                   "file's].")
+@click.option("--precision", type=click.Choice(["float32", "int8"]), default="float32", show_default=True,
+              help="int8: every block quantised as `nse-hw export --int8` does.")
 @click.option("--benchmark-binary", type=click.Path(dir_okay=False, path_type=Path),
-              help="Local benchmark_model (Android build) to push; default: the one on the phone.")
+              help="Local benchmark_model (or with --runtime executorch xnn_executor_runner) to push; default: the "
+                   "one on the phone.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Table [default: latency_tables/<phone-model>-tflite.json].")
 @click.option("--adb", help="adb executable [default: $ADB or adb on PATH].")
@@ -157,6 +163,8 @@ def run_phone_profile(*, device: str, space: str, serial: str | None = None, out
 def profile_phone_cmd(model_file: Path | None, **kw: Any) -> None:
     """Measure every block of SPACE on an Android phone over adb (resumable)."""
     if model_file is not None:
+        if kw["runtime"] not in (None, "tflite", "litert") or kw["precision"] != "float32":
+            raise NseError("--model times a .tflite as it is: --runtime and --precision are for profiling a space")
         _profile_model(model_file, device=kw["device"], serial=kw["serial"], adb=kw["adb"],
                        benchmark_binary=kw["benchmark_binary"])
         return

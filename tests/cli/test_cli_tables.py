@@ -96,6 +96,19 @@ def test_profile_phone_cli(phone, tmp_path, monkeypatch):
     assert t.meta["phone"]["cpus"]["cpu0"]["governor"] == "schedutil"
 
 
+def test_profile_phone_cli_runtime_and_precision(phone, tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr("nse_hw.cli.tables.run_phone_profile", lambda **kw: seen.update(kw))
+    res = run("tables", "profile-phone", "--runtime", "executorch", "--precision", "int8")
+    assert res.exit_code == 0, res.output
+    assert (seen["runtime"], seen["precision"], seen["device"]) == ("executorch", "int8", "pixel")
+    res = run("tables", "profile-phone", "--runtime", "onnxruntime")
+    assert res.exit_code == 2 and "'onnxruntime' is not one of" in res.output
+    (tmp_path / "net.tflite").write_bytes(b"\0" * 20_000)
+    res = run("tables", "profile-phone", "--model", str(tmp_path / "net.tflite"), "--runtime", "executorch")
+    assert res.exit_code == 2 and "--runtime and --precision are for profiling a space" in res.output
+
+
 def test_profile_whole_model_cli(phone, tmp_path):
     (tmp_path / "net.tflite").write_bytes(b"\0" * 20_000)
     res = run("tables", "profile-phone", "--model", str(tmp_path / "net.tflite"))
