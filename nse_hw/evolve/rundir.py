@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from nse_hw.atomic import atomic_write_json, atomic_write_text, check_writable_dir, exclusive_dir
+from nse_hw.atomic import atomic_write_json, atomic_write_text, exclusive_dir
 from nse_hw.config import edited_keys, to_dict
 from nse_hw.errors import NseError
 from nse_hw.evolve.config import SearchConfig
@@ -68,11 +68,11 @@ class RunDir:
             yield
 
     def create(self, info: RunInfo, cfg: SearchConfig) -> None:
-        """Start a new run here (refuses a directory that already holds one)."""
+        """Start a new run here (refuses a directory that already holds one). Call it inside ``locked``, which
+        has created the directory and checked that it is writable."""
         if self.run_json.exists():
             raise NseError(f"{self.path} already holds a search run; continue it with --resume {self.path} "
                            f"or choose another --out")
-        check_writable_dir(self.path)
         atomic_write_text(self.path / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
         atomic_write_json(self.run_json, {"format": RUN_FORMAT, **info.to_dict(), "config": to_dict(cfg)})
 

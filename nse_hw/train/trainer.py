@@ -97,6 +97,7 @@ HEADER = ("arch.json", "proxy_arch.json", "config.yaml")  # written before the f
 
 def check_run_dir(out: Path, *, resume: bool) -> None:
     """Refuse to mix runs: a new run needs a directory without a run in it; a resume needs its last.pt.
+    (``_open_run_dir`` has refused a file in the directory's place before it took the lock.)
 
     A run that ended before its first checkpoint left only its header: it can be started again, not resumed.
     """
@@ -109,8 +110,6 @@ def check_run_dir(out: Path, *, resume: bool) -> None:
         if not (out / LAST).is_file():
             raise NseError(f"cannot resume: {out / LAST} does not exist")
         return
-    if out.exists() and not out.is_dir():
-        raise NseError(f"output directory {out} is a file; choose another --out")
     if failed_start:
         log.info("%s holds a run that ended before its first checkpoint; starting it again", out)
     elif content:

@@ -61,3 +61,7 @@ def test_bad_input_is_one_line_and_exit_2(files):
     assert_refused(invoke("train", str(files / "arch.json"), "--config", cfg, "--data", str(files / "nodata"),
                           "--out", str(files / "r")), "nodata")
     assert not (files / "r").exists() or not any((files / "r").iterdir())
+    (files / "afile").write_text("keep me")
+    assert_refused(invoke("train", str(files / "arch.json"), "--config", cfg, "--out", str(files / "afile")),
+                   "is a file; choose another --out")
+    assert (files / "afile").read_text() == "keep me"
