@@ -29,6 +29,7 @@ from scipy.optimize import nnls
 from nse_hw.errors import NseError
 from nse_hw.latency.features import KEY_FEATURES, key_family, key_features
 from nse_hw.latency.keys import parse_key
+from nse_hw.latency.siblings import nearest, residuals
 from nse_hw.latency.table import LatencyTable, utc_now
 
 FAMILY_FEATURES: dict[str, tuple[str, ...]] = {
@@ -69,6 +70,7 @@ class FamilyModel:
     loo_mape_uncorrected: float | None = None  # without the shape correction
     loo_within_10_uncorrected: float | None = None
     shape_factors: dict[str, float] = field(default_factory=dict)  # shape -> measured / fitted (geometric mean)
+    siblings: dict[str, float] = field(default_factory=dict)  # fitted op key -> measured / fitted (siblings.py)
     anchored: dict[str, Any] | None = None  # {"on": family, "factor": r, "anchors": [keys]} for an anchored family
 
     def predict(self, feats: dict[str, float]) -> float:
@@ -183,12 +185,13 @@ def fit_family(family: str, keys: list[str], y: list[float], *, host: LatencyTab
     coef = np.zeros(len(names))
     coef[used] = coef_u
     factors = _shape_factors(shapes, yy, np.maximum(xu @ coef_u, 1e-12)) if shape_correction else {}
+    sibs = residuals(keys, yy, xu @ coef_u) if shape_correction else {}
     return FamilyModel(family, names, [float(c) for c in coef], len(keys), float(errs.mean() * 100),
                        float((errs <= 0.10).mean() * 100), _seen(keys),
                        [names[j] for j in range(len(names)) if j not in used],
                        loo_mape_uncorrected=float(plain.mean() * 100),
                        loo_within_10_uncorrected=float((plain <= 0.10).mean() * 100),
-                       shape_factors={k: round(v, 5) for k, v in factors.items()})
+                       shape_factors={k: round(v, 5) for k, v in factors.items()}, siblings=sibs)
 
 
 def _fit_rows(device: LatencyTable, host: LatencyTable | None) -> dict[str, tuple[list[str], list[float]]]:
@@ -314,6 +317,9 @@ def predict_key(key: str, model: TransferModel, host: LatencyTable | None = None
     if (factor := fm.shape_factors.get(shape_of(key))) is not None:
         ms *= factor
         info["shape_factor"] = factor
+    elif (sib := nearest(key, fm.siblings)) is not None:  # a shape the table never measured
+        ms *= sib[1]
+        info["sibling"] = {"key": sib[0], "factor": sib[1]}
     if notes := _extrapolation(key, fm, borrowed, feats):
         info["extrapolated"] = notes
     return ms, info
@@ -389,6 +395,11 @@ def fill_missing(keys: list[str], device_table: LatencyTable) -> list[str]:
     missing = [k for k in dict.fromkeys(keys) if k not in device_table]
     model = TransferModel.from_dict(stored)
     base = model.families.get(ANCHOR_ON)
+    rows = _fit_rows(device_table, None)
     if base is not None and base.anchored is None:  # a table written before anchoring: anchor from its entries
-        _anchor_missing(model, _fit_rows(device_table, None), base)
+        _anchor_missing(model, rows, base)
+    for fam, (ks, ys) in rows.items():  # a table written before sibling correction: residuals from its entries
+        fm = model.families.get(fam)
+        if fm and fm.shape_factors and not fm.siblings and not fm.anchored and "host_ms" not in fm.features:
+            fm.siblings = residuals(ks, ys, [fm.predict(features_of(k, None, fm.features)) for k in ks])
     return _fill(device_table, missing, model, None)

@@ -183,3 +183,46 @@ def test_fill_missing_anchors_on_an_older_stored_model(nse27_keys):
     key = "conv_k3|in=96x96x3|out=16|s=2"  # 48*48*3*16*9 = 0.995328 MMAC -> model 0.0699066
     assert fill_missing([key], out) == [key]
     assert out.ms(key) == pytest.approx(0.5 * 0.0699066 / 0.26676, rel=1e-4)
+
+
+def test_an_unmeasured_shape_takes_its_siblings_residual(nse27_keys):
+    """The device is the linear truth times a per-op factor the features cannot see (as a runtime's kernels
+    are). At 160 px no shape is fitted, so each op takes the residual of its 224-px sibling: the model times
+    that factor, nearer the device than the model alone (here 8% off instead of 12%: the fit has absorbed part
+    of the factors into its coefficients, differently at each size)."""
+    fitted = fitted_keys(nse27_keys)
+    op_factor = {"mb_k3_e3": 1.3, "mb_k5_e6": 0.7}
+
+    def dev_ms(k):
+        return truth(k) * op_factor.get(k.split("|")[0], 1.0)
+
+    dev = device_table(fitted, dev_ms)
+    mb = fit_transfer(dev).families["mb"]
+    assert set(mb.siblings) == set(fitted)
+    key = "mb_k3_e3|in=80x80x16|out=24|s=2"  # the 160-px twin of mb_k3_e3|in=112x112x16|out=24|s=2
+    out, _ = transfer_table(dev, keys=[key])
+    sib = "mb_k3_e3|in=112x112x16|out=24|s=2"
+    assert out.entries[key]["sibling"] == {"key": sib, "factor": mb.siblings[sib]}
+    plain = mb.predict({"const": 1.0, **key_features(key)})
+    assert out.ms(key) == pytest.approx(plain * mb.siblings[sib], rel=1e-9)
+    assert abs(out.ms(key) / dev_ms(key) - 1) < abs(plain / dev_ms(key) - 1)
+    # no sibling (channels the table never had): the linear model alone, marked as such
+    lone = "mb_k3_e3|in=80x80x16|out=32|s=2"
+    out, _ = transfer_table(dev, keys=[lone])
+    assert "sibling" not in out.entries[lone] and "shape_factor" not in out.entries[lone]
+    assert out.ms(lone) == pytest.approx(mb.predict({"const": 1.0, **key_features(lone)}), rel=1e-6)
+    # shape_correction=False turns both corrections off
+    assert not fit_transfer(dev, shape_correction=False).families["mb"].siblings
+
+
+def test_fill_missing_finds_siblings_for_an_older_stored_model(nse27_keys):
+    fitted = fitted_keys(nse27_keys)
+    dev = device_table(fitted, lambda k: truth(k) * (1.3 if k.startswith("mb_k3_e3|") else 1.0))
+    out, _ = transfer_table(dev, keys=fitted[:1])
+    for fam in out.meta["transfer"]["families"].values():  # as written before sibling correction
+        fam.pop("siblings")
+    key = "mb_k3_e3|in=80x80x16|out=24|s=2"
+    assert fill_missing([key], out) == [key]
+    sib = out.entries[key]["sibling"]
+    assert sib["key"] == "mb_k3_e3|in=112x112x16|out=24|s=2"
+    assert sib["factor"] == fit_transfer(dev).families["mb"].siblings[sib["key"]]  # as a fresh fit has it
