@@ -104,6 +104,13 @@ def main() -> None:
             results.setdefault(dname, {})[tname] = {
                 **summary("op", e["op"]), **summary("unit", e["unit"]), **summary("network", net),
                 **summary("repeat", same), "refused": len(refused)}
+    a, b = (load_table(p) for p in DEVICES.values())
+    days = np.array([b.ms(k) / a.ms(k) - 1 for k in a.entries if key_family(k) in ("mb", "rec")
+                     and a.ms(k) > 0 and b.ms(k) > 0])
+    print(f"the two 224 tables, same op keys (day-to-day repeatability): {fmt(days)}; without the day's bias: "
+          f"MAPE {100 * np.abs(days - days.mean()).mean():.1f}%")
+    results["day_to_day"] = {**summary("op", days), "bias_pct": float(100 * days.mean()),
+                             "mape_without_bias": float(100 * np.abs(days - days.mean()).mean())}
     (HERE / "host-resolution-transfer.json").write_text(json.dumps(results, indent=1) + "\n")
 
 
