@@ -180,6 +180,7 @@ def search(store: Store, proto: dict[str, Any], runs: Path, budget: str, seed: i
     rec.update({k: res.get(k) for k in ("predicted_ms", "budget_ratio", "proxy_heldout_top1", "search_s", "archs",
                                         "time_budget")})
     rec["round_best"] = [r["best_acc"] for r in res.get("rounds", [])]
+    rec["round_paired_gain"] = [r.get("paired_gain") for r in res.get("rounds", [])]
     print(f"  {rec['wall_s']:.0f} s wall, {rec['cpu_s']:.0f} s CPU; {rec['predicted_ms']:.2f} ms "
           f"({rec['budget_ratio']:.3f} of budget), proxy score {rec['proxy_heldout_top1']:.4f}", flush=True)
     return store.add(rec)
@@ -266,7 +267,8 @@ def summarize(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
             per[m]["search_cpu_vs_nse"] = mean_sd(ratios)
         diffs = {m: paired_difference(acc["nse"], acc[m]) for m in proto["methods"] if m != "nse"}
         gains = round_gains({s["seed"]: s["round_best"] for s in srch["nse"]})
-        out["budgets"][budget] = {"methods": per, "nse_minus": diffs, "nse_round_gains": gains}
+        out["budgets"][budget] = {"methods": per, "nse_minus": diffs, "nse_round_gains": gains,
+                                  "nse_paired_round_gains": paired_gains(srch["nse"])}
     r = proto["rank"]
     ranks = [t for t in trains if t["method"] == "rank"]
     out["rank"] = {"budget": r["budget"], "seed": r["seed"], "archs": len(ranks),
@@ -275,6 +277,18 @@ def summarize(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
                    "archs_detail": [{k: t[k] for k in ("rank", "of", "score", "ms", "test_top1")} for t in ranks]}
     store.write(lambda d: d.update(summary=out))
     return out
+
+
+def paired_gains(searches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per round after the first: each seed's best new in-budget arch minus the last front re-scored in the same
+    supernet on the same images (result.json rounds[].paired_gain), their mean ± SD, and how many are > 0."""
+    per_round: dict[int, dict[Any, float]] = {}
+    for s in searches:
+        for r, g in enumerate(s.get("round_paired_gain") or []):
+            if g is not None:
+                per_round.setdefault(r + 1, {})[s["seed"]] = g
+    return [{"round": r, **mean_sd(list(g.values())), "positive": sum(v > 0 for v in g.values()), "per_seed": g}
+            for r, g in sorted(per_round.items())]
 
 
 def _pm(d: dict[str, Any], scale: float = 100.0) -> str:
@@ -302,6 +316,9 @@ def print_summary(s: dict[str, Any]) -> None:
         for m, d in b["nse_minus"].items():
             print(f"  NSE - {m:<15} {_pm(d):>16} pt over {d['n']} seeds; paired t p {_p(d['t_p'])}, "
                   f"Wilcoxon p {_p(d['wilcoxon_p'])}")
+        for g in b.get("nse_paired_round_gains", []):
+            print(f"  NSE round {g['round']}, new best vs last front re-scored (paired, same supernet): "
+                  f"{_pm(g)} pt; > 0 in {g['positive']} of {g['n']} seeds")
         for g in b["nse_round_gains"]:
             print(f"  NSE round {g['from_round']} -> {g['to_round']}: {_pm(g)} pt (supernet score); "
                   f"t p {_p(g['t_p'])}, Wilcoxon p {_p(g['wilcoxon_p'])}")

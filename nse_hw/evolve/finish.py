@@ -75,6 +75,10 @@ def pick_final(front: list[Candidate], scored: list[Candidate], budget_ms: float
     return cand, pick
 
 
+ROUND_FIELDS = ("round", "best_acc", "best_ms", "best_new_acc", "best_previous_acc", "paired_gain", "front",
+                "candidates", "expected_ms")
+
+
 def finish(ctx: Context, history: list[dict[str, Any]], front: list[Candidate],
            scored: list[Candidate], *, spent: dict[str, Any] | None = None) -> Candidate:
     """``spent``: the search's wall and CPU seconds (``Clock.spent()``), recorded as result.json's search_s."""
@@ -82,6 +86,5 @@ def finish(ctx: Context, history: list[dict[str, Any]], front: list[Candidate],
                             n_images=ctx.scored_images)
     write_final(ctx, cand, method="nse", extra={
         "pick": pick, **({"search_s": spent} if spent is not None else {}),
-        "rounds": [{k: h.get(k) for k in ("round", "best_acc", "best_ms", "front", "candidates", "expected_ms")}
-                   for h in history]})
+        "rounds": [{k: h.get(k) for k in ROUND_FIELDS} for h in history]})
     return cand

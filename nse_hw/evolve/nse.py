@@ -228,8 +228,13 @@ def end_round(ctx: Context, state: LoopState, net: SuperNet, trainer: RoundTrain
     nxt = state.subspaces.refill(keep, cfg.evolve.subspace_size)
     in_budget = [c for c in cands if c.ms <= ctx.budget.ms]
     best = max(in_budget, key=lambda c: c.acc) if in_budget else None
+    # the round's own gain, paired: its best new arch against the last front re-scored in this supernet on the
+    # same images (best_acc across rounds compares differently trained supernets)
+    new, old = (max((c.acc for c in in_budget if (c.kind == "previous") == p), default=None) for p in (False, True))
     summary = {"round": r + 1, "candidates": len(cands), **info, "front": len(front),
                "best_acc": best.acc if best else None, "best_ms": best.ms if best else None,
+               "best_new_acc": new, "best_previous_acc": old,
+               "paired_gain": None if new is None or old is None else new - old,
                "expected_ms": trainer.expected_ms_now(),
                "kept": sum(map(len, keep)), "epochs": state.epochs}
     if is_main():
@@ -244,6 +249,9 @@ def end_round(ctx: Context, state: LoopState, net: SuperNet, trainer: RoundTrain
             "next": nxt.to_dict(), "scored": [c.to_dict() for c in cands]})
     log.info("round %d: best in-budget held-out top-1 %s at %s ms; front of %d; %d ops kept", r + 1,
              f"{best.acc:.4f}" if best else "-", f"{best.ms:.2f}" if best else "-", len(front), summary["kept"])
+    if summary["paired_gain"] is not None:
+        log.info("round %d: best new in-budget arch %.4f vs the last front re-scored %.4f (paired gain %+.4f)",
+                 r + 1, new, old, summary["paired_gain"])
     return LoopState(r + 1, 0, 0, nxt, [sorted(k) for k in keep], state.history + [summary], [], front,
                      done=r + 1 >= ctx.rounds, scored=cands)
 

@@ -72,6 +72,15 @@ def test_rounds_keep_retire_refill(tiny_run):
         retired = set(r1["subspaces"]["retired"][j])
         assert not retired & (set(sub) | set(queue))
         assert sorted(retired | set(sub) | set(queue)) == sorted(str(o) for o in space.pool)
+    # round 2's own gain, paired: its best new in-budget arch vs round 1's front re-scored in round 2's supernet
+    scored2 = [c for c in r2["scored"] if c["ms"] <= budget]
+    new = max(c["acc"] for c in scored2 if c["kind"] != "previous")
+    old = max(c["acc"] for c in scored2 if c["kind"] == "previous")
+    assert (r2["best_new_acc"], r2["best_previous_acc"]) == pytest.approx((new, old), abs=1e-5)  # rounded there
+    assert r2["paired_gain"] == pytest.approx(new - old, abs=2e-5)
+    assert r1["best_previous_acc"] is None and r1["paired_gain"] is None  # round 1 has no front before it
+    result = json.loads((run / "result.json").read_text())
+    assert result["rounds"][1]["paired_gain"] == r2["paired_gain"]
     for c in r1["scored"]:
         lo, hi = (0.85, 1.0) if c["kind"] == "window" else (0.5, 0.85)
         if c["kind"] != "previous":
