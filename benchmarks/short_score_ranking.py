@@ -28,12 +28,11 @@ from proxy_spread import PROTOCOLS, draw_archs
 
 from nse_hw.atomic import atomic_write_json
 from nse_hw.evolve import load_search_config, parse_latency, preset_path, resolve_table
-from nse_hw.evolve.budget import check_budget
 from nse_hw.evolve.context import Context
 from nse_hw.evolve.quality import rank_correlation, tau_ceiling
 from nse_hw.evolve.random_search import train_and_score
+from nse_hw.evolve.rundir import RunInfo
 from nse_hw.space import format_layer, load_arch, load_space, parse_layer
-from nse_hw.train.data import load_data
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "short-score-ranking.json"
@@ -60,14 +59,10 @@ def archs() -> list[dict]:
 
 
 def context(seed: int) -> Context:
+    """What `nse-hw search --latency 80ms --device pixel1 --baseline random --seed SEED` builds (no run dir)."""
     cfg = load_search_config(preset_path("default"), seed=seed)
-    space, table = load_space(cfg.space), resolve_table(device="pixel1", table=None)
-    latency, budget = check_budget(space, table, parse_latency("80ms"))
-    d = cfg.data
-    data = load_data(d.source, resolution=cfg.proxy.resolution, heldout_fraction=d.heldout_fraction, seed=seed,
-                     limit_train=d.limit_train, limit_heldout=d.limit_heldout, limit_test=0)
-    return Context(cfg, SimpleNamespace(), space, table, latency, budget, data, SimpleNamespace(),  # type: ignore
-                   torch.device("cpu"))
+    info = RunInfo(parse_latency("80ms"), str(resolve_table(device="pixel1", table=None).path), "pixel1", "random")
+    return Context.build(cfg, info, SimpleNamespace())  # type: ignore[arg-type]  # nothing is written
 
 
 def main() -> None:
