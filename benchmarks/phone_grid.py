@@ -63,7 +63,7 @@ def grid_arch(base: Arch, width: float, res: int, classes: int = 1001) -> Arch:
 
 
 def filled(arch: Arch, table) -> None:
-    fill_missing([k for c in arch_components(arch) for k, _ in c.keys], table)
+    fill_missing([k for c in arch_components(arch, adds_in_ops=table.adds_in_ops) for k, _ in c.keys], table)
 
 
 def all_ops_arch() -> Arch:
@@ -127,6 +127,9 @@ def main() -> None:
         got = final.apply(p)
         print(f"    x{m:<4} {r:3d} px  README {ms:6.1f}  predicted {got:6.1f}  ({100 * (got / ms - 1):+5.1f}%)")
     refusals(table)
+    note10 = load_table(REPO / "latency_tables" / "note10-tflite.json")
+    print(f"note10 (residual adds inside its ops: {note10.adds_in_ops}):")
+    refusals(note10)
     if args.write:
         entry = {"map": final.to_dict(), "created": utc_now(), "form_rule": "lower leave-one-out MAPE",
                  "source": {"file": CSV.name, "sha256": hashlib.sha256(CSV.read_bytes()).hexdigest(),
@@ -145,6 +148,7 @@ def refusals(table) -> None:
             "proxylessnas-released": load_arch(REPO / "configs/archs/proxylessnas-mobile-released-224.json"),
             "all-ops": all_ops_arch()}
     n = bad = 0
+    why: dict[str, int] = {}
     for name, base in nets.items():
         for join in ("mean", "sum"):
             for w in (0.35, 0.5, 0.75, 1.0, 1.3, 1.4, 2.0):
@@ -156,8 +160,10 @@ def refusals(table) -> None:
                         predict(a, table)
                     except NseError as exc:
                         bad += 1
-                        print(f"  REFUSED {name} x{w} {r}px {join}: {exc}")
-    print(f"refusals: {bad} of {n} networks (4 families x 2 joins x 7 widths x 8 resolutions)")
+                        why[name] = why.get(name, 0) + 1
+                        if why[name] == 1:
+                            print(f"  REFUSED {name} x{w} {r}px {join}: {exc}")
+    print(f"refusals: {bad} of {n} networks (4 families x 2 joins x 7 widths x 8 resolutions); per family {why}")
 
 
 if __name__ == "__main__":

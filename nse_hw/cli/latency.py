@@ -40,7 +40,7 @@ def predict_cmd(arch_file: str, table_path: str | None, device: str | None, no_f
 
         arch = scale_arch(arch, resolution=input_size, width=1.0 if width is None else width)
     table = load_table(table_path or table_for_device(device))
-    comps = arch_components(arch)
+    comps = arch_components(arch, adds_in_ops=table.adds_in_ops)
     filled: list[str] = []
     if not no_fill and table.meta.get("transfer"):
         from nse_hw.latency.transfer import Unpredictable, fill_missing

@@ -86,10 +86,10 @@ def transfer_cmd(device_path: str, host_path: str | None, spaces: tuple[str, ...
     from nse_hw.latency.transfer import transfer_table
     from nse_hw.space import load_space
 
-    keys = [k for s in spaces for k in space_keys(load_space(s))]
     host = load_table(host_path) if host_path else None
     with table_lock(out):  # --out is often the device table itself: read, fit and write it as one step
         device = load_table(device_path)
+        keys = [k for s in spaces for k in space_keys(load_space(s), adds_in_ops=device.adds_in_ops)]
         table, model = transfer_table(device, host=host, keys=keys, shape_correction=not no_shape_correction,
                                       allow_partial=allow_partial)
         table.meta.setdefault("spaces", [])

@@ -19,8 +19,11 @@ Residual blocks (``idskip:1``) were timed *with* their residual add, while our o
 add is its own ``add|in=...`` key. Where the table being imported into already holds that add (e.g. from the
 real profile of the same phone, imported first), it is subtracted (``raw_ms`` and ``minus_add_ms`` are kept in
 the entry); otherwise the value is kept as it is and flagged ``includes_residual_add`` (0.1-1% of a block on
-the Pixel 1). Unknown key shapes are an error naming them, or, with ``allow_partial``, listed in the report and
-in the table metadata.
+the Pixel 1). A table whose residual blocks all kept their add (the OFA Note10 tables: no standalone add exists
+for that phone) is marked ``meta.residual_add: in-op``: its identity layers are priced without an add key
+(``keys.join_counts``), so residual networks get a price where an add alone was never timed; later imports
+into it keep their adds too, so the table stays one convention. Unknown key shapes are an error naming them,
+or, with ``allow_partial``, listed in the report and in the table metadata.
 """
 
 from __future__ import annotations
@@ -205,13 +208,14 @@ def _residual_entry(row: _Row, table: LatencyTable, report: ImportReport) -> tup
     assert row.key is not None
     spec = parse_key(row.key)
     add = join_key("add", spec.shape)
-    if add in table:
+    if add in table and not table.adds_in_ops:
         add_ms = table.ms(add)
         if add_ms > row.ms:  # the two sources disagree: a negative block would make every net look cheaper
             raise NseError(f"{row.raw}: {row.ms:.4g} ms with its residual add is less than the table's "
                            f"{add} alone ({add_ms:.4g} ms); the two sources do not fit together")
         return row.ms - add_ms, {"raw_ms": row.ms, "minus_add_ms": add_ms}
-    report.notes.append(f"{row.key}: no {add} in the table, kept with its residual add")
+    why = "the table keeps residual adds in its ops (in-op)" if table.adds_in_ops else f"no {add} in the table"
+    report.notes.append(f"{row.key}: {why}, kept with its residual add")
     return row.ms, {"includes_residual_add": True}
 
 
@@ -248,5 +252,8 @@ def import_table(path: str | Path, *, fmt: str, device: str, table: LatencyTable
         ms, extra = _residual_entry(row, table, report) if row.residual else (row.ms, {})
         table.set(row.key, ms=ms, source="imported", **row.stats, **extra, raw_key=row.raw, origin=path.name)
         report.imported.append(row.key)
+    kept = [e for e in table.entries.values() if e.get("includes_residual_add")]
+    if kept and not any("minus_add_ms" in e for e in table.entries.values()):
+        table.meta["residual_add"] = "in-op"
     table.meta.setdefault("imports", []).append(report.to_dict())
     return table, report

@@ -3,7 +3,9 @@
     mb_k5_e6|in=56x56x24|out=40|s=2     an op (also the stem: conv_k3|in=224x224x3|out=32|s=2)
     head|in=7x7x320|out=1280            1x1 conv + BN + act to the head width
     classifier|in=7x7x1280|out=1000     global pool + linear
-    add|in=56x56x24                     one element-wise add joining two terms of a layer
+    add|in=56x56x24                     one element-wise add joining two terms of a layer (a table whose
+                                        ``meta.residual_add`` is "in-op" timed identity-shape ops with their
+                                        residual add: its identity layers need no add key)
     scale|in=56x56x24                   the 1/n multiply that turns a layer's sum of terms into their mean
                                         (only in archs with the default join "mean"; "sum" has no scale)
 """
@@ -71,10 +73,15 @@ def out_shape(shape: Shape, out: int, stride: int) -> Shape:
     return (-(-shape[0] // stride), -(-shape[1] // stride), out)
 
 
-def join_counts(n_ops: int, identity: bool, join: str = "mean") -> tuple[int, int]:
-    """(adds, scales) of a layer with ``n_ops`` branches: n terms need n-1 adds, and the mean one 1/n multiply."""
+def join_counts(n_ops: int, identity: bool, join: str = "mean", *, adds_in_ops: bool = False) -> tuple[int, int]:
+    """(adds, scales) of a layer with ``n_ops`` branches: n terms need n-1 adds, and the mean one 1/n multiply.
+
+    ``adds_in_ops``: the table's ops at identity shapes were timed with their residual add (OFA's ``idskip:1``
+    blocks), so each of the n branches already carries one add: all an identity layer has (n-1 joins and the
+    residual one)."""
     terms = n_ops + int(identity)
-    return max(terms - 1, 0), int(terms > 1 and join == "mean")
+    adds = 0 if adds_in_ops and identity else max(terms - 1, 0)
+    return adds, int(terms > 1 and join == "mean")
 
 
 @dataclass(frozen=True)
@@ -85,13 +92,13 @@ class Component:
     keys: tuple[tuple[str, int], ...]
 
 
-def arch_components(arch: Arch) -> list[Component]:
-    """Every unit of ``arch`` as table keys, in network order."""
+def arch_components(arch: Arch, *, adds_in_ops: bool = False) -> list[Component]:
+    """Every unit of ``arch`` as table keys, in network order (``adds_in_ops``: see :func:`join_counts`)."""
     shapes = arch.layer_inputs()
     comps = [Component("stem", ((op_key(arch.stem, arch.input, arch.stem_out, arch.stem_stride), 1),))]
     for i, (spec, shape) in enumerate(zip(arch.layers, shapes, strict=False)):
         keys = [(op_key(op, shape, spec.out, spec.stride), 1) for op in spec.ops]
-        adds, scales = join_counts(len(spec.ops), has_identity(shape[2], spec), arch.join)
+        adds, scales = join_counts(len(spec.ops), has_identity(shape[2], spec), arch.join, adds_in_ops=adds_in_ops)
         oshape = out_shape(shape, spec.out, spec.stride)
         keys += [(join_key("add", oshape), adds)] if adds else []
         keys += [(join_key("scale", oshape), scales)] if scales else []
@@ -102,7 +109,7 @@ def arch_components(arch: Arch) -> list[Component]:
     return comps
 
 
-def space_keys(space: SearchSpace) -> list[str]:
+def space_keys(space: SearchSpace, *, adds_in_ops: bool = False) -> list[str]:
     """Every key any arch of ``space`` can need (positions have fixed input shapes), in network order."""
     base = space.arch([() if p.skippable else (space.pool[0],) for p in space.positions if p.searchable])
     shapes = base.layer_inputs()
@@ -112,7 +119,7 @@ def space_keys(space: SearchSpace) -> list[str]:
         keys += [op_key(op, shape, pos.out, pos.stride) for op in ops]
         oshape = out_shape(shape, pos.out, pos.stride)
         n_ops = 2 if pos.searchable else len(pos.fixed)  # searchable layers may have two or more branches
-        adds, scales = join_counts(n_ops, pos.stride == 1 and shape[2] == pos.out)
+        adds, scales = join_counts(n_ops, pos.stride == 1 and shape[2] == pos.out, adds_in_ops=adds_in_ops)
         keys += ([join_key("add", oshape)] if adds else []) + ([join_key("scale", oshape)] if scales else [])
     keys.append(head_key(shapes[-1], space.head_out))
     keys.append(classifier_key(shapes[-1][:2] + (space.head_out,), space.classes))

@@ -30,7 +30,7 @@ def calibrate(lut_sum_ms: float, table: LatencyTable) -> float:
 
 
 def predict(arch: Arch, table: LatencyTable) -> Prediction:
-    comps = arch_components(arch)
+    comps = arch_components(arch, adds_in_ops=table.adds_in_ops)
     table.require([k for c in comps for k, _ in c.keys])
     rows = []
     for c in comps:

@@ -61,7 +61,7 @@ def arch_parts(arch: Arch, table: LatencyTable) -> dict[str, float]:
     if not model:
         raise NseError(f"table {table.name} has no transfer model to split entries with")
     parts = dict.fromkeys(PARTS, 0.0)
-    for comp in arch_components(arch):
+    for comp in arch_components(arch, adds_in_ops=table.adds_in_ops):
         for key, n in comp.keys:
             for p, v in split_entry(key, table.ms(key), model).items():
                 parts[p] += n * v

@@ -102,6 +102,7 @@ _META_CHECKS: dict[str, tuple[Any, str]] = {
     "calibration": (lambda v: v is None or v == {} or (isinstance(v, dict) and _real(v.get("slope"))
                                                       and v["slope"] > 0 and _real(v.get("intercept_ms"))),
                     "an object with a finite slope > 0 and intercept_ms"),
+    "residual_add": (lambda v: v in ("in-op", "separate"), "'in-op' or 'separate'"),
     "setup": (lambda v: isinstance(v, dict) and isinstance(v.get("name"), str) and v["name"] != "",
               "an object with a non-empty name"),
     "setups": (lambda v: isinstance(v, dict) and all(_setup_map_ok(m) for m in v.values()),
@@ -153,6 +154,11 @@ class LatencyTable:
             return (f"nse-hw profile --device host --runtime {m.get('runtime')} --threads {m.get('threads')} "
                     f"--space SPACE --out {self.path or 'TABLE'}")
         return f"nse-hw profile --device {m.get('device')} --space SPACE (or nse-hw tables transfer)"
+
+    @property
+    def adds_in_ops(self) -> bool:
+        """Its ops at identity shapes were timed with their residual add (``meta.residual_add: in-op``)."""
+        return self.meta.get("residual_add") == "in-op"
 
     def __contains__(self, key: str) -> bool:
         return key in self.entries

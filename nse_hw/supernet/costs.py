@@ -58,9 +58,10 @@ class LayerTable:
     add: float
     scale: float
     identity: bool  # the identity is a term of the mean (and the layer may be empty)
+    adds_in_ops: bool = False  # the table's identity-shape ops include their residual add (join_counts)
 
     def ms(self, ops: Layer) -> float:
-        adds, scales = join_counts(len(ops), self.identity)
+        adds, scales = join_counts(len(ops), self.identity, adds_in_ops=self.adds_in_ops)
         return sum(self.ops[o] for o in ops) + adds * self.add + scales * self.scale
 
     def cheapest(self) -> float:
@@ -74,7 +75,8 @@ class SpaceLatency:
     """Latency model of ``space`` on ``table`` (checks up front that the table has every key the space needs)."""
 
     def __init__(self, space: SearchSpace, table: LatencyTable) -> None:
-        table.require(space_keys(space))
+        in_ops = table.adds_in_ops
+        table.require(space_keys(space, adds_in_ops=in_ops))
         self.space, self.table = space, table
         cal = table.meta.get("calibration") or {}
         self.slope, self.intercept = float(cal.get("slope", 1.0)), float(cal.get("intercept_ms", 0.0))
@@ -89,10 +91,10 @@ class SpaceLatency:
             oshape = out_shape(shape, pos.out, pos.stride)
             ops = pos.fixed if not pos.searchable else space.pool
             costs = {op: table.ms(op_key(op, shape, pos.out, pos.stride)) for op in ops}
-            adds, scales = join_counts(2 if pos.searchable else len(ops), identity)
+            adds, scales = join_counts(2 if pos.searchable else len(ops), identity, adds_in_ops=in_ops)
             add = table.ms(join_key("add", oshape)) if adds else 0.0
             scale = table.ms(join_key("scale", oshape)) if scales else 0.0
-            lt = LayerTable(costs, add, scale, identity)
+            lt = LayerTable(costs, add, scale, identity, in_ops)
             if not pos.searchable:
                 fixed += lt.ms(pos.fixed)
             elif identity != pos.skippable:

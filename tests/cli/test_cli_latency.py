@@ -79,3 +79,23 @@ def test_a_family_without_any_entry_names_the_layer(tmp_path):
                  tmp_path / "nohead.json")
     assert_refused(res, "head: cannot predict 1 keys (e.g. head|in=7x7x320|out=1280): family 'head' has 0")
     assert "measure or import one head unit" in res.output
+
+
+def test_note10_prices_residual_networks_with_the_add_inside_its_blocks(tmp_path):
+    from nse_hw.paths import CONFIGS
+    from tests.fixtures.cli import assert_refused, invoke
+
+    mbv2 = CONFIGS / "archs" / "mobilenetv2-1.0-224.json"
+    res = invoke("latency", "predict", mbv2, "--device", "note10", "--input-size", 192, "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    keys = [k for r in out["layers"] for k in r["keys"].split(" + ")]
+    assert not any(k.startswith(("add|", "scale|")) for k in keys)  # OFA timed each residual block with its add
+    assert out["total_ms"] == pytest.approx(sum(r["ms"] for r in out["layers"]))
+    # a multi-branch join at a stride-2 layer needs an add that phone never timed alone: refused, naming it
+    arch = json.loads(mbv2.read_text())
+    arch["layers"][1]["ops"] = "mb_k3_e6+mb_k5_e6"
+    (tmp_path / "two.json").write_text(json.dumps(arch))
+    res = invoke("latency", "predict", tmp_path / "two.json", "--device", "note10")
+    assert_refused(res, "layer1: cannot predict")
+    assert "measure or import one join unit" in res.output

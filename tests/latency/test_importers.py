@@ -70,7 +70,7 @@ def test_profile_adds_then_blocks(shared):
     assert t.ms("add|in=56x56x24") == 0.076 and t.ms("add|in=7x7x192") == pytest.approx((0.009 + 0.009 + 0.011) / 3)
     t, rep = import_table(PIXEL1, fmt="proxylessnas", device="pixel1", table=t)
     assert not rep.notes and not any(e.get("includes_residual_add") for e in t.entries.values())
-    assert len(t.meta["imports"]) == 2
+    assert len(t.meta["imports"]) == 2 and not t.adds_in_ops
 
 
 def test_profile_of_another_arch_is_refused(shared):
@@ -96,6 +96,11 @@ def test_ofa_note10_partial(shared):
     assert e["raw_key"] == raw and e["includes_residual_add"]
     assert "mb_k3_e6|in=112x112x24|out=32|s=2" in t.entries  # expand 144 = 6 x 24
     assert t.meta["imports"][0]["skipped"] == rep.skipped
+    # no add was ever timed on that phone: the table keeps every residual add in its ops, and says so
+    assert t.meta["residual_add"] == "in-op" and t.adds_in_ops
+    t.set("add|in=14x14x136", ms=0.01, source="imported")
+    t, _ = import_table(NOTE10, fmt="ofa", device="note10", table=t, allow_partial=True)
+    assert t.entries["mb_k5_e3_se_hs|in=14x14x136|out=136|s=1"]["ms"] == e["ms"]  # not subtracted: one convention
 
 
 def test_bad_inputs(tmp_path):

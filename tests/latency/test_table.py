@@ -3,7 +3,16 @@ import json
 import pytest
 
 from nse_hw.errors import LatencyMiss, NseError
-from nse_hw.latency import LatencyTable, arch_components, load_table, op_key, parse_key, predict, space_keys
+from nse_hw.latency import (
+    LatencyTable,
+    arch_components,
+    join_counts,
+    load_table,
+    op_key,
+    parse_key,
+    predict,
+    space_keys,
+)
 from nse_hw.space import Arch, parse_op
 
 META = {"device": "host", "runtime": "litert", "threads": 1}
@@ -33,6 +42,29 @@ def test_predict_counts_joins(tiny_space, tmp_path):
     # + skip 0 + layer(1 op, no identity) 1 + skip 0 + head 1 + classifier 1
     assert pred.total_ms == pytest.approx(11.0)
     assert [r[0] for r in pred.rows][:2] == ["stem", "layer0"]
+
+
+def test_join_counts_by_hand():
+    assert join_counts(1, True) == (1, 1) and join_counts(1, True, "sum") == (1, 0)
+    assert join_counts(2, False) == (1, 1) and join_counts(0, True) == (0, 0)
+    # in-op tables: each of the n identity-shape branches was timed with one add = the layer's n adds
+    assert join_counts(1, True, adds_in_ops=True) == (0, 1) and join_counts(3, True, "sum", adds_in_ops=True) == (0, 0)
+    assert join_counts(2, False, adds_in_ops=True) == (1, 1)  # no identity: the branches carry no add
+
+
+def test_in_op_table_prices_identity_layers_without_add(tiny_space):
+    table = _full_table(tiny_space)
+    table.meta["residual_add"] = "in-op"
+    for k in [k for k in table.entries if k.startswith("add|")]:
+        table.entries[k]["ms"] = 100.0  # must not be charged in identity layers
+    arch = tiny_space.arch([(tiny_space.pool[0],), (), (tiny_space.pool[2],), ()])
+    # stem 1 + fixed 8->8 identity layer (op + scale, its add is in the op) 2 + layer 1 + skip 0 + layer 1 + skip 0
+    # + head 1 + classifier 1
+    assert predict(arch, table).total_ms == pytest.approx(7.0)
+    two = tiny_space.arch([(tiny_space.pool[0], tiny_space.pool[1]), (), (tiny_space.pool[2],), ()])
+    assert predict(two, table).total_ms == pytest.approx(7.0 + 1 + 100 + 1)  # no identity: 2nd op, add, scale
+    fixed_add = next(k for k, _ in arch_components(arch)[1].keys if k.startswith("add|"))
+    assert fixed_add not in [k for c in arch_components(arch, adds_in_ops=True) for k, _ in c.keys]
 
 
 def test_miss_names_key_and_command(tiny_space):

@@ -26,6 +26,22 @@ def test_arch_ms_equals_predict(tiny_space, tiny_model, rng):
             predict(arch, tiny_model.table).total_ms, rel=1e-9)
 
 
+def test_in_op_table_matches_predict(tiny_space, rng):
+    """A table whose identity-shape ops carry their residual add (OFA's Note10): the search's model prices those
+    layers without add keys, exactly as predict() does."""
+    table = fake_table(tiny_space, calibration=CAL)
+    table.meta["residual_add"] = "in-op"
+    model = SpaceLatency(tiny_space, table)
+    plain = SpaceLatency(tiny_space, fake_table(tiny_space, calibration=CAL))
+    cheaper = 0
+    for _ in range(20):
+        arch = tiny_space.sample(rng)
+        got = model.arch_ms(tiny_space.choices_of(arch))
+        assert got == pytest.approx(predict(arch, table).total_ms, rel=1e-9)
+        cheaper += got < plain.arch_ms(tiny_space.choices_of(arch))
+    assert cheaper == 20  # the fixed identity layer's add is never charged
+
+
 def test_batch_ms_equals_arch_ms(tiny_space, tiny_model, rng):
     subs = [tiny_space.pool[:4]] * 4
     bits = [rng.random((30, 4)) < 0.5 for _ in subs]
