@@ -78,12 +78,12 @@ class Store:
     """The benchmark's JSON: protocol, records (one per finished job, keyed by id) and summary. Two drivers (one
     per --budget and --cpu) may share it: every write re-reads it under a lock (``lock``) first."""
 
-    def __init__(self, path: Path, protocol: dict[str, Any], *, lock: Path) -> None:
+    def __init__(self, path: Path, protocol: dict[str, Any], *, lock: Path, fmt: str = FORMAT) -> None:
         self.path, self.lock = path, lock
-        self.data = {"format": FORMAT, "protocol": protocol, "records": [], "summary": None}
+        self.data = {"format": fmt, "protocol": protocol, "records": [], "summary": None}
         if path.exists():
             old = json.loads(path.read_text())
-            if old.get("format") != FORMAT or old.get("protocol") != protocol:
+            if old.get("format") != fmt or old.get("protocol") != protocol:
                 die(f"{path} holds another protocol than this one; use another --out or delete it", 2)
             self.data = old
 
