@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from nse_hw.latency import LatencyTable, parse_key
+from nse_hw.latency.family import FamilyModel, features_of, fit_family, fit_rows
 from nse_hw.latency.importers import import_table
-from nse_hw.latency.transfer import FamilyModel, _fit_rows, features_of, fit_family
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "device-data"
 
 
 def blocks(table: LatencyTable) -> tuple[list[str], np.ndarray]:
-    keys, y = _fit_rows(table, None)["mb"]
+    keys, y = fit_rows(table, None)["mb"]
     return keys, np.asarray(y)
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from nse_hw.latency import LatencyTable, load_table
+from nse_hw.latency.family import _loo, _nnls_relative, fit_family, fit_rows, shape_of
 from nse_hw.latency.features import key_features
 from nse_hw.latency.importers import import_table
-from nse_hw.latency.transfer import _fit_rows, _loo, _nnls_relative, fit_family, shape_of
 from nse_hw.space import load_arch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,7 +61,7 @@ def nnls_loo(keys: list[str], y: np.ndarray, names: list[str], host: LatencyTabl
 
 
 def block_figures(table: LatencyTable, host: LatencyTable | None) -> None:
-    keys, y = _fit_rows(table, None)["mb"]
+    keys, y = fit_rows(table, None)["mb"]
     y = np.asarray(y)
     print(f"Pixel 1 MBConv blocks (residual adds subtracted): {len(keys)}")
     shared = [i for i, k in enumerate(keys) if host is not None and k in host]
@@ -89,13 +89,13 @@ def block_figures(table: LatencyTable, host: LatencyTable | None) -> None:
 
 
 def join_figures(table: LatencyTable, raw: LatencyTable) -> None:
-    keys, y = _fit_rows(table, None)["join"]
+    keys, y = fit_rows(table, None)["join"]
     fm = fit_family("join", keys, y)
     slope = fm.coef[fm.features.index("io_mb")]
     print(f"\nElement-wise add model from the profile's 13 ADD nodes ({len(keys)} shapes): "
           f"{fm.coef[0]:.4f} ms + {slope:.4f} ms/MB; leave-one-out MAPE {fm.loo_mape:.1f}%")
     # what the idskip:1 blocks imply: refit the blocks with one more feature, the residual add's bytes
-    bkeys, by = _fit_rows(raw, None)["mb"]
+    bkeys, by = fit_rows(raw, None)["mb"]
     residual = np.array([bool(raw.entries[k].get("includes_residual_add")) for k in bkeys], dtype=float)
     add_mb = np.array([key_features(f"add|{k.split('|')[1]}")["io_mb"] for k in bkeys]) * residual
     names = ["const", *MACS, "io_mb", "mid_mb"]

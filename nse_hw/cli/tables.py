@@ -78,8 +78,11 @@ def import_cmd(file: Path, fmt: str, device: str, out: Path | None, arch_file: s
 @click.option("--no-shape-correction", is_flag=True, help="Use the linear model alone (no per-shape factor).")
 @click.option("--allow-partial", is_flag=True,
               help="Leave out keys of a family with no entry to fit or anchor on (listed in the table meta).")
+@click.option("--anchor-from", "donor_paths", multiple=True,
+              help="A table of the same runtime whose entries give the anchor factor of a family this device "
+                   "has no entry of (e.g. join on note10 from pixel1-tflite); repeatable, first match wins.")
 def transfer_cmd(device_path: str, host_path: str | None, spaces: tuple[str, ...], out: Path,
-                 no_shape_correction: bool, allow_partial: bool) -> None:
+                 no_shape_correction: bool, allow_partial: bool, donor_paths: tuple[str, ...]) -> None:
     """Fit a per-family model on the device's entries and predict every entry it lacks (`predicted`)."""
     from nse_hw.latency import load_table, space_keys
     from nse_hw.latency.table import table_lock
@@ -87,11 +90,12 @@ def transfer_cmd(device_path: str, host_path: str | None, spaces: tuple[str, ...
     from nse_hw.space import load_space
 
     host = load_table(host_path) if host_path else None
+    donors = tuple(load_table(p) for p in donor_paths)
     with table_lock(out):  # --out is often the device table itself: read, fit and write it as one step
         device = load_table(device_path)
         keys = [k for s in spaces for k in space_keys(load_space(s), adds_in_ops=device.adds_in_ops)]
         table, model = transfer_table(device, host=host, keys=keys, shape_correction=not no_shape_correction,
-                                      allow_partial=allow_partial)
+                                      allow_partial=allow_partial, donors=donors)
         table.meta.setdefault("spaces", [])
         table.meta["spaces"] = list(dict.fromkeys(table.meta["spaces"] + list(spaces)))
         same = device.path is not None and out.exists() and device.path.resolve() == out.resolve()
@@ -107,6 +111,8 @@ def transfer_cmd(device_path: str, host_path: str | None, spaces: tuple[str, ...
         cands = "; ".join(f"{k}: {v['loo_mape']:.1f}%" for k, v in m.candidates.items())
         loo = "n/a (one entry)" if m.loo_mape is None else f"{m.loo_mape:5.1f}%, {m.loo_within_10:5.1f}% within +-10%"
         how = f"anchored on {m.anchored['on']} x{m.anchored['factor']:.3g}" if m.anchored else "fitted"
+        if m.anchored and m.anchored.get("from"):
+            how, loo = f"{how}, the factor of {m.anchored['from']}", "n/a (no entry on this device)"
         click.echo(f"  {fam:<10} {how} on {m.n_fit:3d}  leave-one-out MAPE {loo}  ({cands})")
 
 

@@ -92,10 +92,16 @@ def test_note10_prices_residual_networks_with_the_add_inside_its_blocks(tmp_path
     keys = [k for r in out["layers"] for k in r["keys"].split(" + ")]
     assert not any(k.startswith(("add|", "scale|")) for k in keys)  # OFA timed each residual block with its add
     assert out["total_ms"] == pytest.approx(sum(r["ms"] for r in out["layers"]))
-    # a multi-branch join at a stride-2 layer needs an add that phone never timed alone: refused, naming it
+    # a multi-branch join at a stride-2 layer needs an add that phone never timed alone: its own mb model times
+    # the factor the Pixel 1's real adds show (tables transfer --anchor-from), and the entry says so
     arch = json.loads(mbv2.read_text())
     arch["layers"][1]["ops"] = "mb_k3_e6+mb_k5_e6"
     (tmp_path / "two.json").write_text(json.dumps(arch))
-    res = invoke("latency", "predict", tmp_path / "two.json", "--device", "note10")
-    assert_refused(res, "layer1: cannot predict")
-    assert "measure or import one join unit" in res.output
+    res = invoke("latency", "predict", tmp_path / "two.json", "--device", "note10", "--input-size", 192, "--json")
+    assert res.exit_code == 0, res.output
+    two = json.loads(res.output)
+    assert two["layers"][2]["keys"].endswith("+ add|in=48x48x24")
+    assert two["predicted_models"]["add|in=48x48x24"] == "join (anchored on mb)"
+    assert any("pixel1-tflite.json" in n for n in two["extrapolated"]["add|in=48x48x24"])
+    assert_refused(invoke("latency", "predict", tmp_path / "two.json", "--device", "note10", "--no-fill"),
+                   "has no entry for")

@@ -66,6 +66,14 @@ def test_import_and_transfer_errors(shared, tmp_path):
     res = run("tables", "transfer", "--calibrate", str(tmp_path / "n.json"), "--space", "nse27-proxyless224",
               "--out", str(tmp_path / "o.json"), "--allow-partial")
     assert res.exit_code == 0 and "join       NOT predicted: 12 keys" in res.output, res.output
+    # ... or take the factor another table of the runtime shows between its adds and its own mb model
+    res = run("tables", "transfer", "--calibrate", str(tmp_path / "n.json"), "--space", "nse27-proxyless224",
+              "--out", str(tmp_path / "o.json"), "--anchor-from", "pixel1-tflite")
+    assert res.exit_code == 0 and "NOT predicted" not in res.output, res.output
+    assert "join       anchored on mb x0.212, the factor of pixel1-tflite.json" in res.output
+    res = run("tables", "transfer", "--calibrate", str(tmp_path / "n.json"), "--space", "nse27-proxyless224",
+              "--out", str(tmp_path / "o.json"), "--anchor-from", str(tmp_path / "none.json"))
+    assert res.exit_code == 2 and "none.json" in res.output and "Traceback" not in res.output
     res = run("tables", "transfer", "--calibrate", str(tmp_path / "n.json"), "--out", str(tmp_path / "o.json"))
     assert res.exit_code == 2 and "nothing to predict" in res.output
 

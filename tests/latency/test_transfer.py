@@ -174,6 +174,24 @@ def test_no_entry_of_a_family_is_an_error_naming_what_to_measure(nse27_keys):
         transfer_table(dev, keys=["head|in=5x5x320|out=1280"])
 
 
+def test_a_family_with_no_entry_takes_the_factor_a_donor_table_shows(nse27_keys):
+    """Note10 never timed an add alone: its joins are its own mb model times the factor another table shows
+    between its adds and its own mb model. The truth has no byte term, so an add's mb model is the const."""
+    donor = device_table(fitted_keys(nse27_keys))
+    donor.set("add|in=56x56x24", ms=3 * TRUE["const"], source="imported")  # the donor's add: 3x its mb model
+    donor.path = Path("donor.json")
+    dev = device_table(fitted_keys(nse27_keys), fn=lambda k: 2 * truth(k))  # a phone twice as slow
+    key = "add|in=28x28x40"
+    out, model = transfer_table(dev, keys=[key, "scale|in=28x28x40"], donors=(donor,))
+    join = model.families["join"]
+    assert join.anchored["factor"] == pytest.approx(3.0, rel=1e-4) and join.anchored["from"] == "donor.json"
+    assert out.ms(key) == pytest.approx(2 * TRUE["const"] * 3, rel=1e-4)  # this device's mb model x 3
+    assert "the factor donor.json shows" in out.entries[key]["extrapolated"][-1]
+    assert join.n_fit == 0 and join.loo_mape is None
+    with pytest.raises(NseError, match="family 'join' has 0 measured/imported entries"):
+        transfer_table(dev, keys=[key], donors=(device_table(fitted_keys(nse27_keys)),))  # a donor without joins
+
+
 def test_fill_missing_anchors_on_an_older_stored_model(nse27_keys):
     """A table whose stored model predates anchoring still prices any stem from its one measured stem."""
     dev = device_table(fitted_keys(nse27_keys))
