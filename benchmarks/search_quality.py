@@ -336,6 +336,36 @@ def paired_gains(searches: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for r, g in sorted(per_round.items())]
 
 
+def plot_summary(s: dict[str, Any], path: Path) -> None:
+    """Per budget: each method's retrained test top-1 by seed (a line joins one seed's methods: the pairing the
+    paired differences use), method means as bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budgets = list(s["budgets"].items())
+    fig, axes = plt.subplots(1, len(budgets), figsize=(5.5 * len(budgets), 4), squeeze=False)
+    for ax, (budget, b) in zip(axes[0], budgets, strict=True):
+        methods = list(b["methods"])
+        seeds = sorted({sd for m in methods for sd in b["methods"][m]["test_top1"]["per_seed"]}, key=str)
+        for sd in seeds:
+            ys = [100 * b["methods"][m]["test_top1"]["per_seed"].get(sd, float("nan")) for m in methods]
+            ax.plot(range(len(methods)), ys, "o-", alpha=0.6, label=f"seed {sd}")
+        means = [b["methods"][m]["test_top1"]["mean"] for m in methods]
+        ax.bar(range(len(methods)), [100 * v if v is not None else 0 for v in means], color="lightgray", zorder=0)
+        ax.set_xticks(range(len(methods)), methods, rotation=20)
+        finite = [100 * v for m in methods for v in b["methods"][m]["test_top1"]["per_seed"].values()]
+        if finite:
+            ax.set_ylim(min(finite) - 1, max(finite) + 1)
+        ax.set_title(f"{budget}: retrained test top-1 (%)")
+        if seeds:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _pm(d: dict[str, Any], scale: float = 100.0) -> str:
     if d.get("mean") is None:
         return "-"
@@ -397,8 +427,10 @@ def main() -> None:
         methods_step(store, proto, runs, args.cpu, budgets)
     if args.step == "rank" or (args.step == "all" and proto["rank"]["budget"] in budgets):
         rank_step(store, proto, runs, args.cpu)
-    print_summary(summarize(store, proto))
-    print(f"\n{out} ({time.perf_counter() - t:.0f} s this call)")
+    summary = summarize(store, proto)
+    print_summary(summary)
+    plot_summary(summary, out.with_suffix(".png"))
+    print(f"\n{out}, {out.with_suffix('.png')} ({time.perf_counter() - t:.0f} s this call)")
 
 
 if __name__ == "__main__":
