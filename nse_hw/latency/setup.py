@@ -13,6 +13,9 @@ Two forms, both fitted on relative error over whole networks the setup measured:
   table's transfer model into its MAC terms (compute), byte terms (memory) and constant (overhead), in
   proportion, so the parts of an entry always sum to its ms (imported entries included). Two setups of one
   phone differ in kernel efficiency and in memory traffic, and these move differently with width.
+* ``parts+weights``  the same plus d * weights_mb, the network's parameter bytes (MB). Blocks timed one at a
+  time keep their weights in cache; a whole network re-reads every weight from DRAM each inference, a cost no
+  block entry holds and that does not shrink with the input (it dominates wide networks at small inputs).
 """
 
 from __future__ import annotations
@@ -26,11 +29,14 @@ from scipy.optimize import nnls
 from nse_hw.errors import NseError
 from nse_hw.latency.features import key_family, key_features
 from nse_hw.latency.keys import arch_components
-from nse_hw.latency.table import LatencyTable
+from nse_hw.latency.table import LatencyTable, table_precision
 from nse_hw.space.arch import Arch
+from nse_hw.space.size import estimate
 
 PARTS = ("compute", "memory", "overhead")
-FORMS = ("constant", "parts")
+FORMS = ("constant", "parts", "parts+weights")
+TERMS = {"parts": PARTS, "parts+weights": (*PARTS, "weights_mb")}
+_BYTES = {"float32": 4, "int8": 1}
 _GROUP = {"dense_mmacs": "compute", "dw_k3_mmacs": "compute", "dw_k5_mmacs": "compute",
           "dw_k7p_mmacs": "compute", "io_mb": "memory", "mid_mb": "memory", "se_mb": "memory",
           "hs_mb": "memory", "const": "overhead"}
@@ -56,7 +62,8 @@ def split_entry(key: str, ms: float, model: dict[str, Any]) -> dict[str, float]:
 
 
 def arch_parts(arch: Arch, table: LatencyTable) -> dict[str, float]:
-    """The LUT sum of ``arch`` split into :data:`PARTS` (the table must hold every key and a transfer model)."""
+    """The LUT sum of ``arch`` split into :data:`PARTS` (the table must hold every key and a transfer model),
+    and ``weights_mb``: its parameters in the table's precision, in MB."""
     model = table.meta.get("transfer")
     if not model:
         raise NseError(f"table {table.name} has no transfer model to split entries with")
@@ -65,20 +72,20 @@ def arch_parts(arch: Arch, table: LatencyTable) -> dict[str, float]:
         for key, n in comp.keys:
             for p, v in split_entry(key, table.ms(key), model).items():
                 parts[p] += n * v
-    return parts
+    return {**parts, "weights_mb": estimate(arch).params * _BYTES.get(table_precision(table.meta), 4) / 1e6}
 
 
 @dataclass(frozen=True)
 class SetupMap:
-    form: str  # "constant" or "parts"
-    coef: dict[str, float]  # constant: {"factor"}; parts: one per PARTS
+    form: str  # one of FORMS
+    coef: dict[str, float]  # constant: {"factor"}; otherwise one per TERMS[form]
     n_fit: int
     fit_mape: float
 
     def apply(self, parts: dict[str, float]) -> float:
         if self.form == "constant":
-            return self.coef["factor"] * sum(parts.values())
-        return sum(self.coef[p] * parts[p] for p in PARTS)
+            return self.coef["factor"] * sum(parts[p] for p in PARTS)
+        return sum(self.coef[p] * parts[p] for p in TERMS[self.form])
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,15 +107,16 @@ def fit_setup(parts: list[dict[str, float]], measured: list[float], form: str) -
     if y.size == 0 or np.any(y <= 0):
         raise NseError("a setup map needs measured networks with positive latency")
     if form == "constant":
-        sums = np.array([sum(p.values()) for p in parts])
+        sums = np.array([sum(p[k] for k in PARTS) for p in parts])
         factor = float(np.exp(np.mean(np.log(y / sums))))
         m = SetupMap(form, {"factor": factor}, int(y.size), 0.0)
     else:
-        if y.size < 2 * len(PARTS):
-            raise NseError(f"a parts setup map needs >= {2 * len(PARTS)} networks, got {y.size}")
-        x = np.array([[p[k] for k in PARTS] for p in parts]) / y[:, None]
+        terms = TERMS[form]
+        if y.size < 2 * len(terms):
+            raise NseError(f"a {form} setup map needs >= {2 * len(terms)} networks, got {y.size}")
+        x = np.array([[p[k] for k in terms] for p in parts]) / y[:, None]
         coef, _ = nnls(x, np.ones_like(y))
-        m = SetupMap(form, dict(zip(PARTS, map(float, coef), strict=True)), int(y.size), 0.0)
+        m = SetupMap(form, dict(zip(terms, map(float, coef), strict=True)), int(y.size), 0.0)
     err = [abs(m.apply(p) / v - 1) * 100 for p, v in zip(parts, y, strict=True)]
     return SetupMap(m.form, m.coef, m.n_fit, float(np.mean(err)))
 

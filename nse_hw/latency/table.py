@@ -114,7 +114,7 @@ def _setup_map_ok(entry: Any) -> bool:
     """A stored map to another setup (nse_hw.latency.setup.SetupMap) has a known form and usable coefficients."""
     m = entry.get("map") if isinstance(entry, dict) else None
     coef = m.get("coef") if isinstance(m, dict) else None
-    return (isinstance(coef, dict) and m.get("form") in ("constant", "parts") and bool(coef)
+    return (isinstance(coef, dict) and m.get("form") in ("constant", "parts", "parts+weights") and bool(coef)
             and all(_ms_like(c) for c in coef.values()))
 
 

@@ -29,6 +29,15 @@ def test_fit_setup_forms_on_paper():
     assert exact.coef == pytest.approx({"compute": 2.0, "memory": 0.5, "overhead": 0.25})
     with pytest.raises(NseError, match="needs >= 6 networks"):
         fit_setup(grid[:5], [1.0] * 5, "parts")
+    # + a weight-traffic term (ms per MB of parameters), which the constant and parts forms ignore
+    wgrid = [{**p, "weights_mb": w} for p, w in zip(grid + grid[:2], (1, 2, 3, 4, 5, 6, 7, 8), strict=True)]
+    ms = [2 * p["compute"] + 0.5 * p["memory"] + 0.25 + 0.1 * p["weights_mb"] for p in wgrid]
+    both = fit_setup(wgrid, ms, "parts+weights")
+    assert both.coef == pytest.approx({"compute": 2.0, "memory": 0.5, "overhead": 0.25, "weights_mb": 0.1})
+    assert both.fit_mape == pytest.approx(0.0, abs=1e-9) and both.apply(wgrid[0]) == pytest.approx(ms[0])
+    assert exact.apply(wgrid[0]) == pytest.approx(exact.apply(grid[0]))
+    with pytest.raises(NseError, match="parts\\+weights setup map needs >= 8 networks"):
+        fit_setup(wgrid[:7], ms[:7], "parts+weights")
 
 
 def test_setups_are_asked_for_by_name():
