@@ -18,10 +18,10 @@ from typing import Any
 from nse_hw import __version__
 from nse_hw.atomic import atomic_write_text, check_writable_dir
 from nse_hw.errors import NseError
-from nse_hw.latency import LatencyTable, load_table, space_keys
+from nse_hw.latency import LatencyTable, arch_components, load_table, space_keys
 from nse_hw.latency.table import table_lock, utc_now
 from nse_hw.progress import progress_bar
-from nse_hw.space import SearchSpace
+from nse_hw.space import Arch, SearchSpace
 from profilers.host import Runner, get_runner, host_description, summarize
 from profilers.pipeline import exported
 from profilers.timing import CPU_CACHE_MODES, NULL_KEY, Evictor, time_session
@@ -126,11 +126,13 @@ def _load_record(before: dict[str, float] | None, loads: list[float]) -> dict[st
     return {"max": round(peak, 2), "median_this_run": round(float(sorted(loads)[len(loads) // 2]), 2)}
 
 
-def profile_host(space: SearchSpace, *, runtime: str, out: Path, threads: int = 1, warmup: int = 20,
+def profile_host(space: SearchSpace | None, *, runtime: str, out: Path, threads: int = 1, warmup: int = 20,
                  runs: int = 200, cpu_cache: str = "evicted", cache: Path | None = None,
                  convert_cpus: set[int] | None = None, progress: bool | None = None,
-                 space_ref: str | None = None, precision: str = "float32") -> ProfileResult:
-    """Measure every key of ``space`` missing from the table at ``out`` (created if absent) on this host.
+                 space_ref: str | None = None, precision: str = "float32",
+                 archs: tuple[tuple[str, Arch], ...] = ()) -> ProfileResult:
+    """Measure every key of ``space`` and of ``archs`` ((reference, arch) pairs: a network of any shape, e.g.
+    MobileNetV2 at 160 px) missing from the table at ``out`` (created if absent) on this host.
 
     ``cpu_cache``: ``evicted`` times each block as inside a network (see :mod:`profilers.timing`), ``warm``
     back to back. ``space_ref`` (default: the space's name) is what meta.spaces records: a name or YAML path.
@@ -146,13 +148,20 @@ def profile_host(space: SearchSpace, *, runtime: str, out: Path, threads: int = 
     evictor = Evictor() if cpu_cache == "evicted" else None
     table = open_table(out, new_meta(runner, warmup=warmup, runs=runs, cpu_cache=cpu_cache, evictor=evictor,
                                      precision=precision))
-    ref = space_ref or space.name
-    if ref not in table.meta.setdefault("spaces", []):
+    if space is None and not archs:
+        raise NseError("nothing to profile: give a space or an arch")
+    keys = space_keys(space) if space is not None else []
+    if space is not None and (ref := space_ref or space.name) not in table.meta.setdefault("spaces", []):
         table.meta["spaces"].append(ref)
-    keys = space_keys(space)
+    for ref, arch in archs:
+        keys += [k for c in arch_components(arch) for k, _ in c.keys]
+        if ref not in table.meta.setdefault("archs", []):
+            table.meta["archs"].append(ref)
+    keys = list(dict.fromkeys(keys))
     todo = [k for k in keys if k not in table]
     skipped = len(keys) - len(todo)
-    log.info("%s: %d keys to measure, %d already in %s", space.name, len(todo), skipped, out)
+    what = space.name if space is not None else ", ".join(r for r, _ in archs)
+    log.info("%s: %d keys to measure, %d already in %s", what, len(todo), skipped, out)
     start, loads = time.perf_counter(), [os.getloadavg()[0]]
     if todo and loads[0] > BUSY_LOAD:
         log.warning("load average %.1f: other jobs share this CPU's caches and memory, and memory-bound entries "

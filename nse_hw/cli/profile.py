@@ -45,17 +45,20 @@ def default_out(device: str, runtime: str, threads: int, precision: str = "float
     return TABLES / f"{device}-{runtime}{tail}.json"
 
 
-def _profile_host(*, runtime: str | None, space: str, threads: int, out: Path | None, precision: str,
-                  **kw: Any) -> None:
+def _profile_host(*, runtime: str | None, space: str | None, archs: tuple[Path, ...], threads: int,
+                  out: Path | None, precision: str, **kw: Any) -> None:
+    from nse_hw.cli.common import read_arch
     from nse_hw.space import load_space
     from profilers.table_builder import profile_host
 
     if runtime is None:
         raise NseError("--device host needs --runtime (litert or onnxruntime)")
-    sp = load_space(space)
+    sp = load_space(space) if space else None
     out = out or default_out("host", runtime, threads, precision)
-    ref = str(Path(space).resolve()) if Path(space).suffix else space  # what validate will load it by
-    res = profile_host(sp, runtime=runtime, threads=threads, out=out, space_ref=ref, precision=precision, **kw)
+    ref = (str(Path(space).resolve()) if Path(space).suffix else space) if space else None  # validate loads it so
+    nets = tuple((str(Path(a).resolve()), read_arch(a)) for a in archs)
+    res = profile_host(sp, runtime=runtime, threads=threads, out=out, space_ref=ref, precision=precision,
+                       archs=nets, **kw)
     click.echo(f"measured {res.measured} entries ({res.skipped} already in the table) in {res.wall_s:.0f} s "
                f"-> {res.path}")
 
@@ -72,7 +75,10 @@ def _profile_phone(*, device: str, **kw: Any) -> None:
 @click.option("--runtime", help="Host: litert (.tflite, XNNPACK), onnxruntime (.onnx) or executorch (.pte, "
                                 "XNNPACK). Phone: tflite (LiteRT's benchmark_model) [default] or executorch "
                                 "(ExecuTorch's xnn_executor_runner).")
-@click.option("--space", required=True, help="Search space name (configs/spaces) or YAML path.")
+@click.option("--space", help="Search space name (configs/spaces) or YAML path: every block it can use.")
+@click.option("--arch", "archs", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Host: an arch file (any network of the grammar, at its own input size and widths): the units "
+                   "it needs that the table lacks. Repeatable; may be given with or without --space.")
 @click.option("--threads", type=int, default=1, show_default=True, callback=positive_threads)
 @precision_option(default="float32", show_default=True,
                   help="float32, or int8: every block quantised as `nse-hw export --int8` does (LiteRT; "
@@ -91,15 +97,20 @@ def _profile_phone(*, device: str, **kw: Any) -> None:
 @click.option("--adb", help="Phone: the adb executable [default: adb on PATH].")
 @convert_options
 def profile(device: str, serial: str | None, benchmark_binary: Path | None, adb: str | None, **kw: Any) -> None:
-    """Measure every block SPACE can use and write (or resume) the latency table.
+    """Measure every block SPACE can use (or the ARCH networks need) and write (or resume) the latency table.
 
     Entries already in the table are skipped; the table is saved after every entry.
     """
+    if not kw["space"] and not kw["archs"]:
+        raise NseError("give --space SPACE (every block a search space can use) or --arch FILE (one network's)")
     if device == "host":
         if serial or benchmark_binary or adb:
             raise NseError("--serial, --benchmark-binary and --adb are for phones, not --device host")
         _profile_host(**kw)
     else:
+        if kw.pop("archs"):
+            raise NseError("--arch is for --device host; a phone profiles a --space (or predict with "
+                           "nse-hw latency predict ARCH --device PHONE)")
         _profile_phone(device=device, serial=serial, benchmark_binary=benchmark_binary, adb=adb, **kw)
 
 

@@ -152,7 +152,7 @@ class LatencyTable:
         m = self.meta
         if m.get("device") == "host":
             return (f"nse-hw profile --device host --runtime {m.get('runtime')} --threads {m.get('threads')} "
-                    f"--space SPACE --out {self.path or 'TABLE'}")
+                    f"(--space SPACE or --arch ARCH) --out {self.path or 'TABLE'}")
         return f"nse-hw profile --device {m.get('device')} --space SPACE (or nse-hw tables transfer)"
 
     @property

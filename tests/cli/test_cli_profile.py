@@ -73,6 +73,27 @@ def test_calibrate_then_validate_on_other_networks(setup):
         100 * (r["calibrated_ms"] - r["measured_ms"]) / r["measured_ms"])
 
 
+@pytest.mark.slow
+def test_profile_an_arch_of_any_shape(setup, tmp_path):
+    """A network the space does not hold (another input size): profile exactly the units it needs."""
+    from nse_hw.latency import arch_components
+    from nse_hw.space.scale import scale_arch
+
+    arch = scale_arch(load_space(setup / "micro.yaml").arch([(), ()]), resolution=24)
+    (tmp_path / "a.json").write_text(arch.dumps())
+    res = run("profile", "--device", "host", "--runtime", "onnxruntime", "--arch", tmp_path / "a.json",
+              "--out", tmp_path / "t.json", "--cache", setup / "cache", "--cpu-cache", "warm", *FAST)
+    assert res.exit_code == 0, res.output
+    table = load_table(tmp_path / "t.json")
+    assert set(table.entries) == {k for c in arch_components(arch) for k, _ in c.keys}
+    assert table.meta["archs"] == [str((tmp_path / "a.json").resolve())] and not table.meta.get("spaces")
+    assert predict(arch, table).total_ms >= 0
+    res = run("profile", "--device", "pixel", "--arch", tmp_path / "a.json")
+    assert res.exit_code == 2 and "--arch is for --device host" in res.output
+    res = run("profile", "--runtime", "onnxruntime")
+    assert res.exit_code == 2 and "give --space SPACE" in res.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["--runtime", "onnxruntime", "--space", "nope"], "unknown space 'nope'"),
     (["--runtime", "tensorrt", "--space", "tiny"], "unknown runtime 'tensorrt'"),
