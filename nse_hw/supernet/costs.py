@@ -143,17 +143,22 @@ class SpaceLatency:
         return CostMatrix(torch.stack([x.ops for x in c]), torch.tensor([x.add for x in c]),
                           torch.tensor([x.scale for x in c]), torch.tensor([x.identity for x in c]))
 
-    def expected_ms(self, probs: Tensor, costs: CostMatrix) -> Tensor:
+    def expected_ms(self, probs: Tensor, costs: CostMatrix, *, stable: bool = False) -> Tensor:
         """Calibrated expected latency (differentiable) of per-layer Bernoulli probabilities ``probs`` [L, K].
 
         :func:`nse_hw.latency.expected_latency`'s formulas, all layers at once (a few tensor ops instead of a
-        few per layer: the penalty stays a negligible part of an architecture step).
+        few per layer: the penalty stays a negligible part of an architecture step). ``stable``: P(N >= 1) of a
+        layer that may not be empty as -expm1(sum log1p(-p)) instead of 1 - prod(1 - p), which is exactly 0 (and
+        the layer's conditional expectation 0/0) once every p is below ~1e-16, as a strong tilt makes them; the
+        sampler falls back to it where the plain form is not finite (the plain form is kept otherwise, so
+        searches that never met the case stay bit for bit what they were).
         """
         p = probs
         q = 1.0 - p
         none = torch.prod(q, 1)
         op_ms, n = torch.sum(p * costs.ops, 1), torch.sum(p, 1)
-        z = torch.where(costs.identity, torch.ones_like(none), 1.0 - none)  # non-empty layers: P(N >= 1)
+        at_least_one = -torch.expm1(torch.sum(torch.log1p(-p), 1)) if stable else 1.0 - none
+        z = torch.where(costs.identity, torch.ones_like(none), at_least_one)  # non-empty layers: P(N >= 1)
         p_one = torch.sum(p * exclusive_prod(q), 1)
         with_id = op_ms + costs.add * n + costs.scale * (1.0 - none)
         no_id = op_ms / z + costs.add * (n / z - 1.0) + costs.scale * (z - p_one) / z

@@ -124,3 +124,22 @@ def test_tilt_below_the_window_with_saturated_logits_stays_finite(nse27, nse27_m
     exp = nse27_model.expected_ms(torch.tensor(tilted), nse27_model.cost_matrix(subs, k))
     assert beta < 0 and np.isfinite(tilted).all()
     assert float(exp) == pytest.approx(low * 1.55, rel=0.01)
+
+
+def test_tilt_far_above_the_window_stays_finite(nse27, nse27_model):
+    """A strong positive tilt of layers α already made unlikely (p = 1e-6 in every layer that may not be empty)
+    drives each of their p below 1e-16, where 1 - prod(1 - p) is exactly 0 and the expectation was 0/0: a search
+    at the README's setting (seed 2) stopped there. The sampler falls back to the stable P(N >= 1)."""
+    subs = [tuple(nse27.pool[i] for i in range(j % 3, 27, 6)) for j in range(len(nse27.searchable))]
+    k = max(len(s) for s in subs)
+    alive = np.array([[i < len(s) for i in range(k)] for s in subs])
+    nonempty = np.array([not nse27.positions[j].skippable for j in nse27.searchable])
+    probs = np.where(alive, np.where(nonempty[:, None], 1e-6, 0.5), 0.0)
+    costs = nse27_model.cost_matrix(subs, k)
+    floor = nse27_model.calibrated(nse27_model.fixed_ms + sum(
+        0.0 if lt.identity else min(lt.ops[o] for o in s) for lt, s in zip(nse27_model.layers, subs, strict=True)))
+    window = (floor * 1.05, floor * 1.05 * 1.001)  # near the cheapest: β runs high
+    beta, tilted = find_tilt(nse27_model, subs, probs, alive, window)
+    assert 10 < beta < 40 and not np.isfinite(float(nse27_model.expected_ms(torch.tensor(tilted), costs)))
+    stable = float(nse27_model.expected_ms(torch.tensor(tilted), costs, stable=True))
+    assert stable == pytest.approx(sum(window) / 2, rel=1e-3)

@@ -143,3 +143,22 @@ def test_exclusive_prod_by_hand():
 
     q = torch.tensor([[2.0, 3.0, 5.0], [0.0, 0.5, 4.0]])
     assert exclusive_prod(q).tolist() == [[15.0, 10.0, 6.0], [2.0, 0.0, 0.0]]
+
+
+def test_stable_at_least_one_by_hand(tiny_space, tiny_model):
+    """Layer 0 of tiny may not be empty. With p = (1e-20, 3e-20) its P(N >= 1) is 4e-20: 1 - prod(1 - p) rounds
+    it to 0 (0/0), the stable form keeps it, and the layer costs (c1 + 3 c2) / 4, one op drawn by its odds."""
+    subs = [tiny_space.pool[:2]] * 4
+    costs = tiny_model.cost_matrix(subs, 2)
+    half = torch.full((4, 2), 0.5, dtype=torch.float64)
+    assert tiny_model.expected_ms(half, costs, stable=True).item() == pytest.approx(
+        tiny_model.expected_ms(half, costs).item(), rel=1e-12)
+    p = half.clone()
+    p[0] = torch.tensor([1e-20, 3e-20], dtype=torch.float64)
+    assert not np.isfinite(tiny_model.expected_ms(p, costs).item())
+    c1, c2 = costs.ops[0].tolist()
+    q = half.clone()
+    q[0] = torch.tensor([1.0, 0.0], dtype=torch.float64)  # layer 0 as op 1 alone ...
+    one = tiny_model.expected_ms(q, costs).item()
+    want = one + tiny_model.slope * ((c1 + 3 * c2) / 4 - c1)  # ... then priced at the odds-weighted cost
+    assert tiny_model.expected_ms(p, costs, stable=True).item() == pytest.approx(want, rel=1e-9)
