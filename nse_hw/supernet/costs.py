@@ -58,10 +58,9 @@ class LayerTable:
     add: float
     scale: float
     identity: bool  # the identity is a term of the mean (and the layer may be empty)
-    adds_in_ops: bool = False  # the table's identity-shape ops include their residual add (join_counts)
 
     def ms(self, ops: Layer) -> float:
-        adds, scales = join_counts(len(ops), self.identity, adds_in_ops=self.adds_in_ops)
+        adds, scales = join_counts(len(ops), self.identity)
         return sum(self.ops[o] for o in ops) + adds * self.add + scales * self.scale
 
     def cheapest(self) -> float:
@@ -92,9 +91,10 @@ class SpaceLatency:
             ops = pos.fixed if not pos.searchable else space.pool
             costs = {op: table.ms(op_key(op, shape, pos.out, pos.stride)) for op in ops}
             adds, scales = join_counts(2 if pos.searchable else len(ops), identity, adds_in_ops=in_ops)
+            # an in-op table's identity layers need no add key: their add costs 0 here (its ops carry it)
             add = table.ms(join_key("add", oshape)) if adds else 0.0
             scale = table.ms(join_key("scale", oshape)) if scales else 0.0
-            lt = LayerTable(costs, add, scale, identity, in_ops)
+            lt = LayerTable(costs, add, scale, identity)
             if not pos.searchable:
                 fixed += lt.ms(pos.fixed)
             elif identity != pos.skippable:
