@@ -39,9 +39,10 @@ def _tilted(probs: np.ndarray, alive: np.ndarray, cost: np.ndarray, beta: float)
 
 def _expected(model: SpaceLatency, costs: CostMatrix, p: np.ndarray) -> float:
     # float64: strong tilts push probabilities within 1e-8 of 0 or 1, which float32 rounds to exactly 0 or 1
-    e = float(model.expected_ms(torch.as_tensor(p, dtype=torch.float64), costs))
+    t = torch.as_tensor(p, dtype=torch.float64)
+    e = float(model.expected_ms(t, costs))
     if not math.isfinite(e):  # every p of a non-empty layer below ~1e-16: 1 - prod(1 - p) is exactly 0
-        e = float(model.expected_ms(torch.as_tensor(p, dtype=torch.float64), costs, stable=True))
+        e = float(model.expected_ms(t, costs, stable=True))
     if not math.isfinite(e):  # a NaN compared as "below the target" and steered the bisection the wrong way
         raise FloatingPointError(f"expected latency of the tilted distribution is {e}")
     return e
