@@ -160,7 +160,9 @@ def method_config(proto: dict[str, Any], method: str, out: Path, *, nse_cpu_s: f
     return out
 
 
-def search(store: Store, proto: dict[str, Any], runs: Path, budget: str, seed: int, method: str, cpu: int) -> dict:
+def search(store: Store, proto: dict[str, Any], runs: Path, budget: str, seed: int, method: str, cpu: int, *,
+           configure: Callable[..., Path | None] = method_config) -> dict:
+    """``configure``: the --config file of a method (``method_config``'s signature; another benchmark's variants)."""
     rid = f"search/{budget}/{method}/seed{seed}"
     if rec := store.get(rid):
         return rec
@@ -179,7 +181,7 @@ def search(store: Store, proto: dict[str, Any], runs: Path, budget: str, seed: i
                    arch_json=json.loads((out / "arch.json").read_text()))
         return store.add(rec)
     nse_cpu = search(store, proto, runs, budget, seed, "nse", cpu)["search_s"]["cpu"] if method == "random" else None
-    cfg = method_config(proto, method, runs / "configs" / f"{budget}-{method}-seed{seed}.yaml", nse_cpu_s=nse_cpu)
+    cfg = configure(proto, method, runs / "configs" / f"{budget}-{method}-seed{seed}.yaml", nse_cpu_s=nse_cpu)
     args = ["search", "--latency", budget, "--device", proto["device"], "--space", proto["space"], "--seed",
             str(seed), "--out", str(out)] + (["--config", str(cfg)] if cfg else ["--preset", proto["search_preset"]])
     print(f"search {budget} {method} seed {seed} ...", flush=True)
@@ -191,8 +193,8 @@ def search(store: Store, proto: dict[str, Any], runs: Path, budget: str, seed: i
     rec["round_paired_gain"] = [r.get("paired_gain") for r in res.get("rounds", [])]
     # the JSON alone resumes the benchmark (a later session may not have the run directories)
     rec["arch_json"] = json.loads((out / "arch.json").read_text())
-    r = proto["rank"]
-    if method == "nse" and (budget, seed) == (r["budget"], r["seed"]):
+    r = proto.get("rank") or {}
+    if method == "nse" and (budget, seed) == (r.get("budget"), r.get("seed")):
         rec["rank_picks"] = rank_archs(out, r["archs"])
     print(f"  {rec['wall_s']:.0f} s wall, {rec['cpu_s']:.0f} s CPU; {rec['predicted_ms']:.2f} ms "
           f"({rec['budget_ratio']:.3f} of budget), proxy score {rec['proxy_heldout_top1']:.4f}", flush=True)
