@@ -12,10 +12,19 @@ top-1 (mean of the retrains an arch has), over all 32 and over each set; the two
 them); the τ a perfect ranker reaches against one default retrain (``tau_ceiling`` of the proxy-spread ICC).
 
     taskset -c 0 .venv/bin/python benchmarks/short_score_ranking.py      # ~20 min on one core; resumes
+
+Second protocol, `--set benchmark` (fixed on 2026-11-30, before any of its scores): the search-quality
+benchmark's rank set (benchmarks/search-quality.json: the 12 last-round in-window archs of NSE at 80 ms, seed 0,
+picked at evenly spaced supernet ranks, each retrained once with `--preset bench`), scored the same way (search
+seeds 0 and 1); τ and ρ against those retrains, beside the supernet's own τ on the same 12 (search_quality.py
+summary). Output: benchmarks/short-score-ranking-bench.json.
+
+    taskset -c 0 .venv/bin/python benchmarks/short_score_ranking.py --set benchmark   # ~4 min on one core
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import time
@@ -58,6 +67,15 @@ def archs() -> list[dict]:
     return out
 
 
+def bench_archs(source: Path) -> list[dict]:
+    """The benchmark's rank set: each arch's layers and its bench retrain (points; empty until it has run)."""
+    recs = json.loads(source.read_text())["records"]
+    nse = next(r for r in recs if r["id"] == "search/80ms/nse/seed0")
+    trained = {r["rank"]: 100 * r["test_top1"] for r in recs if r["kind"] == "train" and r["method"] == "rank"}
+    return [{"id": f"rank{c['rank']:03d}", "set": "benchmark", "layers": c["layers"], "supernet": c["acc"],
+             "retrained": [trained[c["rank"]]] if c["rank"] in trained else []} for c in nse["rank_picks"]]
+
+
 def context(seed: int) -> Context:
     """What `nse-hw search --latency 80ms --device pixel1 --baseline random --seed SEED` builds (no run dir)."""
     cfg = load_search_config(preset_path("default"), seed=seed)
@@ -66,9 +84,16 @@ def context(seed: int) -> Context:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--set", choices=["studies", "benchmark"], default="studies")
+    ap.add_argument("--source", default=str(HERE / "search-quality.json"), help="--set benchmark: its results JSON")
+    args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    res = json.loads(OUT.read_text()) if OUT.exists() else {"protocol": __doc__.split("\n\n")[1], "scores": {}}
-    items = archs()
+    studies = args.set == "studies"
+    out = OUT if studies else HERE / "short-score-ranking-bench.json"
+    protocol = __doc__.split("\n\n")[1 if studies else 3]
+    res = json.loads(out.read_text()) if out.exists() else {"protocol": protocol, "scores": {}}
+    items = archs() if studies else bench_archs(Path(args.source))
     for seed in SEEDS:
         ctx = context(seed)
         for i, a in enumerate(items):
@@ -78,8 +103,11 @@ def main() -> None:
             t = time.process_time()
             acc = train_and_score(ctx, [parse_layer(x) for x in a["layers"]], i)
             res["scores"][rid] = {"score": acc, "cpu_s": round(time.process_time() - t, 2)}
-            atomic_write_json(OUT, res)
+            atomic_write_json(out, res)
             print(f"{rid}: {acc:.4f} ({res['scores'][rid]['cpu_s']} CPU s)", flush=True)
+    if not studies:
+        bench_summary(res, items, out)
+        return
     spread = json.loads((HERE / "proxy-spread.json").read_text())
     icc = spread["summary"]["default"]["anova"]["icc"]
     summary = {"tau_ceiling_one_default_retrain": tau_ceiling(icc, retrains=1)}
@@ -93,6 +121,21 @@ def main() -> None:
     res["summary"] = summary
     atomic_write_json(OUT, res)
     print(json.dumps(summary, indent=1))
+
+
+def bench_summary(res: dict, items: list[dict], out: Path) -> None:
+    sel = [a for a in items if a["retrained"]]
+    if len(sel) < 3:
+        print(f"{len(sel)} of {len(items)} rank archs retrained so far: no correlation yet")
+        return
+    s = {seed: [res["scores"][f"{a['id']}/s{seed}"]["score"] for a in sel] for seed in SEEDS}
+    truth = [a["retrained"][0] for a in sel]
+    res["summary"] = {"archs": len(sel), "mean_of_seeds": rank_correlation(np.mean([s[x] for x in SEEDS], axis=0),
+                                                                           truth),
+                      "seed0": rank_correlation(s[0], truth), "seed0_vs_seed1": rank_correlation(s[0], s[1]),
+                      "supernet": rank_correlation([a["supernet"] for a in sel], truth)}
+    atomic_write_json(out, res)
+    print(json.dumps(res["summary"], indent=1))
 
 
 if __name__ == "__main__":
