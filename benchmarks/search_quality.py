@@ -360,6 +360,9 @@ def plot_summary(s: dict[str, Any], path: Path) -> None:
         finite = [100 * v for m in methods for v in b["methods"][m]["test_top1"]["per_seed"].values()]
         if finite:
             ax.set_ylim(min(finite) - 1, max(finite) + 1)
+        else:
+            ax.set_yticks([])
+            ax.text(0.5, 0.5, "not run yet", ha="center", va="center", transform=ax.transAxes, color="gray")
         ax.set_title(f"{budget}: retrained test top-1 (%)")
         if seeds:
             ax.legend(fontsize=7)
