@@ -25,12 +25,11 @@ Protocol (PROTOCOL below; fixed on 2026-11-30, before any of its runs):
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 import yaml
-from search_quality import Job, Store, die, retrain, search, search_arch
+from search_quality import Job, Store, follow_up, retrain, search, search_arch
 
 from nse_hw.config import from_dict, to_dict
 from nse_hw.evolve import load_search_config, preset_path
@@ -113,20 +112,11 @@ def summarize(store: Store, source: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("step", choices=["run", "summary"])
-    ap.add_argument("--cpu", type=int, default=0, help="core every job is pinned to (taskset -c)")
-    ap.add_argument("--source", default=PROTOCOL["source"], help="search_quality.py's results JSON (NSE as shipped)")
-    ap.add_argument("--out", default="benchmarks/review-ablations.json")
-    ap.add_argument("--runs", default="runs/review-ablations")
-    args = ap.parse_args()
-    src = Path(args.source)
-    if not src.exists():
-        die(f"{src} does not exist: run search_quality.py first", 2)
-    runs = Path(args.runs)
-    runs.mkdir(parents=True, exist_ok=True)
-    store = Store(Path(args.out), PROTOCOL, lock=runs / "results.lock", fmt=FORMAT)
+    args, store, runs, source = follow_up(ap, PROTOCOL, FORMAT, out="benchmarks/review-ablations.json",
+                                          runs="runs/review-ablations")
     if args.step == "run":
         run_step(store, runs, args.cpu)
-    summarize(store, json.loads(src.read_text()))
+    summarize(store, source)
 
 
 if __name__ == "__main__":

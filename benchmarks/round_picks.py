@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from search_quality import Job, Store, die, retrain
+from search_quality import Job, Store, die, follow_up, retrain
 
 from nse_hw.evolve.finish import pick_final
 from nse_hw.evolve.pareto import Candidate
@@ -97,18 +97,8 @@ def summarize(store: Store, source: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("step", choices=["picks", "train", "summary"])
-    ap.add_argument("--cpu", type=int, default=0, help="core every retrain is pinned to (taskset -c)")
-    ap.add_argument("--source", default=PROTOCOL["source"], help="search_quality.py's results JSON")
-    ap.add_argument("--out", default="benchmarks/search-quality-rounds.json")
-    ap.add_argument("--runs", default="runs/round-picks")
-    args = ap.parse_args()
-    src = Path(args.source)
-    if not src.exists():
-        die(f"{src} does not exist: run search_quality.py first", 2)
-    runs = Path(args.runs)
-    runs.mkdir(parents=True, exist_ok=True)
-    store = Store(Path(args.out), PROTOCOL, lock=runs / "results.lock", fmt=FORMAT)
-    source = json.loads(src.read_text())
+    args, store, runs, source = follow_up(ap, PROTOCOL, FORMAT, out="benchmarks/search-quality-rounds.json",
+                                          runs="runs/round-picks")
     if args.step == "picks":
         picks_step(store, source)
     elif args.step == "train":

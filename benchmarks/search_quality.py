@@ -131,6 +131,24 @@ class Job:
         self.fh.close()
 
 
+def follow_up(ap: argparse.ArgumentParser, protocol: dict[str, Any], fmt: str, *, out: str,
+              runs: str) -> tuple[argparse.Namespace, Store, Path, dict[str, Any]]:
+    """A follow-up benchmark built on this one's results (round_picks, review_ablations): its common flags,
+    its Store and this benchmark's JSON (``--source``)."""
+    ap.add_argument("--cpu", type=int, default=0, help="core every job is pinned to (taskset -c)")
+    ap.add_argument("--source", default=protocol["source"], help="search_quality.py's results JSON")
+    ap.add_argument("--out", default=out)
+    ap.add_argument("--runs", default=runs)
+    args = ap.parse_args()
+    src = Path(args.source)
+    if not src.exists():
+        die(f"{src} does not exist: run search_quality.py first", 2)
+    run_dir = Path(args.runs)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(Path(args.out), protocol, lock=run_dir / "results.lock", fmt=fmt)
+    return args, store, run_dir, json.loads(src.read_text())
+
+
 def run_cli(args: list[str], cpu: int) -> dict[str, float]:
     """Run `nse-hw ARGS` pinned to ``cpu`` with 1 thread; wall and CPU seconds (user + system) of the process."""
     cmd = ["taskset", "-c", str(cpu), NSE_HW, *args, "--threads", "1"]
