@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from nse_hw.atomic import atomic_write_json
 from nse_hw.evolve.finish import pick_final
 from nse_hw.evolve.pareto import Candidate, kept_ops, pareto_front
 from nse_hw.space import format_op
@@ -76,9 +77,10 @@ def main() -> None:
         rounds = [round_effect(json.loads(f.read_text()), res) for f in sorted((run / "rounds").glob("round-*.json"))]
         out["runs"].append({"id": s["id"], "budget": s["budget"], "seed": s["seed"], "rounds": rounds})
         for r in rounds:
-            print(f"{s['id']} round {r['round']}: {r['extras']} extras ({r['extras_ms_range'][0]:.1f}-"
-                  f"{r['extras_ms_range'][1]:.1f} ms, best score {r['extras_best_score']:.3f} vs window median "
-                  f"{r['window_median_score']:.3f}); in front {r['extras_in_front']}, displaced "
+            lo, hi = r["extras_ms_range"] or (float("nan"), float("nan"))
+            print(f"{s['id']} round {r['round']}: {r['extras']} extras ({lo:.1f}-{hi:.1f} ms, best score "
+                  f"{r['extras_best_score'] or float('nan'):.3f} vs window median {r['window_median_score']:.3f}); "
+                  f"in front {r['extras_in_front']}, displaced "
                   f"{r['front_members_displaced']} of {r['front_without_extras']}, kept pairs lost "
                   f"{r['pairs_lost_to_extras']} of {r['kept_pairs_without_extras']}, pick changes: "
                   f"{r['pick_changes']}")
@@ -88,7 +90,7 @@ def main() -> None:
                     "pairs_kept_without_extras": sum(r["kept_pairs_without_extras"] for r in rs),
                     "picks_changed": sum(r["pick_changes"] for r in rs)}
     print("total:", json.dumps(out["total"]))
-    Path(a.out).write_text(json.dumps(out, indent=1) + "\n")
+    atomic_write_json(Path(a.out), out)
 
 
 if __name__ == "__main__":
