@@ -113,14 +113,18 @@ def main() -> None:
     summary = {"tau_ceiling_one_default_retrain": tau_ceiling(icc, retrains=1)}
     for name, keep in (("all", lambda a: True), ("path-sampling", lambda a: a["set"].startswith("path")),
                        ("proxy-spread", lambda a: a["set"] == "proxy-spread")):
-        sel = [a for a in items if keep(a)]
-        s = {seed: [res["scores"][f"{a['id']}/s{seed}"]["score"] for a in sel] for seed in SEEDS}
-        truth = [float(np.mean(a["retrained"])) for a in sel]
-        summary[name] = {"mean_of_seeds": rank_correlation(np.mean([s[x] for x in SEEDS], axis=0), truth),
-                         "seed0": rank_correlation(s[0], truth), "seed0_vs_seed1": rank_correlation(s[0], s[1])}
+        summary[name] = short_correlations(res, [a for a in items if keep(a)])
     res["summary"] = summary
     atomic_write_json(OUT, res)
     print(json.dumps(summary, indent=1))
+
+
+def short_correlations(res: dict, sel: list[dict]) -> dict:
+    """τ/ρ of the short score (mean of the seeds; seed 0) against each arch's mean retrain, and seed 0 vs 1."""
+    s = {seed: [res["scores"][f"{a['id']}/s{seed}"]["score"] for a in sel] for seed in SEEDS}
+    truth = [float(np.mean(a["retrained"])) for a in sel]
+    return {"mean_of_seeds": rank_correlation(np.mean([s[x] for x in SEEDS], axis=0), truth),
+            "seed0": rank_correlation(s[0], truth), "seed0_vs_seed1": rank_correlation(s[0], s[1])}
 
 
 def bench_summary(res: dict, items: list[dict], out: Path) -> None:
@@ -128,11 +132,8 @@ def bench_summary(res: dict, items: list[dict], out: Path) -> None:
     if len(sel) < 3:
         print(f"{len(sel)} of {len(items)} rank archs retrained so far: no correlation yet")
         return
-    s = {seed: [res["scores"][f"{a['id']}/s{seed}"]["score"] for a in sel] for seed in SEEDS}
     truth = [a["retrained"][0] for a in sel]
-    res["summary"] = {"archs": len(sel), "mean_of_seeds": rank_correlation(np.mean([s[x] for x in SEEDS], axis=0),
-                                                                           truth),
-                      "seed0": rank_correlation(s[0], truth), "seed0_vs_seed1": rank_correlation(s[0], s[1]),
+    res["summary"] = {"archs": len(sel), **short_correlations(res, sel),
                       "supernet": rank_correlation([a["supernet"] for a in sel], truth)}
     atomic_write_json(out, res)
     print(json.dumps(res["summary"], indent=1))
