@@ -4,7 +4,7 @@ Protocol (fixed before running): the architectures that already have stand-alone
 the 24 last-round in-window architectures of the path-sampling study (12 per variant, one `--preset default`
 retrain each, seed 0; benchmarks/path-sampling.json) and the 8 uniform in-window draws of the proxy-spread study
 (benchmarks/proxy-spread.json; default recipe, seeds 0 and 1). Each is scored as `nse-hw search --baseline
-random` scores its draws (``nse_hw.evolve.random_search.train_and_score``: the default search preset's proxy,
+random` scores its draws (``nse_hw.evolve.standalone.train_and_score``: the default search preset's proxy,
 ``baseline.steps`` steps alone on the weight split, held-out top-1 on its 1024 images), with search seeds 0
 and 1 (two short-training runs: the score's own noise). Reported: Kendall τ and Spearman ρ between the short
 score (mean of the two seeds, and seed 0 alone, the score a search uses) and the retrained default-recipe test
@@ -39,8 +39,8 @@ from nse_hw.atomic import atomic_write_json
 from nse_hw.evolve import load_search_config, parse_latency, preset_path, resolve_table
 from nse_hw.evolve.context import Context
 from nse_hw.evolve.quality import rank_correlation, tau_ceiling
-from nse_hw.evolve.random_search import train_and_score
 from nse_hw.evolve.rundir import RunInfo
+from nse_hw.evolve.standalone import train_and_score
 from nse_hw.space import format_layer, load_arch, load_space, parse_layer
 
 HERE = Path(__file__).resolve().parent

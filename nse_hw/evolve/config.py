@@ -80,6 +80,11 @@ class EvolveConfig:
     # this many binomial standard errors of that one are tied (the score cannot tell them apart), and the
     # slowest tied in-budget architecture of the last round wins: it spends the budget the user gave.
     final_tie_se: float = 0.0
+    # Re-rank (0: off, the paper). > 0: the last round's `rerank` best-scored in-budget archs (extras excluded)
+    # are each trained alone the short way random search scores archs (baseline.steps, baseline.lr), and the
+    # final rule above picks among them on those scores. The supernet's score ranks the proxy's retrained
+    # networks poorly (benchmarks/RESULTS-search.md); the short score ranks them better, at ~9 CPU s an arch.
+    rerank: int = 0
 
 
 @dataclass
@@ -151,7 +156,7 @@ RANGES = {
     "latency.extras_window": "(0, 1]",
     "evolve.subspace_size": "[2, inf)", "evolve.rounds": "[1, inf)", "evolve.samples": "[1, inf)",
     "evolve.extras": "[0, inf)", "evolve.max_draws": "[1, inf)", "evolve.bn_batches": "[1, inf)",
-    "evolve.score_batches": "[1, inf)", "evolve.final_tie_se": "[0, inf)",
+    "evolve.score_batches": "[1, inf)", "evolve.final_tie_se": "[0, inf)", "evolve.rerank": "[0, inf)",
     "baseline.archs": "[1, inf)", "baseline.steps": "[1, inf)", "baseline.lr": "(0, inf)",
     "baseline.time_s": "(0, inf)",
 }

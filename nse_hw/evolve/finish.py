@@ -7,9 +7,11 @@ import math
 from typing import Any
 
 from nse_hw.errors import NseError
+from nse_hw.evolve.clock import Clock
 from nse_hw.evolve.context import Context
-from nse_hw.evolve.pareto import Candidate
+from nse_hw.evolve.pareto import Candidate, pareto_front
 from nse_hw.evolve.plots import plot_latency
+from nse_hw.evolve.standalone import train_and_score
 from nse_hw.latency import predict
 from nse_hw.space import Arch, format_layer, save_arch
 from nse_hw.train.dist import is_main
@@ -79,12 +81,43 @@ ROUND_FIELDS = ("round", "best_acc", "best_ms", "best_new_acc", "best_previous_a
                 "candidates", "expected_ms")
 
 
+def rerank_candidates(scored: list[Candidate], budget_ms: float, n: int) -> list[Candidate]:
+    """The ``n`` in-budget archs of ``scored`` with the highest supernet score, extras excluded (they are there
+    to compete for dominance, not to be picked); on a tied score the slower first (the pick rule's preference)."""
+    fits = [c for c in scored if c.ms <= budget_ms and c.kind != "extra"]
+    return sorted(fits, key=lambda c: (-c.acc, -c.ms))[:n]
+
+
+def rerank(ctx: Context, scored: list[Candidate]) -> tuple[list[Candidate], list[dict[str, Any]]]:
+    """Short stand-alone scores of the last round's ``evolve.rerank`` best archs: the re-ranked candidates (the
+    short score as ``acc``) and a record of both scores for result.json."""
+    top = rerank_candidates(scored, ctx.budget.ms, ctx.cfg.evolve.rerank)
+    if not top:
+        raise NseError(f"re-rank: the last round scored no in-budget architecture (budget {ctx.budget.ms:g} ms)")
+    out, record = [], []
+    for i, c in enumerate(top):
+        acc = train_and_score(ctx, c.choices, i)
+        out.append(Candidate(c.choices, c.ms, acc, kind="rerank"))
+        record.append({"layers": [format_layer(x) for x in c.choices], "ms": round(c.ms, 4),
+                       "supernet_acc": round(c.acc, 5), "short_acc": round(acc, 5)})
+        log.info("re-rank %d/%d: %.2f ms, supernet %.4f, alone %d steps %.4f", i + 1, len(top), c.ms, c.acc,
+                 ctx.cfg.baseline.steps, acc)
+    return out, record
+
+
 def finish(ctx: Context, history: list[dict[str, Any]], front: list[Candidate],
-           scored: list[Candidate], *, spent: dict[str, Any] | None = None) -> Candidate:
-    """``spent``: the search's wall and CPU seconds (``Clock.spent()``), recorded as result.json's search_s."""
-    cand, pick = pick_final(front, scored, ctx.budget.ms, tie_se=ctx.cfg.evolve.final_tie_se,
-                            n_images=ctx.scored_images)
+           scored: list[Candidate], *, clock: Clock) -> Candidate:
+    """Pick (after the optional re-rank) and write the result; result.json's search_s is ``clock``'s wall and CPU
+    seconds, read after the re-rank (it is part of the search)."""
+    extra: dict[str, Any] = {}
+    if ctx.cfg.evolve.rerank:
+        scored, extra["rerank"] = rerank(ctx, scored)
+        front = [scored[i] for i in pareto_front(scored)]
+        n_images = len(ctx.data.heldout)  # type: ignore[arg-type]  # train_and_score scores on all of them
+    else:
+        n_images = ctx.scored_images
+    cand, pick = pick_final(front, scored, ctx.budget.ms, tie_se=ctx.cfg.evolve.final_tie_se, n_images=n_images)
     write_final(ctx, cand, method="nse", extra={
-        "pick": pick, **({"search_s": spent} if spent is not None else {}),
+        "pick": pick, "search_s": clock.spent(), **extra,
         "rounds": [{k: h.get(k) for k in ROUND_FIELDS} for h in history]})
     return cand

@@ -298,4 +298,4 @@ def nse_search(ctx: Context) -> Candidate:
             plot_rounds(ctx.run, ctx.space, ctx.budget.ms, state.round)
     if is_main():  # also after a resume that found every round done (a kill may have come before the plots)
         plot_rounds(ctx.run, ctx.space, ctx.budget.ms, state.round)
-    return finish(ctx, state.history, state.front, state.scored, spent=clock.spent())
+    return finish(ctx, state.history, state.front, state.scored, clock=clock)

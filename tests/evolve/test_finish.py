@@ -35,3 +35,14 @@ def test_tie_band_picks_the_slowest_in_budget_arch_within_it():
 def test_no_pareto_arch_in_budget_is_an_error():
     with pytest.raises(NseError, match="no Pareto architecture is within the 4 ms budget"):
         final_candidate(FRONT, 4.0)
+
+
+def test_rerank_takes_the_best_scored_in_budget_archs_without_extras():
+    from nse_hw.evolve.finish import rerank_candidates
+
+    scored = SCORED + [Candidate([], 6.0, 0.70, kind="extra"), Candidate([], 8.0, 0.50, kind="previous")]
+    # in budget (10 ms), extras out: 5 ms 0.50, 8 ms 0.50, 9 ms 0.46, 9.5 ms 0.44, 7 ms 0.40; the tie at 0.50
+    # goes to the slower arch first
+    assert [c.ms for c in rerank_candidates(scored, 10.0, 3)] == [8.0, 5.0, 9.0]
+    assert [c.ms for c in rerank_candidates(scored, 10.0, 99)] == [8.0, 5.0, 9.0, 9.5, 7.0]
+    assert rerank_candidates(scored, 4.0, 3) == []

@@ -100,6 +100,51 @@ def test_random_baseline_writes_the_same_outputs(tmp_path):
     assert max(c["acc"] for c in scored) == pytest.approx(arch.meta["proxy_heldout_top1"], abs=1e-4)
 
 
+def _with_rerank(run: Path, n: int) -> None:
+    """Set evolve.rerank in a run's recorded config (both copies, so --resume accepts them)."""
+    import yaml
+
+    meta = json.loads((run / "run.json").read_text())
+    meta["config"]["evolve"]["rerank"] = n
+    (run / "run.json").write_text(json.dumps(meta))
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["evolve"]["rerank"] = n
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def test_rerank_picks_by_the_short_score_and_resuming_a_finished_run_reranks_it(tmp_path, tiny_run):
+    from nse_hw.evolve import Candidate, pareto_front
+    from nse_hw.evolve.finish import pick_final, rerank_candidates
+
+    cfg, _ = tiny_setup(tmp_path)
+    cfg.write_text(cfg.read_text().replace("bn_batches: 1,", "bn_batches: 1, rerank: 3,"))
+    res = CliRunner().invoke(cli, ["search", "--latency", f"{tiny_budget_ms()}ms", "--table",
+                                   str(tmp_path / "fake-tiny.json"), "--config", str(cfg), "--out",
+                                   str(tmp_path / "rr")])
+    assert res.exit_code == 0, res.output
+    result = json.loads((tmp_path / "rr" / "result.json").read_text())
+    # the rounds are the plain run's (the re-rank comes after them); it re-ranks that run's 3 best in-budget archs
+    last = json.loads((tiny_run[0] / "rounds/round-02.json").read_text())
+    assert json.loads((tmp_path / "rr" / "rounds/round-02.json").read_text())["scored"] == last["scored"]
+    top = rerank_candidates([Candidate.from_dict(c) for c in last["scored"]], tiny_budget_ms(), 3)
+    assert len(top) == 3 and [r["layers"] for r in result["rerank"]] == [c.to_dict()["layers"] for c in top]
+    assert [r["supernet_acc"] for r in result["rerank"]] == [round(c.acc, 5) for c in top]
+    # the final rule on the short scores (scored on all 96 held-out images)
+    short = [Candidate(c.choices, c.ms, r["short_acc"], kind="rerank")
+             for c, r in zip(top, result["rerank"], strict=True)]
+    want, _ = pick_final([short[i] for i in pareto_front(short)], short, tiny_budget_ms(), tie_se=0.0,
+                         n_images=96)
+    assert result["layers"] == want.to_dict()["layers"]
+    assert result["proxy_heldout_top1"] == pytest.approx(want.acc, abs=1e-5)
+    # the same re-rank applied after the fact: a finished run, its config edited, resumed
+    shutil.copytree(tiny_run[0], tmp_path / "post")
+    _with_rerank(tmp_path / "post", 3)
+    res = CliRunner().invoke(cli, ["search", "--resume", str(tmp_path / "post")])
+    assert res.exit_code == 0, res.output
+    post = json.loads((tmp_path / "post" / "result.json").read_text())
+    assert post["rerank"] == result["rerank"] and post["layers"] == result["layers"]
+
+
 def _cmd(tmp_path, out):
     cfg, table = tiny_setup(tmp_path)
     return [str(VENV_BIN / "nse-hw"), "search", "--latency", f"{tiny_budget_ms()}ms", "--table", str(table),
