@@ -179,8 +179,9 @@ def method_config(proto: dict[str, Any], method: str, out: Path, *, nse_cpu_s: f
 
 
 def search(store: Store, proto: dict[str, Any], runs: Path, budget: str, seed: int, method: str, cpu: int, *,
-           configure: Callable[..., Path | None] = method_config) -> dict:
-    """``configure``: the --config file of a method (``method_config``'s signature; another benchmark's variants)."""
+           configure: Callable[..., Path | None] = method_config, cpu_from: str = "nse") -> dict:
+    """``configure``: the --config file of a method (``method_config``'s signature; another benchmark's variants).
+    A method named random* is a random search at the CPU seconds of the same seed's ``cpu_from`` search."""
     rid = f"search/{budget}/{method}/seed{seed}"
     if rec := store.get(rid):
         return rec
@@ -198,12 +199,13 @@ def search(store: Store, proto: dict[str, Any], runs: Path, budget: str, seed: i
         rec.update(wall_s=0.0, cpu_s=0.0, predicted_ms=round(ms, 4), budget_ratio=round(ms / rec["budget_ms"], 4),
                    arch_json=json.loads((out / "arch.json").read_text()))
         return store.add(rec)
-    nse_cpu = search(store, proto, runs, budget, seed, "nse", cpu)["search_s"]["cpu"] if method == "random" else None
+    is_random = method.startswith("random")
+    nse_cpu = search(store, proto, runs, budget, seed, cpu_from, cpu)["search_s"]["cpu"] if is_random else None
     cfg = configure(proto, method, runs / "configs" / f"{budget}-{method}-seed{seed}.yaml", nse_cpu_s=nse_cpu)
     args = ["search", "--latency", budget, "--device", proto["device"], "--space", proto["space"], "--seed",
             str(seed), "--out", str(out)] + (["--config", str(cfg)] if cfg else ["--preset", proto["search_preset"]])
     print(f"search {budget} {method} seed {seed} ...", flush=True)
-    rec.update(run_cli(args + (["--baseline", "random"] if method == "random" else []), cpu))
+    rec.update(run_cli(args + (["--baseline", "random"] if is_random else []), cpu))
     res = json.loads((out / "result.json").read_text())
     rec.update({k: res.get(k) for k in ("predicted_ms", "budget_ratio", "proxy_heldout_top1", "search_s", "archs",
                                         "time_budget")})
