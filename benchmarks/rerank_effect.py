@@ -6,7 +6,7 @@ networks at Kendall tau -0.21, random search's short score at +0.64 (RESULTS-sea
     taskset -c 1 .venv/bin/python benchmarks/rerank_effect.py run --cpu 1 --runs /work/rerank-runs
     .venv/bin/python benchmarks/rerank_effect.py summary
 
-Protocol (PROTOCOLS['full'] below; fixed on 2026-12-01 00:00 UTC, before any of its runs):
+Protocol (PROTOCOLS["full"] below; fixed on 2026-11-30, committed in 54a3ae6 before any of its runs):
 
 - nse-rerank: each NSE search of search_quality.py's full protocol at 80 ms (seeds 0-4; its run directory with
   checkpoint.pt and rounds/ is needed) is copied, `evolve.rerank: 8` is set in the copy's recorded config and
