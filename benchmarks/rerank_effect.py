@@ -34,7 +34,19 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from search_quality import Job, Store, die, follow_up, method_config, retrain, run_cli, search, search_arch
+from search_quality import (
+    Job,
+    Store,
+    die,
+    follow_up,
+    method_config,
+    retrain,
+    run_cli,
+    search,
+    search_arch,
+    seed_accs,
+    seed_cpus,
+)
 
 from nse_hw.evolve.quality import mean_sd, paired_difference
 
@@ -128,25 +140,17 @@ def summarize(p: dict[str, Any], store: Store, source: dict[str, Any]) -> dict[s
     store.write(lambda d: None)  # the other driver's latest records
     budget = p["budget"]
 
-    def accs(records: list[dict[str, Any]], method: str) -> dict[int, float]:
-        return {t["seed"]: t["test_top1"] for t in records if t["kind"] == "train" and t["method"] == method
-                and t["budget"] == budget and t["retrain_seed"] == t["seed"]}
-
-    def cpus(records: list[dict[str, Any]], method: str) -> dict[int, float]:
-        return {s["seed"]: s["search_s"]["cpu"] for s in records if s["kind"] == "search"
-                and s["method"] == method and s["budget"] == budget and s.get("search_s")}
-
     mine = store.data["records"]
-    acc = {m: accs(source["records"], m) for m in ("nse", "random")}
-    acc.update({m: accs(mine, m) for m in ("nse-rerank", "random-matched")})
-    nse_cpu = cpus(source["records"], "nse")
+    acc = {m: seed_accs(source["records"], m, budget) for m in ("nse", "random")}
+    acc.update({m: seed_accs(mine, m, budget) for m in ("nse-rerank", "random-matched")})
+    nse_cpu = seed_cpus(source["records"], "nse", budget)
     rr = acc["nse-rerank"]
     out: dict[str, Any] = {
         "test_top1": {m: {**mean_sd(list(a.values())), "per_seed": a} for m, a in acc.items()},
         "rerank_minus": {m: paired_difference(rr, acc[m]) for m in ("nse", "random-matched", "random")},
         "cpu_vs_nse": {m: mean_sd([c[k] / nse_cpu[k] for k in c if k in nse_cpu])
-                       for m, c in (("nse-rerank", cpus(mine, "nse-rerank")),
-                                    ("random-matched", cpus(mine, "random-matched")))},
+                       for m, c in (("nse-rerank", seed_cpus(mine, "nse-rerank", budget)),
+                                    ("random-matched", seed_cpus(mine, "random-matched", budget)))},
         "same_pick_as_nse": sum(bool(s.get("same_pick_as_nse")) for s in mine if s["kind"] == "search"
                                 and s["method"] == "nse-rerank")}
     store.write(lambda d: d.update(summary=out))

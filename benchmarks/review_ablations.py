@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from search_quality import Job, Store, follow_up, retrain, search, search_arch
+from search_quality import Job, Store, follow_up, retrain, search, search_arch, seed_accs, seed_cpus
 
 from nse_hw.config import from_dict, to_dict
 from nse_hw.evolve import load_search_config, preset_path
@@ -81,18 +81,10 @@ def summarize(store: Store, source: dict[str, Any]) -> dict[str, Any]:
     store.write(lambda d: None)  # the other driver's latest records
     budget = PROTOCOL["budget"]
 
-    def accs(records: list[dict[str, Any]], method: str) -> dict[int, float]:
-        return {t["seed"]: t["test_top1"] for t in records if t["kind"] == "train" and t["method"] == method
-                and t["budget"] == budget and t["retrain_seed"] == t["seed"]}
-
-    def cpus(records: list[dict[str, Any]], method: str) -> dict[int, float]:
-        return {s["seed"]: s["search_s"]["cpu"] for s in records if s["kind"] == "search"
-                and s["method"] == method and s["budget"] == budget and s.get("search_s")}
-
-    nse, nse_cpu = accs(source["records"], "nse"), cpus(source["records"], "nse")
+    nse, nse_cpu = seed_accs(source["records"], "nse", budget), seed_cpus(source["records"], "nse", budget)
     out: dict[str, Any] = {"nse": {**mean_sd(list(nse.values())), "per_seed": nse}, "variants": {}}
     for v in PROTOCOL["variants"]:
-        acc, cpu = accs(store.data["records"], v), cpus(store.data["records"], v)
+        acc, cpu = seed_accs(store.data["records"], v, budget), seed_cpus(store.data["records"], v, budget)
         out["variants"][v] = {"test_top1": {**mean_sd(list(acc.values())), "per_seed": acc},
                               "nse_minus": paired_difference(nse, acc),
                               "search_cpu_vs_nse": mean_sd([cpu[k] / nse_cpu[k] for k in cpu if k in nse_cpu])}

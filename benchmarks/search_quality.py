@@ -149,6 +149,18 @@ def follow_up(ap: argparse.ArgumentParser, protocol: dict[str, Any], fmt: str, *
     return args, store, run_dir, json.loads(src.read_text())
 
 
+def seed_accs(records: list[dict[str, Any]], method: str, budget: str) -> dict[int, float]:
+    """Test top-1 by search seed of ``method``'s retrains with the search seed (finalist seeds left out)."""
+    return {t["seed"]: t["test_top1"] for t in records if t["kind"] == "train" and t["method"] == method
+            and t["budget"] == budget and t["retrain_seed"] == t["seed"]}
+
+
+def seed_cpus(records: list[dict[str, Any]], method: str, budget: str) -> dict[int, float]:
+    """Search CPU seconds (result.json search_s) by seed of ``method``'s searches."""
+    return {s["seed"]: s["search_s"]["cpu"] for s in records if s["kind"] == "search" and s["method"] == method
+            and s["budget"] == budget and s.get("search_s")}
+
+
 def run_cli(args: list[str], cpu: int) -> dict[str, float]:
     """Run `nse-hw ARGS` pinned to ``cpu`` with 1 thread; wall and CPU seconds (user + system) of the process."""
     cmd = ["taskset", "-c", str(cpu), NSE_HW, *args, "--threads", "1"]
