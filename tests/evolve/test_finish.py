@@ -2,7 +2,7 @@ import pytest
 
 from nse_hw.errors import NseError
 from nse_hw.evolve import Candidate, pareto_front
-from nse_hw.evolve.finish import final_candidate, tie_band, tied_pick
+from nse_hw.evolve.finish import final_candidate, rerank_candidates, tie_band, tied_pick
 
 
 def cand(ms: float, acc: float) -> Candidate:
@@ -38,8 +38,6 @@ def test_no_pareto_arch_in_budget_is_an_error():
 
 
 def test_rerank_takes_the_best_scored_in_budget_archs_without_extras():
-    from nse_hw.evolve.finish import rerank_candidates
-
     scored = SCORED + [Candidate([], 6.0, 0.70, kind="extra"), Candidate([], 8.0, 0.50, kind="previous")]
     # in budget (10 ms), extras out: 5 ms 0.50, 8 ms 0.50, 9 ms 0.46, 9.5 ms 0.44, 7 ms 0.40; the tie at 0.50
     # goes to the slower arch first

@@ -10,10 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from fixtures.search import tiny_budget_ms, tiny_setup
 
 from nse_hw.cli import cli
+from nse_hw.evolve import Candidate, pareto_front
+from nse_hw.evolve.finish import pick_final, rerank_candidates
 from nse_hw.latency import load_table, predict
 from nse_hw.space import load_arch, load_space, parse_layer
 from nse_hw.train.checkpoint import load_checkpoint
@@ -102,8 +105,6 @@ def test_random_baseline_writes_the_same_outputs(tmp_path):
 
 def _with_rerank(run: Path, n: int) -> None:
     """Set evolve.rerank in a run's recorded config (both copies, so --resume accepts them)."""
-    import yaml
-
     meta = json.loads((run / "run.json").read_text())
     meta["config"]["evolve"]["rerank"] = n
     (run / "run.json").write_text(json.dumps(meta))
@@ -113,9 +114,6 @@ def _with_rerank(run: Path, n: int) -> None:
 
 
 def test_rerank_picks_by_the_short_score_and_resuming_a_finished_run_reranks_it(tmp_path, tiny_run):
-    from nse_hw.evolve import Candidate, pareto_front
-    from nse_hw.evolve.finish import pick_final, rerank_candidates
-
     cfg, _ = tiny_setup(tmp_path)
     cfg.write_text(cfg.read_text().replace("bn_batches: 1,", "bn_batches: 1, rerank: 3,"))
     res = CliRunner().invoke(cli, ["search", "--latency", f"{tiny_budget_ms()}ms", "--table",
