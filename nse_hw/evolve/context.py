@@ -69,9 +69,14 @@ class Context:
         return Proxy(self.cfg.proxy.resolution, self.data.channels, self.data.classes, self.cfg.proxy.width_mult)
 
     @property
+    def heldout_images(self) -> int:
+        """The whole held-out split: what a stand-alone (short-training) score is measured on."""
+        return len(self.data.heldout)  # type: ignore[arg-type]
+
+    @property
     def scored_images(self) -> int:
-        """Held-out images behind each architecture's score."""
-        n, per = len(self.data.heldout), self.cfg.evolve.score_batches  # type: ignore[arg-type]
+        """Held-out images behind each architecture's supernet score."""
+        n, per = self.heldout_images, self.cfg.evolve.score_batches
         return n if per is None else min(n, per * self.cfg.data.eval_batch_size)
 
     @property

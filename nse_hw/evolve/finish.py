@@ -113,7 +113,7 @@ def finish(ctx: Context, history: list[dict[str, Any]], front: list[Candidate],
     if ctx.cfg.evolve.rerank:
         scored, extra["rerank"] = rerank(ctx, scored)
         front = [scored[i] for i in pareto_front(scored)]
-        n_images = len(ctx.data.heldout)  # type: ignore[arg-type]  # train_and_score scores on all of them
+        n_images = ctx.heldout_images
     else:
         n_images = ctx.scored_images
     cand, pick = pick_final(front, scored, ctx.budget.ms, tie_se=ctx.cfg.evolve.final_tie_se, n_images=n_images)

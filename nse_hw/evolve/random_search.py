@@ -102,9 +102,8 @@ def random_search(ctx: Context) -> Candidate:
     if b.time_s:
         extra["time_budget"] = {"seconds": b.time_s, "clock": b.clock, "spent": spent[b.clock]}
     if b.pick == "nse":
-        n_images = len(ctx.data.heldout)  # type: ignore[arg-type]  # train_and_score scores on all of them
         best, extra["pick"] = pick_final([cands[i] for i in pareto_front(cands)], cands, ctx.budget.ms,
-                                         tie_se=ctx.cfg.evolve.final_tie_se, n_images=n_images)
+                                         tie_se=ctx.cfg.evolve.final_tie_se, n_images=ctx.heldout_images)
     else:
         best = max(cands, key=lambda c: (c.acc, -c.ms))
     if is_main():
