@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from search_quality import Job, Store, rank_archs, retrain, run_cli
+from jobs import Job, Store, retrain, run_cli
+from search_quality import rank_archs
 
 from nse_hw.config import to_dict
 from nse_hw.evolve import load_search_config, preset_path

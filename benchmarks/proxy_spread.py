@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from search_quality import Job, Store, retrain
+from jobs import Job, Store, retrain
 
 from nse_hw.evolve import load_search_config, parse_latency, preset_path, resolve_table
 from nse_hw.evolve.budget import check_budget

@@ -34,19 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from search_quality import (
-    Job,
-    Store,
-    die,
-    follow_up,
-    method_config,
-    retrain,
-    run_cli,
-    search,
-    search_arch,
-    seed_accs,
-    seed_cpus,
-)
+from jobs import Job, Store, die, follow_up, retrain, run_cli, search_arch, seed_accs, seed_cpus
+from search_quality import method_config, search
 
 from nse_hw.evolve.quality import mean_sd, paired_difference
 

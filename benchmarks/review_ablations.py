@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from search_quality import Job, Store, follow_up, retrain, search, search_arch, seed_accs, seed_cpus
+from jobs import Job, Store, follow_up, retrain, search_arch, seed_accs, seed_cpus
+from search_quality import search
 
 from nse_hw.config import from_dict, to_dict
 from nse_hw.evolve import load_search_config, preset_path

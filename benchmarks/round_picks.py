@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from search_quality import Job, Store, die, follow_up, retrain
+from jobs import Job, Store, die, follow_up, retrain
 
 from nse_hw.evolve.finish import pick_final
 from nse_hw.evolve.pareto import Candidate
