@@ -92,8 +92,8 @@ class Job:
 
 def follow_up(ap: argparse.ArgumentParser, protocol: dict[str, Any], fmt: str, *, out: str,
               runs: str) -> tuple[argparse.Namespace, Store, Path, dict[str, Any]]:
-    """A follow-up benchmark built on this one's results (round_picks, review_ablations): its common flags,
-    its Store and this benchmark's JSON (``--source``)."""
+    """A follow-up benchmark built on search_quality.py's results (round_picks, rerank_effect, review_ablations):
+    its common flags, its Store and search_quality.py's JSON (``--source``)."""
     ap.add_argument("--cpu", type=int, default=0, help="core every job is pinned to (taskset -c)")
     ap.add_argument("--source", default=protocol["source"], help="search_quality.py's results JSON")
     ap.add_argument("--out", default=out)
