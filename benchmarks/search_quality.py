@@ -45,7 +45,6 @@ from nse_hw.evolve.quality import mean_sd, paired_difference, rank_correlation, 
 from nse_hw.latency import predict
 from nse_hw.space import load_space, parse_layer, save_arch
 
-FORMAT = "nse-hw/search-quality/1"
 METHODS = ("nse", "random", *ABLATIONS, "mbv2")
 PROTOCOLS: dict[str, dict[str, Any]] = {
     # train_preset bench (default on all 54000 images: retrain-seed SD 0.41-0.48 pt against 2.1 for default, by
@@ -315,7 +314,7 @@ def main() -> None:
     runs = Path(args.runs or f"runs/search-quality{'-smoke' if args.smoke else ''}")
     out = Path(args.out or (runs / "search-quality.json" if args.smoke else "benchmarks/search-quality.json"))
     runs.mkdir(parents=True, exist_ok=True)
-    store = Store(out, {"name": name, **proto}, lock=runs / "results.lock", fmt=FORMAT)
+    store = Store(out, {"name": name, **proto}, lock=runs / "results.lock")  # jobs.STORE_FORMAT
     t = time.perf_counter()
     if args.step in ("all", "methods"):
         methods_step(store, proto, runs, args.cpu, budgets)
