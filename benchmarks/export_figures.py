@@ -52,7 +52,7 @@ def _round_robin(sessions: dict[str, object], host: HostAdapter, *, runs: int, r
     for _ in range(rounds):
         for name, s in sessions.items():
             times[name].extend(s.time(warmup=5, runs=per).tolist())  # type: ignore[attr-defined]
-    from profilers.host import summarize
+    from nse_hw.profilers.host import summarize
 
     return {n: summarize(np.asarray(t)) for n, t in times.items()}
 

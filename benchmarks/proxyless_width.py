@@ -37,7 +37,7 @@ def op_macs(arch_file: str) -> dict[tuple[int, str], float]:
 
 
 def profile_ms() -> dict[tuple[int, str], float]:
-    from profilers.benchmark_model import parse_benchmark_output
+    from nse_hw.profilers.benchmark_model import parse_benchmark_output
 
     ms = {}
     for node in parse_benchmark_output(PROFILE.read_text()).nodes:

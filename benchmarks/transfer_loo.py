@@ -30,7 +30,7 @@ MACS = ["dense_mmacs", "dw_k3_mmacs", "dw_k5_mmacs", "dw_k7p_mmacs"]
 def pixel1_table(*, with_adds: bool) -> LatencyTable:
     table = None
     if with_adds:
-        from profilers.benchmark_model import parse_benchmark_output
+        from nse_hw.profilers.benchmark_model import parse_benchmark_output
 
         r = parse_benchmark_output(PROFILE.read_text())
         arch = load_arch(REPO / "configs/archs/proxylessnas-mobile-released-224.json")  # the profiled network

@@ -42,7 +42,7 @@ def network_rows() -> None:
 
 
 def profile_parts() -> dict[str, float]:
-    from profilers.benchmark_model import parse_benchmark_output
+    from nse_hw.profilers.benchmark_model import parse_benchmark_output
 
     parts: dict[str, float] = defaultdict(float)
     for node in parse_benchmark_output(PROFILE.read_text()).nodes:

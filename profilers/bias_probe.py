@@ -14,10 +14,10 @@ import numpy as np
 
 from nse_hw.latency import LatencyTable, arch_components
 from nse_hw.space import Arch, format_layer
-from profilers.host import get_runner, summarize
-from profilers.netbench import Bench
-from profilers.pipeline import exported
-from profilers.units import ExportJob, default_cache
+from nse_hw.profilers.host import get_runner, summarize
+from nse_hw.profilers.netbench import Bench
+from nse_hw.profilers.pipeline import exported
+from nse_hw.profilers.units import ExportJob, default_cache
 
 
 def prefix_probe(arch: Arch, table: LatencyTable, bench: Bench) -> list[dict[str, Any]]:

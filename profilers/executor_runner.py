@@ -23,7 +23,7 @@ import shlex
 
 import numpy as np
 
-from profilers.benchmark_model import BenchmarkParseError, BenchmarkResult, _head
+from nse_hw.profilers.benchmark_model import BenchmarkParseError, BenchmarkResult, _head
 
 RUNNER = "xnn_executor_runner"
 BUILD_HINT = ("build ExecuTorch's xnn_executor_runner for Android arm64 (its examples/xnnpack build with the "

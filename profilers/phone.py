@@ -29,9 +29,9 @@ from nse_hw.latency.table import check_precision, table_precision, utc_now
 from nse_hw.paths import CONFIGS, TABLES
 from nse_hw.progress import progress_bar
 from nse_hw.space import SearchSpace
-from profilers.adb import Adb, CommandFailed, ConnectionLost, connect, describe_phone, slug
-from profilers.benchmark_model import BenchmarkResult, benchmark_command, parse_benchmark_output
-from profilers.executor_runner import BUILD_HINT, RUNNER, STATISTIC, parse_runner_output, runner_command
+from nse_hw.profilers.adb import Adb, CommandFailed, ConnectionLost, connect, describe_phone, slug
+from nse_hw.profilers.benchmark_model import BenchmarkResult, benchmark_command, parse_benchmark_output
+from nse_hw.profilers.executor_runner import BUILD_HINT, RUNNER, STATISTIC, parse_runner_output, runner_command
 
 log = logging.getLogger(__name__)
 DEVICES = CONFIGS / "devices"
@@ -235,8 +235,8 @@ def _record(table: LatencyTable, key: str, res: BenchmarkResult) -> None:
 
 def _exports(runtime: str, cache: Path | None, convert_cpus: set[int] | None, precision: str) -> ExportFn:
     def export(keys: list[str]) -> Iterator[tuple[str, Path]]:
-        from profilers.pipeline import exported
-        from profilers.units import ExportJob, default_cache
+        from nse_hw.profilers.pipeline import exported
+        from nse_hw.profilers.units import ExportJob, default_cache
 
         for job, path in exported([ExportJob.for_key(k, precision=precision) for k in keys], runtime=runtime,
                                   cache=cache or default_cache(), convert_cpus=convert_cpus):

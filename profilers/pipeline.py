@@ -28,7 +28,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from nse_hw.errors import NseError
-from profilers.units import SUFFIX, ExportJob, cache_path, export_job
+from nse_hw.profilers.units import SUFFIX, ExportJob, cache_path, export_job
 
 log = logging.getLogger(__name__)
 

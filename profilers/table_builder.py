@@ -1,7 +1,7 @@
 """Build a host latency table: every key a search space can need, exported, timed, saved after each entry.
 
 Resumable: keys already in the table are skipped, and the table is written atomically after every entry, so a
-kill loses at most the entry being timed. Exports are cached (see :mod:`profilers.units`), so a resumed run
+kill loses at most the entry being timed. Exports are cached (see :mod:`nse_hw.profilers.units`), so a resumed run
 re-converts nothing. Each save merges with the file under its lock (:meth:`LatencyTable.save`): entries another
 command added meanwhile (``tables import``, a second profile) are kept, and this run's copy picks them up.
 """
@@ -22,10 +22,10 @@ from nse_hw.latency import LatencyTable, arch_components, load_table, space_keys
 from nse_hw.latency.table import table_lock, utc_now
 from nse_hw.progress import progress_bar
 from nse_hw.space import Arch, SearchSpace
-from profilers.host import Runner, get_runner, host_description, summarize
-from profilers.pipeline import exported
-from profilers.timing import CPU_CACHE_MODES, NULL_KEY, Evictor, time_session
-from profilers.units import (
+from nse_hw.profilers.host import Runner, get_runner, host_description, summarize
+from nse_hw.profilers.pipeline import exported
+from nse_hw.profilers.timing import CPU_CACHE_MODES, NULL_KEY, Evictor, time_session
+from nse_hw.profilers.units import (
     EXPORTER,
     INT8_CALIBRATION,
     UNIT_SEED,
@@ -134,7 +134,7 @@ def profile_host(space: SearchSpace | None, *, runtime: str, out: Path, threads:
     """Measure every key of ``space`` and of ``archs`` ((reference, arch) pairs: a network of any shape, e.g.
     MobileNetV2 at 160 px) missing from the table at ``out`` (created if absent) on this host.
 
-    ``cpu_cache``: ``evicted`` times each block as inside a network (see :mod:`profilers.timing`), ``warm``
+    ``cpu_cache``: ``evicted`` times each block as inside a network (see :mod:`nse_hw.profilers.timing`), ``warm``
     back to back. ``space_ref`` (default: the space's name) is what meta.spaces records: a name or YAML path.
     ``precision``: ``int8`` quantises every unit as ``nse-hw export --int8`` does (LiteRT only).
     """

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from nse_hw.errors import NseError
-from profilers.host import Session
+from nse_hw.profilers.host import Session
 
 log = logging.getLogger(__name__)
 

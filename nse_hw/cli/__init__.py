@@ -68,7 +68,7 @@ def cli(verbose: int) -> None:
     # Our loggers only: litert-torch logs every lowered op and onnxscript every pass on the root logger.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname).1s %(name)s: %(message)s"))
-    for name in ("nse_hw", "profilers"):
+    for name in ("nse_hw",):
         lg = logging.getLogger(name)
         lg.handlers[:] = [handler]
         lg.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)

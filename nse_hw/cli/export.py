@@ -21,21 +21,21 @@ SUFFIX_RUNTIME = {f".{fmt}": rt for rt, fmt in RUNTIME_FORMAT.items()}
 
 
 class HostAdapter:
-    """profilers.host behind the export library's HostRuntimes protocol (export never imports profilers)."""
+    """nse_hw.profilers.host behind the export library's HostRuntimes protocol (export never imports profilers)."""
 
     def load(self, path: Path, runtime: str, *, threads: int) -> Any:
-        from profilers.host import get_runner
+        from nse_hw.profilers.host import get_runner
 
         return get_runner(runtime, threads=threads).load(path)
 
     def time(self, session: Any, *, warmup: int, runs: int) -> dict[str, Any]:
-        from profilers.host import summarize
+        from nse_hw.profilers.host import summarize
 
         return summarize(session.time(warmup=warmup, runs=runs))
 
     def describe(self) -> dict[str, Any]:
         from nse_hw.export.pte import executorch_available
-        from profilers.host import get_runner, host_description
+        from nse_hw.profilers.host import get_runner, host_description
 
         versions = {rt: get_runner(rt, threads=1).version for rt in RUNTIME_FORMAT
                     if rt != "executorch" or executorch_available()}
@@ -129,7 +129,7 @@ def export_cmd(source: str, fmt: str, int8: bool, input_size: int | None, out: s
 def measure_cmd(model: str, device: str, threads: int, runs: int, warmup: int, arch_file: str | None,
                 table: str | None, precision: str | None, as_json: bool) -> None:
     """End-to-end latency of MODEL on this host: median and spread, and the prediction with --arch."""
-    from profilers.host import get_runner, summarize
+    from nse_hw.profilers.host import get_runner, summarize
 
     runtime = SUFFIX_RUNTIME.get(Path(model).suffix)
     if runtime is None:

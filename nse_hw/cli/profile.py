@@ -49,7 +49,7 @@ def _profile_host(*, runtime: str | None, space: str | None, archs: tuple[Path, 
                   out: Path | None, precision: str, **kw: Any) -> None:
     from nse_hw.cli.common import read_arch
     from nse_hw.space import load_space
-    from profilers.table_builder import profile_host
+    from nse_hw.profilers.table_builder import profile_host
 
     if runtime is None:
         raise NseError("--device host needs --runtime (litert or onnxruntime)")

@@ -52,7 +52,7 @@ def import_cmd(file: Path, fmt: str, device: str, out: Path | None, arch_file: s
     arch = load_arch(arch_file) if arch_file else None
     profile = None
     if fmt == "benchmark-profile":
-        from profilers.benchmark_model import parse_benchmark_output
+        from nse_hw.profilers.benchmark_model import parse_benchmark_output
 
         res = parse_benchmark_output(file.read_text(errors="replace"))
         profile = (res.count, [(n.type, n.avg_ms) for n in res.nodes])
@@ -125,7 +125,7 @@ def run_phone_profile(*, device: str, space: str, serial: str | None = None, out
     ``runtime``: tflite (LiteRT's benchmark_model) or executorch (ExecuTorch's xnn_executor_runner); default: the
     device file's."""
     from nse_hw.space import load_space
-    from profilers import phone
+    from nse_hw.profilers import phone
 
     runtime = "tflite" if runtime == "litert" else runtime  # LiteRT is TFLite's new name; the tables keep "tflite"
     if runtime is not None and runtime not in phone.PHONE_RUNTIMES:
@@ -179,7 +179,7 @@ def profile_phone_cmd(model_file: Path | None, **kw: Any) -> None:
 
 def _profile_model(path: Path, *, device: str, serial: str | None, adb: str | None,
                    benchmark_binary: Path | None) -> None:
-    from profilers.phone import load_device_config, profile_model
+    from nse_hw.profilers.phone import load_device_config, profile_model
 
     if not path.is_file():
         raise NseError(f"--model {path}: no such file")

@@ -29,7 +29,7 @@ def _timing_options(fn: Any) -> Any:
 
 
 def _bench(table: Any, kw: dict[str, Any]) -> Any:
-    from profilers.netbench import Bench
+    from nse_hw.profilers.netbench import Bench
 
     m = table.meta
     return Bench.for_table(table, warmup=kw["warmup"] if kw["warmup"] is not None else m.get("warmup"),
@@ -50,8 +50,8 @@ def _bench(table: Any, kw: dict[str, Any]) -> Any:
 def validate_cmd(table_path: str, samples: int, seed: int, arch_files: tuple[str, ...], plot: Path | None,
                  out_json: Path | None, as_json: bool, **kw: Any) -> None:
     """Measure whole networks with the table's runtime and threads; compare with the table's predictions."""
-    from profilers.netbench import plot_validation, sample_archs, table_space, validate
-    from profilers.table_builder import check_writable
+    from nse_hw.profilers.netbench import plot_validation, sample_archs, table_space, validate
+    from nse_hw.profilers.table_builder import check_writable
 
     table = load_table(table_path, precision=kw["precision"], threads=kw["want_threads"])
     cal = table.meta.get("calibration")
@@ -97,8 +97,8 @@ def _echo_report(report: dict[str, Any]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the stored calibration as JSON.")
 def calibrate_cmd(table_path: str, samples: int, seed: int, as_json: bool, **kw: Any) -> None:
     """Fit total = slope * LUT sum + intercept on measured whole networks; store it in the table's meta."""
-    from profilers.netbench import fit_calibration, sample_archs, table_space
-    from profilers.table_builder import check_writable
+    from nse_hw.profilers.netbench import fit_calibration, sample_archs, table_space
+    from nse_hw.profilers.table_builder import check_writable
 
     table = load_table(table_path, precision=kw["precision"], threads=kw["want_threads"])
     assert table.path is not None

@@ -225,7 +225,7 @@ def import_table(path: str | Path, *, fmt: str, device: str, table: LatencyTable
     """Map ``path`` onto our keys, into ``table`` (merge) or a new table for ``device``.
 
     ``benchmark-profile`` also needs ``arch`` and ``profile`` = (timed runs, [(node type, avg ms)] in run order),
-    as parsed by ``profilers.benchmark_model`` (the CLI does this; ``nse_hw`` does not import profilers).
+    as parsed by ``nse_hw.profilers.benchmark_model`` (the CLI does this; ``nse_hw`` does not import profilers).
     """
     if fmt not in FORMATS:
         raise NseError(f"unknown import format {fmt!r}; known: {', '.join(FORMATS)}")

@@ -83,7 +83,7 @@ def phone(tmp_path, monkeypatch):
     root = fake_phone.make_phone(tmp_path / "phone", governor="schedutil")
     fake_phone.phone_env(monkeypatch, root)
     (tmp_path / "mini.yaml").write_text(json.dumps(MINI))
-    monkeypatch.setattr("profilers.phone.litert_exports",
+    monkeypatch.setattr("nse_hw.profilers.phone.litert_exports",
                         lambda **kw: fake_phone.fake_exports(tmp_path / "exports", []))
     return root
 
@@ -158,9 +158,9 @@ def test_nse_hw_profile_device_pixel_is_the_phone_profiler(phone, tmp_path):
 
 
 def test_nse_hw_profile_executorch_on_the_phone(phone, tmp_path, monkeypatch):
-    monkeypatch.setattr("profilers.phone.executorch_exports",
+    monkeypatch.setattr("nse_hw.profilers.phone.executorch_exports",
                         lambda **kw: fake_phone.fake_exports(tmp_path / "pte", [], suffix=".pte"))
-    monkeypatch.setattr("profilers.phone.TABLES", tmp_path / "tables")
+    monkeypatch.setattr("nse_hw.profilers.phone.TABLES", tmp_path / "tables")
     (phone / "data/local/tmp/xnn_executor_runner").unlink()
     args = ["profile", "--device", "pixel", "--runtime", "executorch", "--space", str(tmp_path / "mini.yaml"),
             "--precision", "int8"]

@@ -6,7 +6,7 @@ from torch import nn
 
 from nse_hw.errors import NseError
 from nse_hw.export.onnx import export_onnx
-from profilers.host import get_runner
+from nse_hw.profilers.host import get_runner
 
 SHAPE = (1, 3, 32, 32)
 

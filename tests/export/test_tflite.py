@@ -5,7 +5,7 @@ from torch import nn
 
 from nse_hw.errors import NseError
 from nse_hw.export.tflite import export_tflite, export_tflite_int8
-from profilers.host import get_runner
+from nse_hw.profilers.host import get_runner
 
 SHAPE = (1, 32, 32, 3)
 

@@ -24,7 +24,7 @@ def shared():
 
 
 def profile_nodes():
-    from profilers.benchmark_model import parse_benchmark_output
+    from nse_hw.profilers.benchmark_model import parse_benchmark_output
 
     r = parse_benchmark_output(PROFILE.read_text())
     return r.count, [(n.type, n.avg_ms) for n in r.nodes]

@@ -11,9 +11,9 @@ from fake_phone import pixel_cfg as cfg
 from nse_hw.errors import NseError
 from nse_hw.latency import LatencyTable, load_table, space_keys
 from nse_hw.space import space_from_dict
-from profilers.adb import ConnectionLost, connect, find_adb
-from profilers.benchmark_model import BenchmarkParseError
-from profilers.phone import ensure_binary, load_device_config, profile_model, profile_phone
+from nse_hw.profilers.adb import ConnectionLost, connect, find_adb
+from nse_hw.profilers.benchmark_model import BenchmarkParseError
+from nse_hw.profilers.phone import ensure_binary, load_device_config, profile_model, profile_phone
 
 
 def test_profile_end_to_end_with_provenance(phone, space, tmp_path):
@@ -128,7 +128,7 @@ def test_device_config_errors(tmp_path):
 @pytest.mark.slow
 def test_real_export_timed_with_litert_on_the_fake_phone(phone, tmp_path, monkeypatch):
     """One real block: litert-torch export (profilers.units) pushed and timed by ai-edge-litert on the 'phone'."""
-    from profilers.phone import litert_exports
+    from nse_hw.profilers.phone import litert_exports
 
     monkeypatch.setenv("FAKE_BENCH", "litert")
     sp = space_from_dict({**MINI, "pool": ["mb_k3_e1"]})
@@ -156,7 +156,7 @@ def test_int8_table_is_another_table(phone, space, tmp_path):
 def test_real_int8_block_and_whole_int8_model_on_the_fake_phone(phone, tmp_path, monkeypatch):
     """An int8 block (export --int8's quantiser) pushed and timed by ai-edge-litert on the 'phone', then the same
     file profiled as a whole model."""
-    from profilers.phone import litert_exports
+    from nse_hw.profilers.phone import litert_exports
 
     monkeypatch.setenv("FAKE_BENCH", "litert")
     sp = space_from_dict({**MINI, "pool": ["mb_k3_e1"]})

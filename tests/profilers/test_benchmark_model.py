@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from profilers.benchmark_model import BenchmarkParseError, benchmark_command, parse_benchmark_output
+from nse_hw.profilers.benchmark_model import BenchmarkParseError, benchmark_command, parse_benchmark_output
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "device-data"
 PROFILE = SHARED / "proxylessnas_mobile_pixel1_tflite_benchmark_profile.txt"

@@ -13,10 +13,10 @@ from fake_phone import pixel_cfg as cfg
 from nse_hw.errors import NseError
 from nse_hw.export import pte
 from nse_hw.latency import load_table, space_keys
-from profilers.adb import ConnectionLost, connect
-from profilers.benchmark_model import BenchmarkParseError
-from profilers.executor_runner import parse_runner_output, runner_command
-from profilers.phone import ensure_binary, profile_phone
+from nse_hw.profilers.adb import ConnectionLost, connect
+from nse_hw.profilers.benchmark_model import BenchmarkParseError
+from nse_hw.profilers.executor_runner import parse_runner_output, runner_command
+from nse_hw.profilers.phone import ensure_binary, profile_phone
 
 P = "I 00:00:00.{:06d} executorch:executor_runner.cpp:{}] "
 
@@ -123,7 +123,7 @@ def test_profile_executorch_end_to_end(phone, space, tmp_path, monkeypatch):
 
 
 def test_default_table_name_and_int8(phone, space, tmp_path, monkeypatch):
-    monkeypatch.setattr("profilers.phone.TABLES", tmp_path / "tables")
+    monkeypatch.setattr("nse_hw.profilers.phone.TABLES", tmp_path / "tables")
     res = profile_phone(space, device_cfg=cfg(), runtime="executorch", precision="int8", progress=False,
                         export_fn=pte_exports(tmp_path / "x", []))
     assert res.path == tmp_path / "tables" / "pixel-executorch-int8.json"

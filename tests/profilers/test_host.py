@@ -5,7 +5,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from nse_hw.errors import NseError
-from profilers.host import get_runner, host_description, summarize
+from nse_hw.profilers.host import get_runner, host_description, summarize
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def test_host_description():
 
 
 def test_executorch_threadpool_is_set_once_per_process(monkeypatch):
-    from profilers import host
+    from nse_hw.profilers import host
 
     monkeypatch.setattr(host, "_ET_THREADS", [])
     calls = []

@@ -6,8 +6,8 @@ import pytest
 from nse_hw.errors import NseError
 from nse_hw.latency import load_table, space_keys
 from nse_hw.space import load_space
-from profilers.table_builder import profile_host
-from profilers.units import ExportJob, cache_path, check_job_runtime, int8_calibration
+from nse_hw.profilers.table_builder import profile_host
+from nse_hw.profilers.units import ExportJob, cache_path, check_job_runtime, int8_calibration
 from tests.fixtures.spaces import MICRO_SPACE_YAML
 
 FAST = {"warmup": 2, "runs": 5, "convert_cpus": set(), "progress": False}
@@ -45,7 +45,7 @@ def test_int8_table_of_the_micro_space(tmp_path):
     assert res.measured == len(space_keys(space)) and list(table.entries) == space_keys(space)
     m = table.meta
     assert (m["precision"], m["dtype"]) == ("int8", "int8") and "per-channel" in m["quantisation"]["weights"]
-    from profilers.host import get_runner  # the unit really is int8: int8 input tensor
+    from nse_hw.profilers.host import get_runner  # the unit really is int8: int8 input tensor
 
     path = cache_path(ExportJob.for_key(space_keys(space)[1], precision="int8"), runtime="litert",
                       cache=tmp_path / "cache")

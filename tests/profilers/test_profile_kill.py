@@ -13,8 +13,8 @@ import pytest
 
 from nse_hw.latency import load_table, space_keys
 from nse_hw.space import load_space
-from profilers.pipeline import WORK_PREFIX
-from profilers.table_builder import profile_host
+from nse_hw.profilers.pipeline import WORK_PREFIX
+from nse_hw.profilers.table_builder import profile_host
 from tests.fixtures.spaces import MICRO_SPACE_YAML
 
 REPO = Path(__file__).resolve().parents[2]
@@ -109,7 +109,7 @@ from pathlib import Path
 from nse_hw.atomic import atomic_write
 from nse_hw.latency import table
 from nse_hw.space import load_space
-from profilers.table_builder import profile_host
+from nse_hw.profilers.table_builder import profile_host
 
 space, out, cache, mode = sys.argv[1:]
 real, saves = table.atomic_write_json, []
@@ -149,7 +149,7 @@ def test_kill_9_inside_a_table_save_then_resume(micro, cache, tmp_path, mode):
 
 
 def test_sweep_removes_only_the_work_folders_of_gone_converters(tmp_path):
-    from profilers.pipeline import sweep_work_dirs
+    from nse_hw.profilers.pipeline import sweep_work_dirs
 
     done = subprocess.Popen(["true"])
     done.wait()  # reaped: its pid names no process now

@@ -4,9 +4,9 @@ import pytest
 from onnx import TensorProto, helper
 
 from nse_hw.errors import NseError
-from profilers.host import get_runner
-from profilers.table_builder import _net_of
-from profilers.timing import Evictor, llc_bytes, time_session
+from nse_hw.profilers.host import get_runner
+from nse_hw.profilers.table_builder import _net_of
+from nse_hw.profilers.timing import Evictor, llc_bytes, time_session
 
 
 @pytest.fixture(scope="module")
