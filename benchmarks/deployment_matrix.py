@@ -20,14 +20,14 @@ import os
 from pathlib import Path
 
 import numpy as np
+from nse_hw.profilers.host import get_runner, summarize
+from nse_hw.profilers.pipeline import exported
+from nse_hw.profilers.units import ExportJob, default_cache
 
 from nse_hw.cli.profile import default_out
 from nse_hw.errors import NseError
 from nse_hw.latency import load_table, predict
 from nse_hw.space import load_arch
-from nse_hw.profilers.host import get_runner, summarize
-from nse_hw.profilers.pipeline import exported
-from nse_hw.profilers.units import ExportJob, default_cache
 
 VARIANTS = [("float32", 1), ("int8", 1), ("float32", 2), ("int8", 2)]
 RUNTIMES = ["litert", "executorch"]  # executorch rows only where it is installed (an optional extra)

@@ -49,9 +49,10 @@ def validate(table: str, samples: int, seed: int, plot: str | None) -> None:
 
 
 def probe(table_path: str, archs: int, seed: int) -> None:
-    from nse_hw.latency import load_table
     from nse_hw.profilers.bias_probe import prefix_probe
     from nse_hw.profilers.netbench import Bench, sample_archs, table_space
+
+    from nse_hw.latency import load_table
 
     table = load_table(table_path)
     bench = Bench.for_table(table, warmup=table.meta["warmup"], runs=table.meta["runs"])
@@ -64,12 +65,13 @@ def probe(table_path: str, archs: int, seed: int) -> None:
 
 def compare_modes(table_path: str, archs: int, seed: int) -> None:
     """Warm vs evicted entries (net of one invocation) against whole networks, all timed in this session."""
-    from nse_hw.latency import arch_components, load_table
-    from nse_hw.latency.calibration import error_summary
     from nse_hw.profilers.host import get_runner
     from nse_hw.profilers.netbench import Bench, measure_archs, sample_archs, table_space
     from nse_hw.profilers.timing import NULL_KEY, Evictor, time_session
     from nse_hw.profilers.units import ExportJob, default_cache, export_job
+
+    from nse_hw.latency import arch_components, load_table
+    from nse_hw.latency.calibration import error_summary
 
     table = load_table(table_path)
     runner, evictor = get_runner(table.meta["runtime"], threads=table.meta["threads"]), Evictor()

@@ -11,13 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
-from nse_hw.latency import LatencyTable, arch_components
-from nse_hw.space import Arch, format_layer
 from nse_hw.profilers.host import get_runner, summarize
 from nse_hw.profilers.netbench import Bench
 from nse_hw.profilers.pipeline import exported
 from nse_hw.profilers.units import ExportJob, default_cache
+
+from nse_hw.latency import LatencyTable, arch_components
+from nse_hw.space import Arch, format_layer
 
 
 def prefix_probe(arch: Arch, table: LatencyTable, bench: Bench) -> list[dict[str, Any]]:

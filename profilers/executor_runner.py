@@ -22,7 +22,6 @@ import re
 import shlex
 
 import numpy as np
-
 from nse_hw.profilers.benchmark_model import BenchmarkParseError, BenchmarkResult, _head
 
 RUNNER = "xnn_executor_runner"

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from nse_hw.profilers.host import RUNNERS, get_runner, summarize
+from nse_hw.profilers.pipeline import exported
+from nse_hw.profilers.units import ExportJob, arch_hash, default_cache
 
 from nse_hw import __version__
 from nse_hw.errors import NseError
@@ -23,9 +26,6 @@ from nse_hw.latency.calibration import error_summary, fit_affine, pct_errors
 from nse_hw.latency.table import table_precision, utc_now
 from nse_hw.progress import progress_bar
 from nse_hw.space import Arch, SearchSpace, format_layer, load_space
-from nse_hw.profilers.host import RUNNERS, get_runner, summarize
-from nse_hw.profilers.pipeline import exported
-from nse_hw.profilers.units import ExportJob, arch_hash, default_cache
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from nse_hw.profilers.adb import Adb, CommandFailed, ConnectionLost, connect, describe_phone, slug
+from nse_hw.profilers.benchmark_model import BenchmarkResult, benchmark_command, parse_benchmark_output
+from nse_hw.profilers.executor_runner import BUILD_HINT, RUNNER, STATISTIC, parse_runner_output, runner_command
 
 from nse_hw import __version__
 from nse_hw.errors import NseError
@@ -29,9 +32,6 @@ from nse_hw.latency.table import check_precision, table_precision, utc_now
 from nse_hw.paths import CONFIGS, TABLES
 from nse_hw.progress import progress_bar
 from nse_hw.space import SearchSpace
-from nse_hw.profilers.adb import Adb, CommandFailed, ConnectionLost, connect, describe_phone, slug
-from nse_hw.profilers.benchmark_model import BenchmarkResult, benchmark_command, parse_benchmark_output
-from nse_hw.profilers.executor_runner import BUILD_HINT, RUNNER, STATISTIC, parse_runner_output, runner_command
 
 log = logging.getLogger(__name__)
 DEVICES = CONFIGS / "devices"

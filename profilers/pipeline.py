@@ -27,8 +27,9 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
-from nse_hw.errors import NseError
 from nse_hw.profilers.units import SUFFIX, ExportJob, cache_path, export_job
+
+from nse_hw.errors import NseError
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nse_hw import __version__
-from nse_hw.atomic import atomic_write_text, check_writable_dir
-from nse_hw.errors import NseError
-from nse_hw.latency import LatencyTable, arch_components, load_table, space_keys
-from nse_hw.latency.table import table_lock, utc_now
-from nse_hw.progress import progress_bar
-from nse_hw.space import Arch, SearchSpace
 from nse_hw.profilers.host import Runner, get_runner, host_description, summarize
 from nse_hw.profilers.pipeline import exported
 from nse_hw.profilers.timing import CPU_CACHE_MODES, NULL_KEY, Evictor, time_session
@@ -34,6 +27,14 @@ from nse_hw.profilers.units import (
     default_cache,
     exporter_version,
 )
+
+from nse_hw import __version__
+from nse_hw.atomic import atomic_write_text, check_writable_dir
+from nse_hw.errors import NseError
+from nse_hw.latency import LatencyTable, arch_components, load_table, space_keys
+from nse_hw.latency.table import table_lock, utc_now
+from nse_hw.progress import progress_bar
+from nse_hw.space import Arch, SearchSpace
 
 log = logging.getLogger(__name__)
 BUSY_LOAD = 1.5  # 1-min load average above which other jobs share the timed core's caches and memory

@@ -15,9 +15,9 @@ import re
 from pathlib import Path
 
 import numpy as np
+from nse_hw.profilers.host import Session
 
 from nse_hw.errors import NseError
-from nse_hw.profilers.host import Session
 
 log = logging.getLogger(__name__)
 

@@ -48,8 +48,8 @@ def default_out(device: str, runtime: str, threads: int, precision: str = "float
 def _profile_host(*, runtime: str | None, space: str | None, archs: tuple[Path, ...], threads: int,
                   out: Path | None, precision: str, **kw: Any) -> None:
     from nse_hw.cli.common import read_arch
-    from nse_hw.space import load_space
     from nse_hw.profilers.table_builder import profile_host
+    from nse_hw.space import load_space
 
     if runtime is None:
         raise NseError("--device host needs --runtime (litert or onnxruntime)")

@@ -124,8 +124,8 @@ def run_phone_profile(*, device: str, space: str, serial: str | None = None, out
 
     ``runtime``: tflite (LiteRT's benchmark_model) or executorch (ExecuTorch's xnn_executor_runner); default: the
     device file's."""
-    from nse_hw.space import load_space
     from nse_hw.profilers import phone
+    from nse_hw.space import load_space
 
     runtime = "tflite" if runtime == "litert" else runtime  # LiteRT is TFLite's new name; the tables keep "tflite"
     if runtime is not None and runtime not in phone.PHONE_RUNTIMES:

@@ -1,11 +1,11 @@
 import json
 
 import pytest
+from nse_hw.profilers.netbench import sample_archs
+from nse_hw.profilers.units import arch_hash
 
 from nse_hw.latency import load_table, predict, space_keys
 from nse_hw.space import load_space
-from nse_hw.profilers.netbench import sample_archs
-from nse_hw.profilers.units import arch_hash
 from tests.fixtures.cli import invoke as run
 from tests.fixtures.spaces import MICRO_SPACE_YAML
 

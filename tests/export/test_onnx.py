@@ -2,11 +2,11 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from nse_hw.profilers.host import get_runner
 from torch import nn
 
 from nse_hw.errors import NseError
 from nse_hw.export.onnx import export_onnx
-from nse_hw.profilers.host import get_runner
 
 SHAPE = (1, 3, 32, 32)
 

@@ -70,8 +70,9 @@ def test_an_op_xnnpack_does_not_take_is_named_with_its_layer(tmp_path):
 @has_executorch
 @pytest.mark.slow
 def test_global_average_pool_is_delegated(tmp_path):
-    from nse_hw.blocks.net import Classifier
     from nse_hw.profilers.host import get_runner
+
+    from nse_hw.blocks.net import Classifier
 
     net = nn.Sequential(nn.Conv2d(3, 8, 3), Classifier(8, 10)).eval()  # x.mean((2, 3)): rewritten, same values
     x = np.random.default_rng(0).standard_normal((4, *NCHW[1:]), dtype=np.float32)

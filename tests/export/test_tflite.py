@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 import torch
+from nse_hw.profilers.host import get_runner
 from torch import nn
 
 from nse_hw.errors import NseError
 from nse_hw.export.tflite import export_tflite, export_tflite_int8
-from nse_hw.profilers.host import get_runner
 
 SHAPE = (1, 32, 32, 3)
 

@@ -7,13 +7,13 @@ import pytest
 from fake_phone import FAKE_ADB_DIR as FAKE_DIR
 from fake_phone import MINI, fake_exports, make_phone, phone_env
 from fake_phone import pixel_cfg as cfg
+from nse_hw.profilers.adb import ConnectionLost, connect, find_adb
+from nse_hw.profilers.benchmark_model import BenchmarkParseError
+from nse_hw.profilers.phone import ensure_binary, load_device_config, profile_model, profile_phone
 
 from nse_hw.errors import NseError
 from nse_hw.latency import LatencyTable, load_table, space_keys
 from nse_hw.space import space_from_dict
-from nse_hw.profilers.adb import ConnectionLost, connect, find_adb
-from nse_hw.profilers.benchmark_model import BenchmarkParseError
-from nse_hw.profilers.phone import ensure_binary, load_device_config, profile_model, profile_phone
 
 
 def test_profile_end_to_end_with_provenance(phone, space, tmp_path):

@@ -3,7 +3,6 @@ import shlex
 from pathlib import Path
 
 import pytest
-
 from nse_hw.profilers.benchmark_model import BenchmarkParseError, benchmark_command, parse_benchmark_output
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "device-data"

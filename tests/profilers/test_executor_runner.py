@@ -9,14 +9,14 @@ import pytest
 from fake_phone import FAKE_ADB_DIR as FAKE_DIR
 from fake_phone import fake_exports, make_phone, phone_env
 from fake_phone import pixel_cfg as cfg
-
-from nse_hw.errors import NseError
-from nse_hw.export import pte
-from nse_hw.latency import load_table, space_keys
 from nse_hw.profilers.adb import ConnectionLost, connect
 from nse_hw.profilers.benchmark_model import BenchmarkParseError
 from nse_hw.profilers.executor_runner import parse_runner_output, runner_command
 from nse_hw.profilers.phone import ensure_binary, profile_phone
+
+from nse_hw.errors import NseError
+from nse_hw.export import pte
+from nse_hw.latency import load_table, space_keys
 
 P = "I 00:00:00.{:06d} executorch:executor_runner.cpp:{}] "
 

@@ -2,10 +2,10 @@ import numpy as np
 import onnx
 import onnxruntime
 import pytest
+from nse_hw.profilers.host import get_runner, host_description, summarize
 from onnx import TensorProto, helper
 
 from nse_hw.errors import NseError
-from nse_hw.profilers.host import get_runner, host_description, summarize
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+from nse_hw.profilers.table_builder import profile_host
+from nse_hw.profilers.units import ExportJob, cache_path, check_job_runtime, int8_calibration
 
 from nse_hw.errors import NseError
 from nse_hw.latency import load_table, space_keys
 from nse_hw.space import load_space
-from nse_hw.profilers.table_builder import profile_host
-from nse_hw.profilers.units import ExportJob, cache_path, check_job_runtime, int8_calibration
 from tests.fixtures.spaces import MICRO_SPACE_YAML
 
 FAST = {"warmup": 2, "runs": 5, "convert_cpus": set(), "progress": False}

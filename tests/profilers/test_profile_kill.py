@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from nse_hw.profilers.pipeline import WORK_PREFIX
+from nse_hw.profilers.table_builder import profile_host
 
 from nse_hw.latency import load_table, space_keys
 from nse_hw.space import load_space
-from nse_hw.profilers.pipeline import WORK_PREFIX
-from nse_hw.profilers.table_builder import profile_host
 from tests.fixtures.spaces import MICRO_SPACE_YAML
 
 REPO = Path(__file__).resolve().parents[2]

@@ -3,14 +3,14 @@ import os
 
 import pytest
 import torch
-
-from nse_hw.errors import NseError
-from nse_hw.latency import load_table, parse_key, space_keys
-from nse_hw.space import load_space
 from nse_hw.profilers import pipeline, table_builder
 from nse_hw.profilers.table_builder import profile_host
 from nse_hw.profilers.timing import NULL_KEY
 from nse_hw.profilers.units import Add, ExportJob, build_unit, cache_path
+
+from nse_hw.errors import NseError
+from nse_hw.latency import load_table, parse_key, space_keys
+from nse_hw.space import load_space
 from tests.fixtures.spaces import MICRO_SPACE_YAML
 
 FAST = {"warmup": 2, "runs": 5, "convert_cpus": set(), "progress": False}  # convert_cpus=set(): no 2nd core

@@ -1,12 +1,12 @@
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
-
-from nse_hw.errors import NseError
 from nse_hw.profilers.host import get_runner
 from nse_hw.profilers.table_builder import _net_of
 from nse_hw.profilers.timing import Evictor, llc_bytes, time_session
+from onnx import TensorProto, helper
+
+from nse_hw.errors import NseError
 
 
 @pytest.fixture(scope="module")
