@@ -29,7 +29,8 @@ class DataConfig:
 class ProxyConfig:
     """How the proxy task trains the space: the same layer sequence (ops, strides, skips) at
     ``resolution`` px with the data's channels and classes, every width scaled by ``width_mult``
-    (nse_hw.space.adapt_arch). Latency is always counted on the deployment arch (the space's input and classes)."""
+    (nse_hw.space.adapt_arch). Latency is always counted on the deployment arch (the space's input and classes).
+    A task (``configs/tasks/``) fixes its own input size, its canvas; ``resolution`` is for the other sources."""
 
     resolution: int = 32
     width_mult: float = 0.25

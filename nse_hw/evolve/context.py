@@ -19,7 +19,7 @@ from nse_hw.latency import LatencyTable, load_table
 from nse_hw.space import SearchSpace, load_space
 from nse_hw.space.size import check_fits, device_memory, estimate, largest_supernet
 from nse_hw.supernet import Proxy, SpaceLatency
-from nse_hw.train.data import DataBundle, load_data, make_loader
+from nse_hw.train.data import DataBundle, load_data, make_loader, native_resolution
 from nse_hw.train.dist import device as default_device
 from nse_hw.train.dist import is_distributed
 
@@ -50,7 +50,8 @@ class Context:
         table = load_table(info.table)
         latency, budget = check_budget(space, table, info.budget_ms)
         d = cfg.data
-        data = load_data(d.source, resolution=cfg.proxy.resolution, heldout_fraction=d.heldout_fraction,
+        res = native_resolution(d.source) or cfg.proxy.resolution  # a task's canvas fixes the input size
+        data = load_data(d.source, resolution=res, heldout_fraction=d.heldout_fraction,
                          seed=cfg.seed, limit_train=d.limit_train, limit_heldout=d.limit_heldout, limit_test=0)
         if len(data.train) < d.batch_size:  # type: ignore[arg-type]
             raise NseError(f"the weight split has {len(data.train)} images, fewer than one batch "  # type: ignore
@@ -58,7 +59,7 @@ class Context:
         if len(data.heldout) == 0:  # type: ignore[arg-type]
             raise NseError("the held-out split is empty; raise data.heldout_fraction or data.limit_heldout")
         device = default_device()
-        big = largest_supernet(space, resolution=cfg.proxy.resolution, channels=data.channels,
+        big = largest_supernet(space, resolution=data.resolution, channels=data.channels,
                                classes=data.classes, width_mult=cfg.proxy.width_mult, k=cfg.evolve.subspace_size)
         check_fits(estimate(big), batch=d.batch_size, what=f"the supernet of space {space.name} (proxy, "
                    f"{cfg.evolve.subspace_size} ops per layer)", limit=device_memory(device))
@@ -66,7 +67,7 @@ class Context:
 
     @property
     def proxy(self) -> Proxy:
-        return Proxy(self.cfg.proxy.resolution, self.data.channels, self.data.classes, self.cfg.proxy.width_mult)
+        return Proxy(self.data.resolution, self.data.channels, self.data.classes, self.cfg.proxy.width_mult)
 
     @property
     def heldout_images(self) -> int:

@@ -1,4 +1,5 @@
-"""Data: the embedded Fashion-MNIST proxy task and ImageFolder directories (train/, val/) for real data.
+"""Data: the embedded Fashion-MNIST proxy task, cluttered-canvas tasks built from it (:mod:`nse_hw.train.cluttered`,
+``configs/tasks/``) and ImageFolder directories (train/, val/) for real data.
 
 Every source gives three disjoint parts: ``train`` (weight steps), ``heldout`` (architecture steps and scoring,
 carved from the training images with a seeded permutation) and ``test`` (the official test/val split).
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, TensorDataset
 
 from nse_hw.errors import NseError
+from nse_hw.train.cluttered import CanvasSet, ClutterTask, canvas_sets, load_task, task_names
 
 log = logging.getLogger(__name__)
 FASHION_DIR = Path(os.environ.get("NSE_HW_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
@@ -95,7 +97,8 @@ def _idx_file(root: Path, stem: str) -> Path | None:
     return None
 
 
-def _fashion_tensors(root: Path, split: str, resolution: int) -> TensorDataset:
+def _fashion_arrays(root: Path, split: str) -> tuple[np.ndarray, np.ndarray, Path]:
+    """The uint8 images (N x H x W) and labels of one Fashion-MNIST split, checked."""
     prefix = "train" if split == "train" else "t10k"
     img_path, lbl_path = _idx_file(root, f"{prefix}-images-idx3-ubyte"), _idx_file(root, f"{prefix}-labels-idx1-ubyte")
     if img_path is None or lbl_path is None:
@@ -105,6 +108,11 @@ def _fashion_tensors(root: Path, split: str, resolution: int) -> TensorDataset:
     except ValueError as exc:
         raise NseError(str(exc)) from None
     _check_idx_pair(images, labels, img_path, lbl_path, classes=len(FASHION_LABELS))
+    return images, labels, img_path
+
+
+def _fashion_tensors(root: Path, split: str, resolution: int) -> TensorDataset:
+    images, labels, img_path = _fashion_arrays(root, split)
     _check_tensor_memory(images.shape[0], resolution, img_path)
     x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
     x = (x - FASHION_MEAN) / FASHION_STD
@@ -175,10 +183,47 @@ def _limit(ds: Dataset, n: int | None, seed: int) -> Dataset:
     return Subset(ds, sorted(idx.tolist()))
 
 
-def load_data(source: str, *, resolution: int, heldout_fraction: float = 0.1, seed: int = 0,
+def native_resolution(source: str) -> int | None:
+    """The input size a source fixes (a task's canvas), or None where the recipe chooses it."""
+    task = load_task(source)
+    return None if task is None else task.canvas
+
+
+def _task_bundle(task: ClutterTask, resolution: int | None, heldout_fraction: float, seed: int,
+                 limits: tuple[int | None, int | None, int | None]) -> DataBundle:
+    if resolution is not None and resolution != task.canvas:
+        raise NseError(f"task {task.name} draws {task.canvas}x{task.canvas} px canvases, but the config asks for "
+                       f"resolution {resolution}; set the resolution to {task.canvas} (or leave it unset)")
+    root = _fashion_root("fashion-mnist")
+    images, labels, _ = _fashion_arrays(root, "train")
+    test = _fashion_arrays(root, "test")[:2]
+    train_idx, held_idx = _split(len(images), heldout_fraction, seed)
+
+    def pick(idx: list[int], n: int | None) -> tuple[np.ndarray, np.ndarray]:
+        if n is not None and n < len(idx):  # the images a limit keeps, as _limit keeps them
+            idx = [idx[i] for i in sorted(np.random.default_rng(seed).permutation(len(idx))[:n].tolist())]
+        return images[idx], labels[idx]
+
+    train, held, tst, (mean, std) = canvas_sets(task, pick(train_idx, limits[0]), pick(held_idx, limits[1]), test,
+                                                test_length=limits[2])
+    return DataBundle(task.name, train, held, tst, 1, 10, task.canvas, FASHION_LABELS, (mean,), (std,))
+
+
+def load_data(source: str, *, resolution: int | None, heldout_fraction: float = 0.1, seed: int = 0,
               limit_train: int | None = None, limit_heldout: int | None = None,
               limit_test: int | None = None) -> DataBundle:
-    """Load ``source`` ('fashion-mnist', a directory of IDX files, or an ImageFolder root with train/ and val/)."""
+    """Load ``source``: 'fashion-mnist', a task (``configs/tasks/NAME.yaml`` by name, or a task YAML file), a
+    directory of IDX files, or an ImageFolder root with train/ and val/.
+
+    A task fixes the input size (its canvas); the other sources take ``resolution`` (required for them)."""
+    task = load_task(source)
+    if task is not None:
+        return _task_bundle(task, resolution, heldout_fraction, seed, (limit_train, limit_heldout, limit_test))
+    if resolution is None:
+        raise NseError(f"data {source} needs a resolution (only a task fixes its own)")
+    if source != "fashion-mnist" and not Path(source).exists():
+        raise NseError(f"unknown data source {source!r}: not a directory, not fashion-mnist and not a task "
+                       f"({', '.join(task_names())}, or a task .yaml file)")
     root = _fashion_root(source)
     try:
         empty = not root.is_dir() or not any(root.iterdir())
@@ -217,8 +262,13 @@ def _image_folder(root: Path, resolution: int, heldout_fraction: float, seed: in
 
 
 def make_loader(ds: Dataset, batch_size: int, *, shuffle: bool, seed: int, workers: int = 0,
-                distributed: bool = False, drop_last: bool = False) -> DataLoader:
-    """A loader with a seeded shuffle; under DDP each rank reads its own shard."""
+                distributed: bool = False, drop_last: bool = False, stream_key: int | None = None) -> DataLoader:
+    """A loader with a seeded shuffle; under DDP each rank reads its own shard.
+
+    A generated training stream (a task's :class:`~nse_hw.train.cluttered.CanvasSet`) draws the canvases of
+    ``stream_key`` (default: ``seed``), so every pass sees new ones and every rank the same ones."""
+    if isinstance(ds, CanvasSet):
+        ds = ds.with_key(seed if stream_key is None else stream_key)
     if distributed:
         sampler = DistributedSampler(ds, shuffle=shuffle, seed=seed, drop_last=drop_last)
         return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=drop_last)

@@ -49,9 +49,14 @@ class TrainConfig:
     workers: int = 0
     seed: int = 0
     threads: int | None = None  # torch threads per process (None: leave torch's; the CLI records its choice)
+    # which checkpoint the test split scores: 'best' (best held-out epoch) or 'last' (the final, annealed epoch:
+    # free of the selection noise a small held-out split adds, what a benchmark of architectures wants)
+    test_weights: str = "best"
 
     def __post_init__(self) -> None:
         check_ranges(self, RANGES, what="train config")
+        if self.test_weights not in ("best", "last"):
+            raise ValueError(f"train config: test_weights must be 'best' or 'last', got {self.test_weights!r}")
 
 
 # Allowed values of every numeric field (None, where a field allows it, means unset).
@@ -65,7 +70,12 @@ RANGES = {
 
 
 def default_config_path(data: str) -> Path:
-    """The proxy-task recipe for Fashion-MNIST (or IDX dirs); the ImageNet recipe for ImageFolder roots."""
+    """The proxy-task recipe for Fashion-MNIST (or IDX dirs), the cluttered-canvas recipe for a task, the ImageNet
+    recipe for ImageFolder roots."""
+    from nse_hw.train.cluttered import load_task
+
+    if load_task(data) is not None:
+        return TRAIN_CONFIGS / "ct-fmnist.yaml"
     root = Path(data)
     if data != "fashion-mnist" and (root / "train").is_dir() and (root / "val").is_dir():
         return TRAIN_CONFIGS / "imagenet.yaml"

@@ -40,7 +40,7 @@ from nse_hw.space import Arch, adapt_arch, save_arch
 from nse_hw.space.size import check_fits, device_memory, estimate
 from nse_hw.train import dist
 from nse_hw.train.checkpoint import load_checkpoint, save_checkpoint
-from nse_hw.train.data import DataBundle, load_data, make_loader
+from nse_hw.train.data import DataBundle, load_data, make_loader, native_resolution
 from nse_hw.train.recipe import TrainConfig, make_ema, make_optimizer, make_scheduler
 from nse_hw.train.report import write_curve, write_metrics
 from nse_hw.train.threads import torch_threads
@@ -218,7 +218,7 @@ class _Run:
     def __init__(self, arch: Arch, *, data: str, cfg: TrainConfig, out: Path, preset: str) -> None:
         self.arch, self.cfg, self.out, self.preset = arch, cfg, out, preset
         self.device = dist.device()
-        res = cfg.resolution or arch.input[0]
+        res = native_resolution(data) or cfg.resolution or arch.input[0]  # a task's canvas fixes its size
         self.bundle = load_data(data, resolution=res, heldout_fraction=cfg.heldout_fraction, seed=cfg.seed,
                                 limit_train=cfg.limit_train, limit_heldout=cfg.limit_heldout,
                                 limit_test=cfg.limit_test)
@@ -251,7 +251,8 @@ class _Run:
     def _loader(self, epoch: int) -> DataLoader:
         if dist.is_distributed():
             loader = make_loader(self.bundle.train, self.rank_batch, shuffle=True, seed=self.cfg.seed,
-                                 workers=self.cfg.workers, distributed=True, drop_last=True)
+                                 workers=self.cfg.workers, distributed=True, drop_last=True,
+                                 stream_key=self.cfg.seed + epoch)  # the single-process run's canvases
             loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
             return loader
         return make_loader(self.bundle.train, self.rank_batch, shuffle=True, seed=self.cfg.seed + epoch,
@@ -356,12 +357,13 @@ def run_epochs(run: _Run) -> None:
 
 
 def finish(run: _Run) -> TrainResult:
-    """Test top-1 of the best checkpoint's eval weights (EMA if kept), written to result.json."""
+    """Test top-1 of the eval weights (EMA if kept) of the best or the last checkpoint (``test_weights``), written
+    to result.json."""
     dist.barrier()  # best.pt is on disk before anyone reads it
-    best = read_train_checkpoint(run.out / BEST)
-    weights, which = eval_state_dict(best)
+    ckpt = BEST if run.cfg.test_weights == "best" else LAST
+    weights, which = eval_state_dict(read_train_checkpoint(run.out / ckpt))
     model = build_network(run.proxy).to(run.device)
-    load_weights(model, weights, source=str(run.out / BEST), arch=run.proxy)
+    load_weights(model, weights, source=str(run.out / ckpt), arch=run.proxy)
     top1, loss = evaluate(model, run.bundle.test, batch_size=run.cfg.eval_batch_size, device=run.device,
                           desc="test")
     result = TrainResult(run.out, top1, run.best_top1, run.best_epoch, run.epoch, run.wall_s)
@@ -369,7 +371,7 @@ def finish(run: _Run) -> TrainResult:
         atomic_write_json(run.out / RESULT, {
             "test_top1": top1, "test_loss": loss, "test_images": len(run.bundle.test),  # type: ignore[arg-type]
             "best_val_top1": run.best_top1, "best_epoch": run.best_epoch, "epochs": run.epoch,
-            "train_wall_s": round(run.wall_s, 2), "weights": f"{BEST} ({which})", "preset": run.preset,
+            "train_wall_s": round(run.wall_s, 2), "weights": f"{ckpt} ({which})", "preset": run.preset,
             "width_mult": run.cfg.width_mult, "proxy_input": list(run.proxy.input),
             "proxy_classes": run.proxy.classes, "deployment_input": list(run.arch.input),
             "deployment_classes": run.arch.classes, "world_size": dist.world_size(), "data": run.data["source"],
