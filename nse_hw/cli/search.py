@@ -58,7 +58,8 @@ def _lock(run: RunDir, *, existing: bool) -> None:
 @click.option("--device", help=f"Device whose shipped table to use (default: {DEFAULT_DEVICE}).")
 @click.option("--table", help="Latency table path or shipped name (instead of --device).")
 @click.option("--space", help="Search space name or YAML (default: nse27-proxyless224).")
-@click.option("--data", help="fashion-mnist (default), a directory of Fashion-MNIST IDX files, or an ImageFolder.")
+@click.option("--data", help="fashion-mnist (default), a task (configs/tasks: ct-fmnist-48, ct-fmnist-64, or a "
+              "task .yaml), a directory of Fashion-MNIST IDX files, or an ImageFolder.")
 @click.option("--config", "config", type=click.Path(dir_okay=False), help="Search config YAML.")
 @click.option("--preset", type=click.Choice(PRESETS), help="configs/search/<preset>.yaml (default: default).")
 @click.option("--out", help="Run directory (default: runs/search/<time>).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +27,15 @@ def resolve_arch_arg(path: str) -> tuple[Arch, Path]:
     return read_arch(path), Path("runs") / f"{p.stem}-retrain"
 
 
+def search_data(path: str) -> str | None:
+    """The data source a search run directory searched on (``nse-hw train RUN_DIR`` retrains on the same task)."""
+    run = Path(path) / "run.json"
+    try:
+        return json.loads(run.read_text())["config"]["data"]["source"] if run.is_file() else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _resume_args(resume: str, arch_arg: str | None, out: str | None, overrides: dict[str, object],
                  config: str | None, preset: str | None) -> tuple[Arch, TrainConfig, str, str]:
     state = read_train_checkpoint(Path(resume) / LAST)
@@ -43,7 +53,8 @@ def _resume_args(resume: str, arch_arg: str | None, out: str | None, overrides: 
 
 @click.command("train")
 @click.argument("arch_file", required=False, metavar="ARCH.json|RUN_DIR")
-@click.option("--data", default=None, help="fashion-mnist (default), an IDX directory or an ImageFolder root.")
+@click.option("--data", default=None, help="fashion-mnist (default; a search run dir: the data it searched on), a task "
+              "(configs/tasks: ct-fmnist-48, ct-fmnist-64, or a task .yaml), an IDX directory or an ImageFolder root.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Global batch (split over ranks).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak LR (global batch).")
@@ -76,7 +87,7 @@ def train_cmd(arch_file: str | None, data: str | None, epochs: int | None, batch
         if arch_file is None:
             raise click.UsageError("give ARCH.json|RUN_DIR (or --resume DIR)")
         arch, default_out = resolve_arch_arg(arch_file)
-        source = data or "fashion-mnist"
+        source = data or search_data(arch_file) or "fashion-mnist"
         config_file = config_file or str(default_config_path(source))
         cfg, preset_used = load_train_config(config_file, preset=preset, **overrides)
         out_dir = Path(out) if out else default_out

@@ -86,6 +86,11 @@ class EvolveConfig:
     # final rule above picks among them on those scores. The supernet's score ranks the proxy's retrained
     # networks poorly (benchmarks/RESULTS-search.md); the short score ranks them better, at ~9 CPU s an arch.
     rerank: int = 0
+    # Successive halving ([] : off). Rungs [[n, steps], ...], e.g. [[16, 150], [4, 600]]: the last round's n best
+    # in-budget archs by supernet score (extras excluded) each train `steps` steps alone from one seed on one data
+    # stream, scored by held-out NLL; the best n of each rung go on to the next; the final pick is the last rung's
+    # lowest NLL (evolve/standalone.py). Replaces the Pareto pick; exclusive with rerank.
+    halving: list[list[int]] = field(default_factory=list)
 
 
 @dataclass
@@ -104,6 +109,9 @@ class BaselineConfig:
     # Final pick. 'best': the most accurate scored arch (the fastest on a tie). 'nse': NSE's final rule on the
     # scored archs (the most accurate Pareto arch in budget, evolve.final_tie_se included).
     pick: str = "best"
+    # Score every draw with NSE's successive-halving scorer (evolve.halving: its first rung for every draw, its
+    # later rungs for the best) instead of baseline.steps top-1; the pick is the last rung's lowest NLL.
+    halving: bool = False
 
 
 @dataclass
@@ -128,6 +136,12 @@ class SearchConfig:
         problems = [
             (not lo < hi, "latency.window must be [lo, hi] with 0 < lo < hi <= 1"),
             (not elo < ehi <= lo, "latency.extras_window must lie below latency.window"),
+            (any(len(r) != 2 or min(r) < 1 for r in self.evolve.halving),
+             "evolve.halving must be a list of [candidates, steps] rungs, each >= 1"),
+            (bool(self.evolve.halving) and self.evolve.rerank > 0,
+             "evolve.halving and evolve.rerank exclude each other"),
+            (self.baseline.halving and not self.evolve.halving,
+             "baseline.halving needs evolve.halving's rungs (the scorer it shares with NSE)"),
             (self.latency.penalty not in ("squared", "hinge"), "latency.penalty must be 'squared' or 'hinge'"),
             (self.train.optimizer not in ("sgd", "adam"), "train.optimizer must be 'sgd' or 'adam'"),
             (self.train.path_sampling not in ("uniform", "budget"),

@@ -11,7 +11,7 @@ from nse_hw.evolve.clock import Clock
 from nse_hw.evolve.context import Context
 from nse_hw.evolve.pareto import Candidate, pareto_front
 from nse_hw.evolve.plots import plot_latency
-from nse_hw.evolve.standalone import train_and_score
+from nse_hw.evolve.standalone import halve, train_and_score
 from nse_hw.latency import predict
 from nse_hw.space import Arch, format_layer, save_arch
 from nse_hw.train.dist import is_main
@@ -45,7 +45,9 @@ def write_final(ctx: Context, cand: Candidate, *, method: str, extra: dict[str, 
     pred = predict(arch, ctx.table)
     meta = {"method": method, "budget_ms": ctx.budget.ms, "predicted_ms": round(pred.total_ms, 4),
             "table": str(ctx.table.path), "device": ctx.table.meta.get("device"),
-            "proxy_heldout_top1": round(cand.acc, 5), "seed": ctx.cfg.seed}
+            "seed": ctx.cfg.seed}
+    score = ("proxy_heldout_nll", -cand.acc) if cand.kind == "halving" else ("proxy_heldout_top1", cand.acc)
+    meta[score[0]] = round(score[1], 5)
     arch = ctx.space.arch(cand.choices, **meta)
     if is_main():
         save_arch(arch, ctx.run.arch)
@@ -55,8 +57,9 @@ def write_final(ctx: Context, cand: Candidate, *, method: str, extra: dict[str, 
             "layers": [format_layer(c) for c in cand.choices], "kind": cand.kind, **(extra or {}),
             "breakdown": pred.to_dict()["layers"]})
         plot_latency(pred, ctx.budget.ms, ctx.run.plots / "latency.png")
-    log.info("final architecture: %.2f ms predicted (%.1f%% of the %.2f ms budget), proxy held-out top-1 %.4f "
-             "-> %s", pred.total_ms, 100 * pred.total_ms / ctx.budget.ms, ctx.budget.ms, cand.acc, ctx.run.arch)
+    log.info("final architecture: %.2f ms predicted (%.1f%% of the %.2f ms budget), proxy held-out %s %.4f "
+             "-> %s", pred.total_ms, 100 * pred.total_ms / ctx.budget.ms, ctx.budget.ms, score[0].split("_")[-1],
+             score[1], ctx.run.arch)
     return arch
 
 
@@ -107,16 +110,28 @@ def rerank(ctx: Context, scored: list[Candidate]) -> tuple[list[Candidate], list
 
 def finish(ctx: Context, history: list[dict[str, Any]], front: list[Candidate],
            scored: list[Candidate], *, clock: Clock) -> Candidate:
-    """Pick (after the optional re-rank) and write the result; result.json's search_s is ``clock``'s wall and CPU
-    seconds, read after the re-rank (it is part of the search)."""
+    """Pick (after the optional re-rank or successive halving) and write the result; result.json's search_s is
+    ``clock``'s wall and CPU seconds, read after the re-rank (it is part of the search)."""
     extra: dict[str, Any] = {}
-    if ctx.cfg.evolve.rerank:
-        scored, extra["rerank"] = rerank(ctx, scored)
-        front = [scored[i] for i in pareto_front(scored)]
-        n_images = ctx.heldout_images
+    rungs = ctx.cfg.evolve.halving
+    if rungs:
+        top = rerank_candidates(scored, ctx.budget.ms, rungs[0][0])
+        if not top:
+            raise NseError(f"successive halving: the last round scored no in-budget architecture (budget "
+                           f"{ctx.budget.ms:g} ms)")
+        ranked, extra["halving"] = halve(ctx, top, rungs, kind="halving")
+        cand = ranked[0]
+        pick = {"rule": "lowest held-out NLL of the last successive-halving rung", "rungs": rungs,
+                "heldout_images": ctx.heldout_images}
     else:
-        n_images = ctx.scored_images
-    cand, pick = pick_final(front, scored, ctx.budget.ms, tie_se=ctx.cfg.evolve.final_tie_se, n_images=n_images)
+        if ctx.cfg.evolve.rerank:
+            scored, extra["rerank"] = rerank(ctx, scored)
+            front = [scored[i] for i in pareto_front(scored)]
+            n_images = ctx.heldout_images
+        else:
+            n_images = ctx.scored_images
+        cand, pick = pick_final(front, scored, ctx.budget.ms, tie_se=ctx.cfg.evolve.final_tie_se,
+                                n_images=n_images)
     write_final(ctx, cand, method="nse", extra={
         "pick": pick, "search_s": clock.spent(), **extra,
         "rounds": [{k: h.get(k) for k in ROUND_FIELDS} for h in history]})

@@ -7,7 +7,10 @@ built alone (proxy view of the deployment arch, seeded init), trained ``baseline
 on the weight split with the same data order, and evaluated top-1 on the held-out split. The best one (or,
 with ``baseline.pick: nse``, NSE's final rule) is written as arch.json, exactly like an NSE run. With
 ``baseline.time_s`` the search keeps drawing new archs until that many CPU (or wall) seconds are spent: random
-search at NSE's compute.
+search at NSE's compute. With ``baseline.halving`` every draw is scored as NSE's successive halving scores its
+first rung (``evolve.halving``: its steps, one init seed, held-out NLL), draws continue while the time left covers
+the later rungs too, and the later rungs rank the best draws as they rank NSE's: the comparison then asks only
+whether the supernet's proposals beat uniform ones.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from nse_hw.evolve.clock import Clock, budget_spent
 from nse_hw.evolve.context import Context, derive_seed
 from nse_hw.evolve.finish import pick_final, write_final
 from nse_hw.evolve.pareto import Candidate, pareto_front
-from nse_hw.evolve.standalone import train_and_score
+from nse_hw.evolve.standalone import HALVING, halve, heldout_scores, train_alone, train_and_score
 from nse_hw.latency import predict
 from nse_hw.progress import progress_bar
 from nse_hw.space import Layer
@@ -69,6 +72,20 @@ def arch_key(choices: list[Layer]) -> tuple:
     return tuple(tuple(c) for c in choices)
 
 
+def halving_reserve(first_rung_s_per_arch: float, rungs: list[list[int]]) -> float:
+    """Seconds the rungs after the first will take, from the first rung's seconds per arch (cost in proportion to
+    steps: an over-estimate, as each arch's fixed evaluation cost is scaled too)."""
+    steps1 = rungs[0][1]
+    return first_rung_s_per_arch * sum(n * steps for n, steps in rungs[1:]) / steps1
+
+
+def _first_rung_score(ctx: Context, choices: list[Layer]) -> float:
+    """-NLL after the first halving rung's steps, from the one seed every halving candidate starts from."""
+    rung = ctx.cfg.evolve.halving[0]
+    net = train_alone(ctx, choices, steps=rung[1], seed=derive_seed(ctx.cfg.seed, HALVING))
+    return -heldout_scores(ctx, net)[0]
+
+
 def random_search(ctx: Context) -> Candidate:
     """Sample, train-and-score, write the pick as arch.json (plus baseline.json with every scored arch).
 
@@ -80,7 +97,12 @@ def random_search(ctx: Context) -> Candidate:
     queue, seen = sample_uniform(ctx, b.archs, rng), set()
     cands: list[Candidate] = []
     bar = progress_bar(total=None if b.time_s else len(queue), desc="random search", disable=not is_main())
-    while not budget_spent(clock.seconds(b.clock), b.time_s, len(cands), limit=b.archs):
+    rungs = ctx.cfg.evolve.halving if b.halving else []
+
+    def reserve() -> float:
+        return halving_reserve(clock.seconds(b.clock) / len(cands), rungs) if rungs and cands else 0.0
+
+    while not budget_spent(clock.seconds(b.clock) + reserve(), b.time_s, len(cands), limit=b.archs):
         if not queue:
             if not b.time_s:  # the window held fewer than baseline.archs distinct archs (warned)
                 break
@@ -92,16 +114,25 @@ def random_search(ctx: Context) -> Candidate:
         ch = queue.pop(0)
         seen.add(arch_key(ch))
         ms = predict(ctx.space.arch(ch), ctx.table).total_ms
-        cands.append(Candidate(ch, ms, train_and_score(ctx, ch, len(cands)), kind="random"))
+        score = _first_rung_score(ctx, ch) if rungs else train_and_score(ctx, ch, len(cands))
+        cands.append(Candidate(ch, ms, score, kind="random"))
         bar.update(1)
-        log.info("random arch %d%s: %.2f ms, held-out top-1 %.4f", len(cands), "" if b.time_s else f"/{b.archs}",
-                 ms, cands[-1].acc)
+        log.info("random arch %d%s: %.2f ms, held-out %s %.4f", len(cands), "" if b.time_s else f"/{b.archs}",
+                 ms, "-NLL" if rungs else "top-1", cands[-1].acc)
     bar.close()
     spent = clock.spent()
     extra: dict = {"archs": len(cands), "steps_each": b.steps, "search_s": spent}
     if b.time_s:
         extra["time_budget"] = {"seconds": b.time_s, "clock": b.clock, "spent": spent[b.clock]}
-    if b.pick == "nse":
+    if rungs:
+        ranked = sorted(cands, key=lambda c: (-c.acc, -c.ms))
+        if len(rungs) > 1:
+            ranked, extra["halving"] = halve(ctx, ranked, rungs[1:], kind="halving")
+        else:
+            ranked = [Candidate(c.choices, c.ms, c.acc, kind="halving") for c in ranked]
+        best = ranked[0]
+        extra["pick"] = {"rule": "lowest held-out NLL of the last successive-halving rung", "rungs": rungs}
+    elif b.pick == "nse":
         best, extra["pick"] = pick_final([cands[i] for i in pareto_front(cands)], cands, ctx.budget.ms,
                                          tie_se=ctx.cfg.evolve.final_tie_se, n_images=ctx.heldout_images)
     else:

@@ -125,3 +125,12 @@ def test_train_smoke_on_the_cluttered_task_learns(tmp_path):
     out = __import__("json").loads((tmp_path / "r" / "result.json").read_text())
     assert out["data"] == "ct-fmnist-48" and out["proxy_input"] == [48, 48, 1] and out["weights"].startswith("last.pt")
     assert out["test_images"] == 1000 and out["test_top1"] > 0.2  # chance is 0.1
+
+
+def test_train_of_a_search_run_dir_uses_the_data_it_searched_on(tmp_path):
+    run = tmp_path / "search"
+    run.mkdir()
+    (run / "arch.json").write_text(open("configs/archs/mobilenetv2-1.0-224.json").read())
+    (run / "run.json").write_text('{"config": {"data": {"source": "ct-fmnist-99"}}}')
+    assert_refused(invoke("train", str(run), "--preset", "smoke", "--out", str(tmp_path / "r")),
+                   "unknown data source 'ct-fmnist-99'")
