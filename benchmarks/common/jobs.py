@@ -120,6 +120,11 @@ def seed_cpus(records: list[dict[str, Any]], method: str, budget: str) -> dict[i
             and s["budget"] == budget and s.get("search_s")}
 
 
+def pct(d: dict[str, Any]) -> str:
+    """A ``mean_sd``/``paired_difference`` dict in points: "mean ± SD (n N)", "-" while it has no mean."""
+    return "-" if d.get("mean") is None else f"{100 * d['mean']:.2f} ± {100 * (d['sd'] or 0):.2f} (n {d['n']})"
+
+
 def run_cli(args: list[str], cpu: int) -> dict[str, float]:
     """Run `nse-hw ARGS` pinned to ``cpu`` with 1 thread; wall and CPU seconds (user + system) of the process."""
     cmd = ["taskset", "-c", str(cpu), NSE_HW, *args, "--threads", "1"]

@@ -1,8 +1,8 @@
 """Which deployment choice moves the budget: host latency of whole networks, LiteRT vs ExecuTorch (where the
 extra is installed), float32 vs int8, 1 vs 2 threads.
 
-    taskset -c 0,1 .venv/bin/python benchmarks/deployment_matrix.py \
-        --arch benchmarks/searched-pixel1-80ms-arch.json --arch configs/archs/mobilenetv2-1.0-224.json
+    taskset -c 0,1 .venv/bin/python benchmarks/deployment/deployment_matrix.py \
+        --arch benchmarks/deployment/searched-pixel1-80ms-arch.json --arch configs/archs/mobilenetv2-1.0-224.json
 
 Every network is exported as the latency tables' whole-network checks export it (profilers.units: seeded
 random weights; int8 through export --int8's quantiser), then all (network, variant) pairs are timed in one

@@ -1,7 +1,7 @@
 """Build a host latency table with the CLI and print its wall time and per-entry spread.
 
-    taskset -c 1 python benchmarks/profile_time.py --runtime litert            # cold: fresh export cache
-    python benchmarks/profile_time.py --table latency_tables/host-litert.json  # spread of an existing table
+    taskset -c 1 python benchmarks/latency/profile_time.py --runtime litert            # cold: fresh export cache
+    python benchmarks/latency/profile_time.py --table latency_tables/host-litert.json  # spread of an existing table
 
 Run it pinned to the timing core (``taskset -c 1``): the converter process goes to the other core(s).
 Prints figures; it is not a test.

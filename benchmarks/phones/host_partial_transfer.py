@@ -9,7 +9,7 @@ runtime's full table" case), and every measured entry at R is predicted and comp
 Reported per held-out resolution and overall: MAPE and share within +-10%, for op entries (MBConv and rec) and
 for the stem/head/classifier/join units.
 
-    taskset -c 0 .venv/bin/python benchmarks/host_partial_transfer.py
+    taskset -c 0 .venv/bin/python benchmarks/phones/host_partial_transfer.py
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from nse_hw.latency import LatencyTable, load_table, parse_key
 from nse_hw.latency.features import key_family
 from nse_hw.latency.transfer import fit_transfer, predict_key
 
-TABLES = Path(__file__).resolve().parents[1] / "latency_tables"
+TABLES = Path(__file__).resolve().parents[2] / "latency_tables"
 
 
 def pct(a: np.ndarray, within: bool = False) -> str:

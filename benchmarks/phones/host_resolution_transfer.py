@@ -4,8 +4,8 @@ space at another resolution and another width, and judge against this host's mea
 Protocol (fixed before the 160-px and x0.75 tables were measured): the "device" is a host LiteRT table of the
 nse27-proxyless224 space (224 px, x1.0, every entry measured on this host): the shipped
 latency_tables/host-litert.json (2026-11-25) and a re-measure of the same keys on the day of the targets
-(benchmarks/host-litert-nse27-proxyless224-today.json). The targets are the same space at 160 px and at width
-x0.75 (benchmarks/spaces/), profiled on this host with ``nse-hw profile --runtime litert`` (1 thread, pinned,
+(benchmarks/phones/host-litert-nse27-proxyless224-today.json). The targets are the same space at 160 px and at width
+x0.75 (benchmarks/phones/spaces/), profiled on this host with ``nse-hw profile --runtime litert`` (1 thread, pinned,
 caches evicted, median of 200 runs), that day. The transfer model is fitted on the device table exactly as
 ``nse-hw tables transfer`` fits a phone table (key features; anchored stem/head/classifier), and every target
 key the device table lacks is predicted and compared with its measurement. Keys the device table has (same
@@ -15,12 +15,12 @@ shape in both spaces) are the day-to-day repeatability of one measurement. Repor
 - per network: 50 architectures drawn uniformly from the space (seed 0), the sum of predicted entries against
   the sum of measured entries at the target size (errors of single blocks partly cancel in a sum).
 
-    taskset -c 0 .venv/bin/python benchmarks/host_resolution_transfer.py
+    taskset -c 0 .venv/bin/python benchmarks/phones/host_resolution_transfer.py
 
 The target tables are made with (each ~5 min on a quiet machine; converter on the other core):
 
-    taskset -c 1 .venv/bin/nse-hw profile --runtime litert --space benchmarks/spaces/nse27-proxyless160.yaml \\
-        --out benchmarks/host-litert-nse27-proxyless160.json --convert-cpus 0
+    taskset -c 1 .venv/bin/nse-hw profile --runtime litert --space benchmarks/phones/spaces/nse27-proxyless160.yaml \\
+        --out benchmarks/phones/host-litert-nse27-proxyless160.json --convert-cpus 0
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from nse_hw.latency.transfer import fit_transfer, predict_key
 from nse_hw.space import load_space
 
 HERE = Path(__file__).resolve().parent
-TABLES = HERE.parent / "latency_tables"
+TABLES = HERE.parents[1] / "latency_tables"
 DEVICES = {"shipped 224 table (11-25)": TABLES / "host-litert.json",
            "224 re-measured the same day": HERE / "host-litert-nse27-proxyless224-today.json"}
 TARGETS = {"160 px": "nse27-proxyless160", "x0.75 width": "nse27-proxyless224-w075"}

@@ -8,7 +8,7 @@ join entries: for every ordered pair (donor, target) of the shipped tables below
 with the entry. References: the target's own factor, leave-one-out (what anchoring on its own entries gives),
 and factor 1 (the mb model alone). Fixed before it ran (2026-11-30); no parameter is fitted to the result.
 
-    .venv/bin/python benchmarks/join_anchor.py
+    .venv/bin/python benchmarks/phones/join_anchor.py
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from nse_hw.latency import load_table
 from nse_hw.latency.family import ANCHOR_ON, anchor_family, borrow_anchor, features_of, fit_family, fit_rows
 from nse_hw.latency.features import key_family
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # host-executorch is left out: 16 of its entries (adds and scales among them) are 0.0 ms, below its timer's floor
 # once the null model's time is subtracted, so a relative error is undefined there
 TABLES = ("pixel1-tflite", "host-litert", "host-onnxruntime")
-OUT = REPO / "benchmarks" / "join-anchor.json"
+OUT = Path(__file__).with_name("join-anchor.json")
 
 
 def errors(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:

@@ -7,7 +7,7 @@ whose key the four do not hold (shapes shared across resolutions, e.g. the 7x7 s
 judged: they are not predictions). MAPE and share within +-10% per held-out resolution, for MBConv blocks and
 for the stem/head/classifier units (anchored families).
 
-    taskset -c 0 .venv/bin/python benchmarks/note10_resolution.py
+    taskset -c 0 .venv/bin/python benchmarks/phones/note10_resolution.py
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from nse_hw.latency.features import key_family
 from nse_hw.latency.importers import import_table
 from nse_hw.latency.transfer import fit_transfer, predict_key
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "device-data"
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "device-data"
 RES = (160, 176, 192, 208, 224)
 
 

@@ -1,6 +1,6 @@
 """MobileNetV2 width x resolution grid on the Pixel 1 against Google's README figures; refusals over the family.
 
-Protocol (fixed before any setup map was fitted; see benchmarks/RESULTS-phones.md):
+Protocol (fixed before any setup map was fitted; see benchmarks/phones/RESULTS-phones.md):
 
 * The 22 networks of ../shared/device-data/mobilenetv2_pixel1_google_readme.csv: configs/archs/mobilenetv2-1.0-224.json
   (join: sum) scaled by the CSV's width rule (nse_hw.space.scale, head 1280 kept below x1) to its resolution,
@@ -17,7 +17,7 @@ Protocol (fixed before any setup map was fitted; see benchmarks/RESULTS-phones.m
   grammar (MBConv k3-k11, e1-e6, dilations, _se, _hs, rec, multi-branch, skip), at widths x0.35-x2 and
   inputs 96-320 px, joins mean and sum: every network must get a prediction.
 
-    taskset -c 0 .venv/bin/python benchmarks/phone_grid.py [--write]
+    taskset -c 0 .venv/bin/python benchmarks/phones/phone_grid.py [--write]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from nse_hw.latency.transfer import fill_missing
 from nse_hw.space import Arch, load_arch, parse_layer
 from nse_hw.space.scale import scale_arch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CSV = REPO / ".." / "shared" / "device-data" / "mobilenetv2_pixel1_google_readme.csv"
 TABLE = REPO / "latency_tables" / "pixel1-tflite.json"
 SETUP = "google-readme"

@@ -5,7 +5,7 @@ throughput (MMAC per ms) of layers 1-3 (the ones the 56x56 width touches) agains
 28x28, same op types): a phone runs one kernel at a similar rate on similar shapes, so the right width is the one
 that puts layers 1-3 in line with their neighbours.
 
-    taskset -c 0 .venv/bin/python benchmarks/proxyless_width.py
+    taskset -c 0 .venv/bin/python benchmarks/phones/proxyless_width.py
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from nse_hw.space import load_arch
 from nse_hw.space.arch import out_size
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / ".." / "shared" / "device-data" / "proxylessnas_mobile_pixel1_tflite_benchmark_profile.txt"
 CANDIDATES = {"24 (skeleton)": "proxylessnas-mobile-224.json", "32 (released)": "proxylessnas-mobile-released-224.json"}
 PARTS = ("expand", "depthwise", "project")

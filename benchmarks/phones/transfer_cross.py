@@ -4,7 +4,7 @@ Fits the MBConv model (key features only: MACs and bytes) on one public table, p
 from the same features, then applies one scale factor (the median measured/predicted ratio, taken leave-one-out
 so no block sees its own ratio). Reports MAPE and the share within +-10%, per op variant.
 
-    taskset -c 0 .venv/bin/python benchmarks/transfer_cross.py
+    taskset -c 0 .venv/bin/python benchmarks/phones/transfer_cross.py
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from nse_hw.latency import LatencyTable, parse_key
 from nse_hw.latency.family import FamilyModel, features_of, fit_family, fit_rows
 from nse_hw.latency.importers import import_table
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "device-data"
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "device-data"
 
 
 def blocks(table: LatencyTable) -> tuple[list[str], np.ndarray]:

@@ -4,7 +4,7 @@ Prints MAPE and the share within +-10% for: one ratio on host latency, one ratio
 + bytes, + middle-activation bytes (our key features), + host latency, and the per-shape correction; then the
 element-wise add model (fitted on the real profile's ADD nodes) against what the idskip:1 blocks imply.
 
-    taskset -c 0 .venv/bin/python benchmarks/transfer_loo.py [--host latency_tables/host-litert.json]
+    taskset -c 0 .venv/bin/python benchmarks/phones/transfer_loo.py [--host latency_tables/host-litert.json]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from nse_hw.latency.features import key_features
 from nse_hw.latency.importers import import_table
 from nse_hw.space import load_arch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO / ".." / "shared" / "device-data"
 PIXEL1 = SHARED / "proxylessnas_mobile_trim_pixel1.yaml"
 PROFILE = SHARED / "proxylessnas_mobile_pixel1_tflite_benchmark_profile.txt"

@@ -5,7 +5,7 @@ part with the table. Keys outside the table's space are predicted with its store
 Our arch files follow NSE's layer rule (a residual layer is the mean of op and identity: add + 0.5 scale); the
 "original structure" line drops the scale entries, which the published networks do not have.
 
-    taskset -c 0 .venv/bin/python benchmarks/transfer_networks.py
+    taskset -c 0 .venv/bin/python benchmarks/phones/transfer_networks.py
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from nse_hw.latency import arch_components, load_table, predict
 from nse_hw.latency.transfer import fill_missing
 from nse_hw.space import load_arch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / ".." / "shared" / "device-data" / "proxylessnas_mobile_pixel1_tflite_benchmark_profile.txt"
 # Pixel 1 latencies the papers report (TFLite, one big core, batch 1)
 PAPER_MS = {"mobilenetv2-1.0-224": ("MobileNetV2 paper, Table 4", 75.0),

@@ -1,6 +1,7 @@
 """Retrain-step throughput quiet vs under load, for torch's default thread count vs nse-hw's automatic choice.
 
-    .venv/bin/python benchmarks/threads_under_load.py [--seconds 6] [--out benchmarks/threads-under-load.json]
+    .venv/bin/python benchmarks/reliability/threads_under_load.py [--seconds 6] \
+        [--out benchmarks/reliability/threads-under-load.json]
 
 One retrain step = forward, loss, backward and SGD step of the default preset's proxy network (ProxylessNAS-Mobile
 at 32x32x1, width x0.5, batch 128: what `nse-hw train --preset default` runs). Each case runs fresh worker
@@ -31,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-ARCH = Path(__file__).resolve().parents[1] / "configs" / "archs" / "proxylessnas-mobile-224.json"
+ARCH = Path(__file__).resolve().parents[2] / "configs" / "archs" / "proxylessnas-mobile-224.json"
 
 
 def worker(threads: str, seconds: float) -> None:

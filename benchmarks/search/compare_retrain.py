@@ -1,6 +1,6 @@
 """NSE vs random search vs a MobileNetV2-style arch scaled to the same budget, each retrained from scratch.
 
-    taskset -c 0 .venv/bin/python benchmarks/compare_retrain.py --latency 80ms --device pixel1 --out runs/compare
+    taskset -c 0 .venv/bin/python benchmarks/search/compare_retrain.py --latency 80ms --device pixel1 --out runs/compare
 
 Runs `nse-hw search` (default preset), `nse-hw search --baseline random`, builds the MobileNetV2-style arch
 (the space's skeleton with one MBConv k3 op per layer, the widest expansion that fits the budget, then layers

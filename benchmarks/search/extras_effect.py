@@ -1,6 +1,6 @@
 """Issue 8 review item "extras drawn from [0.5, 0.85] x budget": what do NSE's extras change, as shipped?
 
-    .venv/bin/python benchmarks/extras_effect.py [--source benchmarks/search-quality.json] [--out FILE]
+    .venv/bin/python benchmarks/search/extras_effect.py [--source benchmarks/search/search-quality.json] [--out FILE]
 
 Extras are cheaper architectures scored beside the in-window ones. They may enter a round's Pareto front and
 push window archs out of it, but their own ops are never kept (``pareto.kept_ops``), so the only way they can
@@ -62,8 +62,8 @@ def round_effect(d: dict[str, Any], res: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--source", default="benchmarks/search-quality.json")
-    ap.add_argument("--out", default="benchmarks/extras-effect.json")
+    ap.add_argument("--source", default="benchmarks/search/search-quality.json")
+    ap.add_argument("--out", default="benchmarks/search/extras-effect.json")
     a = ap.parse_args()
     src = json.loads(Path(a.source).read_text())
     out: dict[str, Any] = {"format": "nse-hw/extras-effect/1", "source": a.source, "runs": []}

@@ -1,7 +1,7 @@
 """Issue 8: does training the supernet on paths as heavy as the ranked archs improve its ranking?
 
-    taskset -c 0 .venv/bin/python benchmarks/path_sampling.py --cpu 0 &   # one driver per core, same --out
-    taskset -c 1 .venv/bin/python benchmarks/path_sampling.py --cpu 1
+    taskset -c 0 .venv/bin/python benchmarks/search/path_sampling.py --cpu 0 &   # one driver per core, same --out
+    taskset -c 1 .venv/bin/python benchmarks/search/path_sampling.py --cpu 1
 
 For each variant of ``train.path_sampling`` ('uniform': every live op on with p = 0.5, the paper's and the
 shipped default; 'budget': those probabilities tilted so the paths' expected latency is the round's target),
@@ -17,18 +17,21 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
-from jobs import Job, Store, retrain, run_cli
 from search_quality import rank_archs
 
 from nse_hw.config import to_dict
 from nse_hw.evolve import load_search_config, preset_path
 from nse_hw.evolve.quality import rank_correlation
 from nse_hw.space import load_space, parse_layer, save_arch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared common/
+from common.jobs import Job, Store, retrain, run_cli  # noqa: E402
 
 FORMAT = "nse-hw/path-sampling/1"
 PROTOCOL: dict[str, Any] = {
@@ -117,7 +120,7 @@ def summarize(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cpu", type=int, default=0)
-    ap.add_argument("--out", default="benchmarks/path-sampling.json")
+    ap.add_argument("--out", default="benchmarks/search/path-sampling.json")
     ap.add_argument("--runs", default="runs/path-sampling")
     ap.add_argument("--summary", action="store_true")
     args = ap.parse_args()

@@ -1,7 +1,7 @@
 """Issue 8, first measurement: can the retrain recipe tell in-budget architectures apart at all?
 
-    taskset -c 0 .venv/bin/python benchmarks/proxy_spread.py --cpu 0 &   # one driver per core, same --out
-    taskset -c 1 .venv/bin/python benchmarks/proxy_spread.py --cpu 1
+    taskset -c 0 .venv/bin/python benchmarks/search/proxy_spread.py --cpu 0 &   # one driver per core, same --out
+    taskset -c 1 .venv/bin/python benchmarks/search/proxy_spread.py --cpu 1
 
 Draws ``archs`` architectures uniformly in NSE's latency window (the random-search sampler,
 ``nse_hw.evolve.random_search.sample_uniform``, its own seed), retrains each with every recipe of the protocol
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import yaml
-from jobs import Job, Store, retrain
 
 from nse_hw.evolve import load_search_config, parse_latency, preset_path, resolve_table
 from nse_hw.evolve.budget import check_budget
@@ -33,6 +33,9 @@ from nse_hw.evolve.random_search import sample_uniform
 from nse_hw.latency import predict
 from nse_hw.paths import CONFIGS
 from nse_hw.space import load_arch, load_space, save_arch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared common/
+from common.jobs import Job, Store, retrain  # noqa: E402
 
 FORMAT = "nse-hw/proxy-spread/1"
 TRAIN_CONFIGS = CONFIGS / "train"
@@ -141,7 +144,7 @@ def summarize(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     pooled = []
     if other := proto.get("pool_with"):  # the earlier protocol's retrains of the same archs and recipes
-        pooled = [r for r in json.loads(Path(f"benchmarks/proxy-spread-{other}.json").read_text())["records"]
+        pooled = [r for r in json.loads(Path(f"benchmarks/search/proxy-spread-{other}.json").read_text())["records"]
                   if r.get("kind") == "train"]
     seeds = sorted({*proto["retrain_seeds"], *(r["retrain_seed"] for r in pooled)})
     for recipe in proto["recipes"]:
@@ -180,7 +183,7 @@ def print_summary(s: dict[str, Any]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cpu", type=int, default=0, help="core every retrain is pinned to (taskset -c)")
-    ap.add_argument("--out", help="results JSON [default: benchmarks/proxy-spread[-PROTOCOL].json]")
+    ap.add_argument("--out", help="results JSON [default: benchmarks/search/proxy-spread[-PROTOCOL].json]")
     ap.add_argument("--runs", help="run directories [default: runs/proxy-spread[-PROTOCOL]]")
     ap.add_argument("--summary", action="store_true", help="only print the summary of what has finished")
     ap.add_argument("--protocol", default="main", choices=sorted(PROTOCOLS))
@@ -188,7 +191,7 @@ def main() -> None:
     proto = PROTOCOLS[args.protocol]
     tail = "" if args.protocol == "main" else f"-{args.protocol}"
     runs = Path(args.runs or f"runs/proxy-spread{tail}")
-    out = Path(args.out or f"benchmarks/proxy-spread{tail}.json")
+    out = Path(args.out or f"benchmarks/search/proxy-spread{tail}.json")
     runs.mkdir(parents=True, exist_ok=True)
     store = Store(out, {"format": FORMAT, **proto}, lock=runs / "results.lock")
     t = time.perf_counter()

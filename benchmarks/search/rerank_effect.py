@@ -2,9 +2,9 @@
 beat random search at equal compute? On 12 archs of NSE's last round the supernet's score ranks the retrained
 networks at Kendall tau -0.21, random search's short score at +0.64 (RESULTS-search.md).
 
-    taskset -c 0 .venv/bin/python benchmarks/rerank_effect.py run --cpu 0 --runs /work/rerank-runs
-    taskset -c 1 .venv/bin/python benchmarks/rerank_effect.py run --cpu 1 --runs /work/rerank-runs
-    .venv/bin/python benchmarks/rerank_effect.py summary
+    taskset -c 0 .venv/bin/python benchmarks/search/rerank_effect.py run --cpu 0 --runs /work/rerank-runs
+    taskset -c 1 .venv/bin/python benchmarks/search/rerank_effect.py run --cpu 1 --runs /work/rerank-runs
+    .venv/bin/python benchmarks/search/rerank_effect.py summary
 
 Protocol (PROTOCOLS["full"] below; fixed on 2026-11-30, committed in 54a3ae6 before any of its runs):
 
@@ -34,14 +34,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jobs import Job, Store, die, follow_up, retrain, run_cli, search_arch, seed_accs, seed_cpus
 from search_quality import method_config, search
 
 from nse_hw.evolve.quality import mean_sd, paired_difference
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared common/
+from common.jobs import Job, Store, die, follow_up, pct, retrain, run_cli, search_arch, seed_accs, seed_cpus  # noqa: E402
+
 FORMAT = "nse-hw/rerank-effect/1"
 PROTOCOLS: dict[str, dict[str, Any]] = {
-    "full": {"name": "rerank", "source": "benchmarks/search-quality.json", "device": "pixel1",
+    "full": {"name": "rerank", "source": "benchmarks/search/search-quality.json", "device": "pixel1",
              "space": "nse27-proxyless224", "budget": "80ms", "seeds": [0, 1, 2, 3, 4], "rerank": 8,
              "search_preset": "default", "train_preset": "bench", "random": {"clock": "cpu", "pick": "nse"}},
     # the whole pipeline in minutes, on search_quality.py --smoke's results
@@ -144,9 +146,6 @@ def summarize(p: dict[str, Any], store: Store, source: dict[str, Any]) -> dict[s
                                 and s["method"] == "nse-rerank")}
     store.write(lambda d: d.update(summary=out))
 
-    def pct(d: dict[str, Any]) -> str:
-        return "-" if d.get("mean") is None else f"{100 * d['mean']:.2f} ± {100 * (d['sd'] or 0):.2f} (n {d['n']})"
-
     for m, d in out["test_top1"].items():
         print(f"{m}: {pct(d)}")
     for m, d in out["rerank_minus"].items():
@@ -165,7 +164,7 @@ def main() -> None:
     p = PROTOCOLS["smoke" if smoke else "full"]
     name = "rerank-effect" + ("-smoke" if smoke else "")
     args, store, runs, source = follow_up(ap, p, FORMAT, out=f"runs/{name}/{name}.json" if smoke else
-                                          f"benchmarks/{name}.json", runs=f"runs/{name}")
+                                          f"benchmarks/search/{name}.json", runs=f"runs/{name}")
     if args.step == "run":
         run_step(p, store, source, runs, args.cpu)
     summarize(p, store, source)

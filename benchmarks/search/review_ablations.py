@@ -2,16 +2,16 @@
 drawn from, change what NSE finds? Each as a variant of the shipped search, retrained and paired with NSE as
 shipped (search_quality.py's records) seed by seed.
 
-    taskset -c 0 .venv/bin/python benchmarks/review_ablations.py run --cpu 0 --runs /work/review-runs
-    taskset -c 1 .venv/bin/python benchmarks/review_ablations.py run --cpu 1 --runs /work/review-runs
-    .venv/bin/python benchmarks/review_ablations.py summary
+    taskset -c 0 .venv/bin/python benchmarks/search/review_ablations.py run --cpu 0 --runs /work/review-runs
+    taskset -c 1 .venv/bin/python benchmarks/search/review_ablations.py run --cpu 1 --runs /work/review-runs
+    .venv/bin/python benchmarks/search/review_ablations.py summary
 
 Protocol (PROTOCOL below; fixed on 2026-11-30, before any of its runs):
 
 - no-prune: `train.prune_threshold` -1e9 (no op is ever pruned within a round; the shipped -2.0 pruned 62 of 105
   (layer, op) pairs in round 1 of the README run).
 - extras-near: `latency.extras_window` [0.75, 0.85] (just below the [0.85, 1.0] window, as the official search
-  script draws them, instead of the shipped [0.5, 0.85]; benchmarks/extras_effect.py measures what the shipped
+  script draws them, instead of the shipped [0.5, 0.85]; benchmarks/search/extras_effect.py measures what the shipped
   extras do).
 - Everything else as search_quality.py's full protocol at 80 ms: default search preset, seeds 0-4, retrain
   `--preset bench --seed <search seed>`, one thread pinned per job; a killed search restarts, a killed retrain
@@ -25,11 +25,11 @@ Protocol (PROTOCOL below; fixed on 2026-11-30, before any of its runs):
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
-from jobs import Job, Store, follow_up, retrain, search_arch, seed_accs, seed_cpus
 from search_quality import search
 
 from nse_hw.config import from_dict, to_dict
@@ -37,9 +37,13 @@ from nse_hw.evolve import load_search_config, preset_path
 from nse_hw.evolve.config import SearchConfig
 from nse_hw.evolve.quality import mean_sd, paired_difference
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared common/
+from common.jobs import Job, Store, follow_up, pct, retrain, search_arch, seed_accs, seed_cpus  # noqa: E402
+
 FORMAT = "nse-hw/review-ablations/1"
 PROTOCOL: dict[str, Any] = {
-    "name": "review", "source": "benchmarks/search-quality.json", "device": "pixel1", "space": "nse27-proxyless224",
+    "name": "review", "source": "benchmarks/search/search-quality.json", "device": "pixel1",
+    "space": "nse27-proxyless224",
     "budget": "80ms", "seeds": [0, 1, 2, 3, 4], "search_preset": "default", "train_preset": "bench",
     "variants": {"no-prune": {"train.prune_threshold": -1e9},
                  "extras-near": {"latency.extras_window": [0.75, 0.85]}}}
@@ -91,9 +95,6 @@ def summarize(store: Store, source: dict[str, Any]) -> dict[str, Any]:
                               "search_cpu_vs_nse": mean_sd([cpu[k] / nse_cpu[k] for k in cpu if k in nse_cpu])}
     store.write(lambda d: d.update(summary=out))
 
-    def pct(d: dict[str, Any]) -> str:
-        return "-" if d.get("mean") is None else f"{100 * d['mean']:.2f} ± {100 * (d['sd'] or 0):.2f} (n {d['n']})"
-
     print(f"nse as shipped: {pct(out['nse'])}")
     for v, d in out["variants"].items():
         m = d["nse_minus"]
@@ -105,7 +106,7 @@ def summarize(store: Store, source: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("step", choices=["run", "summary"])
-    args, store, runs, source = follow_up(ap, PROTOCOL, FORMAT, out="benchmarks/review-ablations.json",
+    args, store, runs, source = follow_up(ap, PROTOCOL, FORMAT, out="benchmarks/search/review-ablations.json",
                                           runs="runs/review-ablations")
     if args.step == "run":
         run_step(store, runs, args.cpu)

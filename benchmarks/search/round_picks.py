@@ -1,8 +1,8 @@
 """Issue 8, item 3: the retrained accuracy of each NSE round's pick (does a later round pick a better network?).
 
-    .venv/bin/python benchmarks/round_picks.py picks                 # read the picks out of the search runs
-    taskset -c 0 .venv/bin/python benchmarks/round_picks.py train --cpu 0   # retrain them (resumable; two drivers)
-    .venv/bin/python benchmarks/round_picks.py summary
+    .venv/bin/python benchmarks/search/round_picks.py picks                 # read the picks out of the search runs
+    taskset -c 0 .venv/bin/python benchmarks/search/round_picks.py train --cpu 0   # retrain (resumable; two drivers)
+    .venv/bin/python benchmarks/search/round_picks.py summary
 
 Protocol (fixed on 2026-11-30, before any of its retrains): for every NSE search of ``search_quality.py``'s
 full protocol at 80 ms (seeds 0-4), the arch that search would have returned had it stopped after round r:
@@ -20,18 +20,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
-
-from jobs import Job, Store, die, follow_up, retrain
 
 from nse_hw.evolve.finish import pick_final
 from nse_hw.evolve.pareto import Candidate
 from nse_hw.evolve.quality import mean_sd, paired_difference
 from nse_hw.space import load_space, parse_layer, save_arch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared common/
+from common.jobs import Job, Store, die, follow_up, retrain  # noqa: E402
+
 FORMAT = "nse-hw/round-picks/1"
-PROTOCOL: dict[str, Any] = {"source": "benchmarks/search-quality.json", "budget": "80ms", "seeds": [0, 1, 2, 3, 4],
+PROTOCOL: dict[str, Any] = {"source": "benchmarks/search/search-quality.json", "budget": "80ms",
+                            "seeds": [0, 1, 2, 3, 4],
                             "rounds": [1, 2, 3], "retrain_rounds": [1, 2], "train_preset": "bench",
                             "retrain_seed": "the search seed", "space": "nse27-proxyless224"}
 
@@ -97,7 +100,7 @@ def summarize(store: Store, source: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("step", choices=["picks", "train", "summary"])
-    args, store, runs, source = follow_up(ap, PROTOCOL, FORMAT, out="benchmarks/search-quality-rounds.json",
+    args, store, runs, source = follow_up(ap, PROTOCOL, FORMAT, out="benchmarks/search/search-quality-rounds.json",
                                           runs="runs/round-picks")
     if args.step == "picks":
         picks_step(store, source)

@@ -6,7 +6,7 @@ Prints, all measured in this one process (ratios only; absolute times drift run 
 * the expected-latency term's share (forward + backward of E[latency] and the penalty) of an α step and of an
   average iteration (goal < 1%).
 
-Run pinned: taskset -c 0 .venv/bin/python benchmarks/search_cost.py [--table host-litert] [--paths 20]
+Run pinned: taskset -c 0 .venv/bin/python benchmarks/search/search_cost.py [--table host-litert] [--paths 20]
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 For each preset: wall time, round-over-round best in-budget held-out top-1 of the supernet, the final arch's
 predicted latency / budget. Runs the real CLI in subprocesses (inheriting this process's CPU affinity).
 
-    taskset -c 0 .venv/bin/python benchmarks/search_presets.py --table host-litert --latency 5ms \
+    taskset -c 0 .venv/bin/python benchmarks/search/search_presets.py --table host-litert --latency 5ms \
         [--presets smoke default] [--baseline] [--seeds 0 1 2] [--out runs/bench-search]
 
 With several seeds it also prints, per preset, the mean and spread of each round's best in-budget top-1.

@@ -1,7 +1,7 @@
 """Issue 8: does the search earn its keep? NSE vs random search at equal compute, NSE's two ablations and a
 MobileNetV2-style network, every result retrained with one recipe; plus the supernet's ranking quality.
 
-    taskset -c 0 .venv/bin/python benchmarks/search_quality.py [all|methods|rank|summary] [--smoke] [--cpu 0]
+    taskset -c 0 .venv/bin/python benchmarks/search/search_quality.py [all|methods|rank|summary] [--smoke] [--cpu 0]
 
 The protocol (PROTOCOLS below) is fixed before running and stored in the JSON; a re-run with another protocol is
 refused. Every finished search or retrain is appended to the JSON at once (atomic write) and skipped on a re-run,
@@ -16,7 +16,7 @@ retrain resumes). Each job is the real CLI in a subprocess pinned with taskset t
 - fixed-subspace / full-pool: nse_hw.evolve.ablation (one round, NSE's first K-op subspace / every op; the
   shipped run's total weight steps).
 - mbv2: no search: mb_k3_e6 in every searchable layer if it fits, else mb_k3_e3 (then e1) everywhere, then layers
-  widened back to e6 from the last one to the first while the budget holds (benchmarks/compare_retrain.py's
+  widened back to e6 from the last one to the first while the budget holds (benchmarks/search/compare_retrain.py's
   rule); the same arch for every seed.
 
 Retrain: `nse-hw train ARCH --preset P --seed S` (configs/train/fashion-mnist.yaml), retrain seed = search seed;
@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +37,6 @@ from typing import Any
 
 import yaml
 from compare_retrain import mbv2_style
-from jobs import Job, Store, retrain, run_cli, search_arch
 
 from nse_hw.config import to_dict
 from nse_hw.evolve import load_search_config, parse_latency, preset_path, resolve_table
@@ -44,6 +44,9 @@ from nse_hw.evolve.ablation import ABLATIONS, ablation_config
 from nse_hw.evolve.quality import mean_sd, paired_difference, rank_correlation, round_gains, spread_ranks
 from nse_hw.latency import predict
 from nse_hw.space import load_space, parse_layer, save_arch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared common/
+from common.jobs import Job, Store, retrain, run_cli, search_arch  # noqa: E402
 
 METHODS = ("nse", "random", *ABLATIONS, "mbv2")
 PROTOCOLS: dict[str, dict[str, Any]] = {
@@ -301,7 +304,7 @@ def main() -> None:
     ap.add_argument("step", nargs="?", default="all", choices=["all", "methods", "rank", "summary"])
     ap.add_argument("--smoke", action="store_true", help="the smoke protocol (whole pipeline, minutes)")
     ap.add_argument("--cpu", type=int, default=0, help="core every job is pinned to (taskset -c)")
-    ap.add_argument("--out", help="results JSON (default: benchmarks/search-quality.json; smoke: under --runs)")
+    ap.add_argument("--out", help="results JSON (default: benchmarks/search/search-quality.json; smoke: under --runs)")
     ap.add_argument("--runs", help="run directories (default: runs/search-quality[-smoke])")
     ap.add_argument("--budget", help="only this budget's searches and retrains (run one driver per budget and "
                                      "core on the same --out; the rank step runs with its own budget)")
@@ -312,7 +315,7 @@ def main() -> None:
         ap.error(f"--budget must be one of {', '.join(proto['budgets'])}")  # one line, exit 2
     budgets = [args.budget] if args.budget else proto["budgets"]
     runs = Path(args.runs or f"runs/search-quality{'-smoke' if args.smoke else ''}")
-    out = Path(args.out or (runs / "search-quality.json" if args.smoke else "benchmarks/search-quality.json"))
+    out = Path(args.out or (runs / "search-quality.json" if args.smoke else "benchmarks/search/search-quality.json"))
     runs.mkdir(parents=True, exist_ok=True)
     store = Store(out, {"name": name, **proto}, lock=runs / "results.lock")  # jobs.STORE_FORMAT
     t = time.perf_counter()

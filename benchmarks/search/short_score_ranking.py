@@ -2,8 +2,8 @@
 
 Protocol (fixed before running): the architectures that already have stand-alone retrains on this proxy:
 the 24 last-round in-window architectures of the path-sampling study (12 per variant, one `--preset default`
-retrain each, seed 0; benchmarks/path-sampling.json) and the 8 uniform in-window draws of the proxy-spread study
-(benchmarks/proxy-spread.json; default recipe, seeds 0 and 1). Each is scored as `nse-hw search --baseline
+retrain each, seed 0; benchmarks/search/path-sampling.json) and the 8 uniform in-window draws of the proxy-spread study
+(benchmarks/search/proxy-spread.json; default recipe, seeds 0 and 1). Each is scored as `nse-hw search --baseline
 random` scores its draws (``nse_hw.evolve.standalone.train_and_score``: the default search preset's proxy,
 ``baseline.steps`` steps alone on the weight split, held-out top-1 on its 1024 images), with search seeds 0
 and 1 (two short-training runs: the score's own noise). Reported: Kendall τ and Spearman ρ between the short
@@ -11,15 +11,15 @@ score (mean of the two seeds, and seed 0 alone, the score a search uses) and the
 top-1 (mean of the retrains an arch has), over all 32 and over each set; the two short runs' agreement (τ between
 them); the τ a perfect ranker reaches against one default retrain (``tau_ceiling`` of the proxy-spread ICC).
 
-    taskset -c 0 .venv/bin/python benchmarks/short_score_ranking.py      # ~20 min on one core; resumes
+    taskset -c 0 .venv/bin/python benchmarks/search/short_score_ranking.py      # ~20 min on one core; resumes
 
 Second protocol, `--set benchmark` (fixed on 2026-11-30, before any of its scores): the search-quality
-benchmark's rank set (benchmarks/search-quality.json: the 12 last-round in-window archs of NSE at 80 ms, seed 0,
+benchmark's rank set (benchmarks/search/search-quality.json: the 12 last-round in-window archs of NSE at 80 ms, seed 0,
 picked at evenly spaced supernet ranks, each retrained once with `--preset bench`), scored the same way (search
 seeds 0 and 1); τ and ρ against those retrains, beside the supernet's own τ on the same 12 (search_quality.py
-summary). Output: benchmarks/short-score-ranking-bench.json.
+summary). Output: benchmarks/search/short-score-ranking-bench.json.
 
-    taskset -c 0 .venv/bin/python benchmarks/short_score_ranking.py --set benchmark   # ~4 min on one core
+    taskset -c 0 .venv/bin/python benchmarks/search/short_score_ranking.py --set benchmark   # ~4 min on one core
 """
 
 from __future__ import annotations

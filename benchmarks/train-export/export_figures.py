@@ -3,8 +3,8 @@ test set, and latency (int8 vs float; deployment network measured vs the table's
 
 Two phases, so conversion (heavy) and timing (needs a quiet core) can be pinned apart:
 
-    taskset -c 0 .venv/bin/python benchmarks/export_figures.py export  [--run runs/bench-train/default]
-    taskset -c 1 .venv/bin/python benchmarks/export_figures.py latency [--runs 200]
+    taskset -c 0 .venv/bin/python benchmarks/train-export/export_figures.py export  [--run runs/bench-train/default]
+    taskset -c 1 .venv/bin/python benchmarks/train-export/export_figures.py latency [--runs 200]
 
 `export` runs `nse-hw export --format all --int8` on the whole test set (10000 images) into OUT; `latency`
 re-times the exported files in one process, interleaved round by round, so ratios compare like with like.

@@ -1,7 +1,7 @@
 """Retraining wall time and test top-1 of the Fashion-MNIST presets (smoke, default) for a deployment arch.
 
-    taskset -c 0 .venv/bin/python benchmarks/train_presets.py [--arch configs/archs/proxylessnas-mobile-224.json]
-        [--presets smoke default] [--out runs/bench-train]
+    taskset -c 0 .venv/bin/python benchmarks/train-export/train_presets.py \
+        [--arch configs/archs/proxylessnas-mobile-224.json] [--presets smoke default] [--out runs/bench-train]
 
 One process, one thread (the figures in RESULTS-train-export.md are from `taskset -c 0`). Each preset trains
 into OUT/<preset> (an existing complete run is reported, not retrained: delete it to measure again).
