@@ -6,8 +6,8 @@
 #   benchmarks/common/check_summaries.sh [OUT]        # from anywhere in the checkout; OUT: /tmp/nse-hw-summaries
 #
 # OUT/stdout/<name>.txt: each report's stdout and stderr ("N s this call" lines blanked: wall time); OUT/rc.txt:
-# exit codes; OUT/rewritten.txt: `diff -rq` of the checkout's benchmarks/ against the copy's after the reruns
-# (empty: every JSON and figure the reports rewrite came out byte-identical). The phone analyses read
+# exit codes; OUT/rewritten.txt: `diff -rq` of the copy's benchmarks/ before and after the reruns (empty: every
+# JSON and figure the reports rewrite came out byte-identical). The phone analyses read
 # ../shared/device-data beside the checkout (SHARED=DIR to point elsewhere). Pinned to core 0, one thread.
 set -u
 REPO=$(git rev-parse --show-toplevel)
@@ -18,6 +18,7 @@ rm -rf "$OUT" && mkdir -p "$OUT/tree" "$OUT/stdout"
 (cd "$REPO" && git ls-files -co --exclude-standard | while read -r f; do
     [ -e "$f" ] && cp --parents -P "$f" "$OUT/tree/"; done)
 ln -s "$(cd "$SHARED" && pwd)" "$OUT/shared"  # the copy's ../shared
+cp -a "$OUT/tree/benchmarks" "$OUT/before"
 cd "$OUT/tree" || exit 1
 : > "$OUT/rc.txt"
 
@@ -55,5 +56,6 @@ run short_score_ranking $B/search/short_score_ranking.py                    # ev
 run short_score_ranking-bench $B/search/short_score_ranking.py --set benchmark
 run extras_effect $B/search/extras_effect.py                                # needs the search run directories
 
-diff -rq -x __pycache__ "$REPO/benchmarks" "$OUT/tree/benchmarks" | sed "s#$OUT/tree/##; s#$REPO/##" > "$OUT/rewritten.txt"
+diff -rq -x __pycache__ "$OUT/before" "$OUT/tree/benchmarks" | sed "s#$OUT/before#benchmarks#; s#$OUT/tree/##g" \
+    > "$OUT/rewritten.txt"
 echo "rewritten differently: $(wc -l < "$OUT/rewritten.txt") (see $OUT/rewritten.txt)"

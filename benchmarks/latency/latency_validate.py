@@ -1,7 +1,7 @@
 """Calibrate and validate a host latency table with the CLI, and probe the LUT-sum bias; print the figures.
 
     taskset -c 1 python benchmarks/latency/latency_validate.py --table latency_tables/host-litert.json \
-        --calibrate 16 --cal-seed 1000 --samples 50 --seed 0 --plot benchmarks/latency/validate-litert.png
+        --calibrate 16 --cal-seed 1000 --samples 50 --seed 0 --plot /tmp/validate-litert.png
     taskset -c 1 python benchmarks/latency/latency_validate.py --table latency_tables/host-litert.json --probe 2
     taskset -c 1 python benchmarks/latency/latency_validate.py --table latency_tables/host-litert.json \
         --compare-modes 20

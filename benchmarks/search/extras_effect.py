@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,9 @@ def main() -> None:
                   f"{r['front_members_displaced']} of {r['front_without_extras']}, kept pairs lost "
                   f"{r['pairs_lost_to_extras']} of {r['kept_pairs_without_extras']}, pick changes: "
                   f"{r['pick_changes']}")
+    if not out["runs"]:  # nothing to recompute: keep the committed result rather than overwrite it with none
+        print(f"extras_effect: no search run directory of {a.source} is left; {a.out} not rewritten", file=sys.stderr)
+        raise SystemExit(2)
     rs = [r for run in out["runs"] for r in run["rounds"]]
     out["total"] = {"rounds": len(rs), "rounds_with_a_displacement": sum(r["front_members_displaced"] > 0 for r in rs),
                     "pairs_lost": sum(r["pairs_lost_to_extras"] for r in rs),
