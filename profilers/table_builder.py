@@ -166,7 +166,8 @@ def profile_host(space: SearchSpace | None, *, runtime: str, out: Path, threads:
     start, loads = time.perf_counter(), [os.getloadavg()[0]]
     if todo and loads[0] > BUSY_LOAD:
         log.warning("load average %.1f: other jobs share this CPU's caches and memory, and memory-bound entries "
-                    "time up to ~30%% slow under load (benchmarks/RESULTS-latency.md); profile on a quiet machine",
+                    "time up to ~30%% slow under load (benchmarks/latency/RESULTS-latency.md); profile on a quiet "
+                    "machine",
                     loads[0])
     timer = _Timer(runner, warmup, runs, cpu_cache, evictor)
     null = [] if "invoke_overhead" in table.meta else [ExportJob.for_key(NULL_KEY, precision=precision)]  # kept

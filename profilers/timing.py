@@ -3,7 +3,7 @@
 A block timed alone, 200 times in a row, keeps its weights and activations in L2/L3; inside a whole network
 (tens of MB of weights on the 224 px spaces) each block finds them evicted by the blocks before it, while its
 input was just written by the previous layer. Timed warm, the LUT sum under-predicts whole networks by 6-8%
-on this host (benchmarks/RESULTS-latency.md); timed with the caches evicted before every run and the input
+on this host (benchmarks/latency/RESULTS-latency.md); timed with the caches evicted before every run and the input
 rewritten, the sum matches them within ~1-2% for LiteRT. The cost of invoking a model at all (a trivial model
 timed the same way) is paid once per network, not once per block, so it is subtracted from every entry.
 """

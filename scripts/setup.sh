@@ -20,7 +20,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # torch==2.13.0 must be in the same pip command as litert-torch: only that exact pin picks the local CPU build.
 # ExecuTorch (--format pte, --runtime executorch) is an extra for pip users; here it is installed too (+317 MB,
-# ~20 s), so both commands below the README and CI cover every runtime (benchmarks/RESULTS-deployment.md).
+# ~20 s), so both commands below the README and CI cover every runtime (benchmarks/deployment/RESULTS-deployment.md).
 if ! .venv/bin/python -c "import nse_hw, torch, litert_torch, ai_edge_litert, onnxruntime, executorch" >/dev/null 2>&1 \
    || [ pyproject.toml -nt .venv/.nse-hw-installed ]; then
   echo "setup: installing nse-hw and its pinned dependencies into .venv (first time: a few minutes)"

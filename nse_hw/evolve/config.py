@@ -84,7 +84,7 @@ class EvolveConfig:
     # Re-rank (0: off, the paper). > 0: the last round's `rerank` best-scored in-budget archs (extras excluded)
     # are each trained alone the short way random search scores archs (baseline.steps, baseline.lr), and the
     # final rule above picks among them on those scores. The supernet's score ranks the proxy's retrained
-    # networks poorly (benchmarks/RESULTS-search.md); the short score ranks them better, at ~9 CPU s an arch.
+    # networks poorly (benchmarks/search/RESULTS-search.md); the short score ranks them better, at ~9 CPU s an arch.
     rerank: int = 0
     # Successive halving ([] : off). Rungs [[n, steps], ...], e.g. [[16, 150], [4, 600]]: the last round's n best
     # in-budget archs by supernet score (extras excluded) each train `steps` steps alone from one seed on one data

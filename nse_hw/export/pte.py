@@ -1,7 +1,7 @@
 """PyTorch (NCHW, float32) -> ExecuTorch ``.pte`` lowered to the XNNPACK backend, float32 or int8.
 
-ExecuTorch is an optional extra (``pip install -e '.[executorch]'``; benchmarks/RESULTS-deployment.md gives the
-install cost). The program keeps PyTorch's NCHW layout (ExecuTorch's XNNPACK delegate converts internally).
+ExecuTorch is an optional extra (``pip install -e '.[executorch]'``; benchmarks/deployment/RESULTS-deployment.md
+gives the install cost). The program keeps PyTorch's NCHW layout (ExecuTorch's XNNPACK delegate converts internally).
 
 int8 uses ExecuTorch's own flow: torchao's ``prepare_pt2e``/``convert_pt2e`` with ``XNNPACKQuantizer``'s
 symmetric config (per-channel int8 weights, int8 activations); the program takes and gives float32, with the

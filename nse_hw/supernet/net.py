@@ -64,7 +64,7 @@ class SuperLayer(nn.Module):
 def _zero_last_bn(layers: nn.ModuleList) -> None:
     """Start every branch of a layer with an identity term at zero (its last BN's scale), so the deep supernet
     starts close to its skeleton of shape-changing layers: without it, random per-layer paths through this
-    22-layer net barely train in a laptop-sized round (see benchmarks/RESULTS-search.md)."""
+    22-layer net barely train in a laptop-sized round (see benchmarks/search/RESULTS-search.md)."""
     for layer in layers:
         if isinstance(layer, SuperLayer) and layer.identity:
             for branch in layer.branches:

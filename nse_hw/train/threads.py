@@ -75,7 +75,7 @@ def run_threads(*, given: int | None, recorded: int | None, resume: bool, auto: 
 def busy_note(*, threads: int, cores: int, load: float) -> str | None:
     """A warning when other work already holds the cores our threads need, else None. OpenMP threads spin at
     every barrier while a partner waits for a core: with one core busy, a 2-thread retrain step took 3x as long
-    as on a quiet machine, a 1-thread one 1.7x (benchmarks/RESULTS-reliability.md). The count is not lowered
+    as on a quiet machine, a 1-thread one 1.7x (benchmarks/reliability/RESULTS-reliability.md). The count is not lowered
     behind the user's back: it changes the result, and the load at start says little about the next hour."""
     free = max(0.0, cores - load)
     if threads < 2 or threads <= free + 0.5:

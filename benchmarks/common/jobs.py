@@ -1,0 +1,170 @@
+"""The job machinery the search-quality benchmarks share: a JSON store two drivers can write at once, a lock per
+unit of work, the real CLI run pinned to one core with its CPU seconds measured, and resumable retrains.
+
+search_quality.py is the first user; its follow-ups (round_picks, rerank_effect, review_ablations, path_sampling,
+proxy_spread) build on the same records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nse_hw.atomic import atomic_write_json
+
+NSE_HW = str(Path(sys.executable).parent / "nse-hw")
+# the layout Store writes, named for the benchmark it was first written for; a follow-up with its own passes fmt
+STORE_FORMAT = "nse-hw/search-quality/1"
+
+
+def die(msg: str, code: int) -> None:
+    """One line on stderr and exit ``code`` (2: bad input; 1: a job failed, re-run to resume)."""
+    print(f"{Path(sys.argv[0]).stem}: {msg}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+class Store:
+    """The benchmark's JSON: protocol, records (one per finished job, keyed by id) and summary. Two drivers (one
+    per --budget and --cpu) may share it: every write re-reads it under a lock (``lock``) first."""
+
+    def __init__(self, path: Path, protocol: dict[str, Any], *, lock: Path, fmt: str = STORE_FORMAT) -> None:
+        self.path, self.lock = path, lock
+        self.data = {"format": fmt, "protocol": protocol, "records": [], "summary": None}
+        if path.exists():
+            old = json.loads(path.read_text())
+            if old.get("format") != fmt or old.get("protocol") != protocol:
+                die(f"{path} holds another protocol than this one; use another --out or delete it", 2)
+            self.data = old
+
+    def get(self, rid: str) -> dict[str, Any] | None:
+        """The record ``rid``, read afresh (the other driver may have written it)."""
+        with open(self.lock, "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_SH)
+            if self.path.exists():
+                self.data = json.loads(self.path.read_text())
+        return next((r for r in self.data["records"] if r["id"] == rid), None)
+
+    def write(self, change: Callable[[dict[str, Any]], None]) -> None:
+        """Re-read under the lock, apply ``change`` to the data, write atomically."""
+        with open(self.lock, "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            if self.path.exists():
+                self.data = json.loads(self.path.read_text())
+            change(self.data)
+            atomic_write_json(self.path, self.data)
+
+    def add(self, rec: dict[str, Any]) -> dict[str, Any]:
+        self.write(lambda d: d["records"].append(rec))
+        return rec
+
+    def records(self, kind: str) -> list[dict[str, Any]]:
+        return [r for r in self.data["records"] if r["kind"] == kind]
+
+
+class Job:
+    """A unit of work under an flock of its own, so two drivers never run the same one."""
+
+    def __init__(self, runs: Path, rid: str) -> None:
+        self.path = runs / "locks" / rid.replace("/", "-")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def __enter__(self) -> bool:
+        self.fh = open(self.path, "w")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+    def __exit__(self, *exc: object) -> None:
+        self.fh.close()
+
+
+def follow_up(ap: argparse.ArgumentParser, protocol: dict[str, Any], fmt: str, *, out: str,
+              runs: str) -> tuple[argparse.Namespace, Store, Path, dict[str, Any]]:
+    """A follow-up benchmark built on search_quality.py's results (round_picks, rerank_effect, review_ablations):
+    its common flags, its Store and search_quality.py's JSON (``--source``)."""
+    ap.add_argument("--cpu", type=int, default=0, help="core every job is pinned to (taskset -c)")
+    ap.add_argument("--source", default=protocol["source"], help="search_quality.py's results JSON")
+    ap.add_argument("--out", default=out)
+    ap.add_argument("--runs", default=runs)
+    args = ap.parse_args()
+    src = Path(args.source)
+    if not src.exists():
+        die(f"{src} does not exist: run search_quality.py first", 2)
+    run_dir = Path(args.runs)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(Path(args.out), protocol, lock=run_dir / "results.lock", fmt=fmt)
+    return args, store, run_dir, json.loads(src.read_text())
+
+
+def seed_accs(records: list[dict[str, Any]], method: str, budget: str) -> dict[int, float]:
+    """Test top-1 by search seed of ``method``'s retrains with the search seed (finalist seeds left out)."""
+    return {t["seed"]: t["test_top1"] for t in records if t["kind"] == "train" and t["method"] == method
+            and t["budget"] == budget and t["retrain_seed"] == t["seed"]}
+
+
+def seed_cpus(records: list[dict[str, Any]], method: str, budget: str) -> dict[int, float]:
+    """Search CPU seconds (result.json search_s) by seed of ``method``'s searches."""
+    return {s["seed"]: s["search_s"]["cpu"] for s in records if s["kind"] == "search" and s["method"] == method
+            and s["budget"] == budget and s.get("search_s")}
+
+
+def pct(d: dict[str, Any]) -> str:
+    """A ``mean_sd``/``paired_difference`` dict in points: "mean ± SD (n N)", "-" while it has no mean."""
+    return "-" if d.get("mean") is None else f"{100 * d['mean']:.2f} ± {100 * (d['sd'] or 0):.2f} (n {d['n']})"
+
+
+def run_cli(args: list[str], cpu: int) -> dict[str, float]:
+    """Run `nse-hw ARGS` pinned to ``cpu`` with 1 thread; wall and CPU seconds (user + system) of the process."""
+    cmd = ["taskset", "-c", str(cpu), NSE_HW, *args, "--threads", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    t, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall, r1 = time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN)
+    if res.returncode != 0:
+        last = (res.stderr.strip().splitlines() or ["(no output)"])[-1]
+        die(f"failed ({res.returncode}): {' '.join(cmd)}: {last}", 1)
+    cpu_s = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu_s, 2)}
+
+
+def search_arch(rec: dict[str, Any]) -> Path:
+    """The arch file of search record ``rec``, rewritten from the record if its run directory is gone."""
+    path = Path(rec["run"]) / "arch.json"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, rec["arch_json"])
+    return path
+
+
+def retrain(store: Store, proto: dict[str, Any], arch: Path, out: Path, rid: str, cpu: int, *,
+            recipe: list[str] | None = None, **fields: Any) -> dict:
+    """`nse-hw train` of ``arch`` with ``recipe`` (default: --preset <the protocol's train_preset>), recorded
+    under ``rid`` with ``fields``; resumes a killed retrain."""
+    if rec := store.get(rid):
+        return rec
+    if (out / "last.pt").exists():
+        args = ["train", "--resume", str(out)]
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+        args = ["train", str(arch), *(recipe or ["--preset", proto["train_preset"]]),
+                "--seed", str(fields["retrain_seed"]), "--out", str(out)]
+    print(f"retrain {rid} ...", flush=True)
+    t = run_cli(args, cpu)
+    res = json.loads((out / "result.json").read_text())
+    rec = {"id": rid, "kind": "train", **fields, "arch": str(arch), "run": str(out), **t,
+           "test_top1": res["test_top1"], "best_val_top1": res.get("best_val_top1")}
+    print(f"  test top-1 {100 * rec['test_top1']:.2f}% ({t['wall_s']:.0f} s)", flush=True)
+    return store.add(rec)
+

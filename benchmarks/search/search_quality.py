@@ -1,0 +1,333 @@
+"""Issue 8: does the search earn its keep? NSE vs random search at equal compute, NSE's two ablations and a
+MobileNetV2-style network, every result retrained with one recipe; plus the supernet's ranking quality.
+
+    taskset -c 0 .venv/bin/python benchmarks/search/search_quality.py [all|methods|rank|summary] [--smoke] [--cpu 0]
+
+The protocol (PROTOCOLS below) is fixed before running and stored in the JSON; a re-run with another protocol is
+refused. Every finished search or retrain is appended to the JSON at once (atomic write) and skipped on a re-run,
+so the driver resumes after a kill (a killed search restarts from scratch, to keep its time honest; a killed
+retrain resumes). Each job is the real CLI in a subprocess pinned with taskset to --cpu, OMP_NUM_THREADS=1,
+--threads 1. Methods, per (budget, seed):
+
+- nse: `nse-hw search` with the preset as shipped.
+- random: `--baseline random` with baseline.time_s = that NSE run's search CPU seconds (result.json search_s;
+  the arch in flight finishes, so random gets at least NSE's compute) and baseline.pick: nse (NSE's final rule,
+  evolve.final_tie_se included).
+- fixed-subspace / full-pool: nse_hw.evolve.ablation (one round, NSE's first K-op subspace / every op; the
+  shipped run's total weight steps).
+- mbv2: no search: mb_k3_e6 in every searchable layer if it fits, else mb_k3_e3 (then e1) everywhere, then layers
+  widened back to e6 from the last one to the first while the budget holds (benchmarks/search/compare_retrain.py's
+  rule); the same arch for every seed.
+
+Retrain: `nse-hw train ARCH --preset P --seed S` (configs/train/fashion-mnist.yaml), retrain seed = search seed;
+the seed-0 result of every method is also retrained with the finalist seeds (the recipe's own noise). Rank: the
+last round's in-window archs of one NSE run, sorted by supernet score, `spread_ranks` picks the ones to retrain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from compare_retrain import mbv2_style
+
+from nse_hw.config import to_dict
+from nse_hw.evolve import load_search_config, parse_latency, preset_path, resolve_table
+from nse_hw.evolve.ablation import ABLATIONS, ablation_config
+from nse_hw.evolve.quality import mean_sd, paired_difference, rank_correlation, round_gains, spread_ranks
+from nse_hw.latency import predict
+from nse_hw.space import load_space, parse_layer, save_arch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared common/
+from common.jobs import Job, Store, retrain, run_cli, search_arch  # noqa: E402
+
+METHODS = ("nse", "random", *ABLATIONS, "mbv2")
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    # train_preset bench (default on all 54000 images: retrain-seed SD 0.41-0.48 pt against 2.1 for default, by
+    # proxy_spread data54k), fixed before the first full run
+    "full": {"device": "pixel1", "space": "nse27-proxyless224", "budgets": ["80ms", "100ms"], "seeds": [0, 1, 2, 3, 4],
+             "methods": list(METHODS), "search_preset": "default", "train_preset": "bench",
+             "finalist_retrain_seeds": [1000, 1001],
+             "rank": {"budget": "80ms", "seed": 0, "archs": 12, "retrain_seed": 0},
+             "random": {"clock": "cpu", "pick": "nse"}},
+    "smoke": {"device": "pixel1", "space": "nse27-proxyless224", "budgets": ["80ms"], "seeds": [0, 1],
+              "methods": list(METHODS), "search_preset": "smoke", "train_preset": "smoke",
+              "finalist_retrain_seeds": [1000], "rank": {"budget": "80ms", "seed": 0, "archs": 4, "retrain_seed": 0},
+              "random": {"clock": "cpu", "pick": "nse"}},
+}
+
+
+def method_config(proto: dict[str, Any], method: str, out: Path, *, nse_cpu_s: float | None) -> Path | None:
+    """The --config file of ``method`` (None: the preset as shipped)."""
+    if method in ("nse", "mbv2"):
+        return None
+    cfg = load_search_config(preset_path(proto["search_preset"]))
+    if method == "random":
+        cfg.baseline.time_s = nse_cpu_s
+        cfg.baseline.clock, cfg.baseline.pick = proto["random"]["clock"], proto["random"]["pick"]
+    else:
+        cfg = ablation_config(cfg, method, pool=len(load_space(proto["space"]).pool))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(to_dict(cfg.check()), sort_keys=False))
+    return out
+
+
+def search(store: Store, proto: dict[str, Any], runs: Path, budget: str, seed: int, method: str, cpu: int, *,
+           configure: Callable[..., Path | None] = method_config, cpu_from: str = "nse") -> dict:
+    """``configure``: the --config file of a method (``method_config``'s signature; another benchmark's variants).
+    A method named random* is a random search at the CPU seconds of the same seed's ``cpu_from`` search."""
+    rid = f"search/{budget}/{method}/seed{seed}"
+    if rec := store.get(rid):
+        return rec
+    out = runs / budget / f"{method}-seed{seed}"
+    if out.exists():  # a killed search restarts: its time must be one clean run's
+        shutil.rmtree(out)
+    rec: dict[str, Any] = {"id": rid, "kind": "search", "budget": budget, "budget_ms": parse_latency(budget),
+                           "seed": seed, "method": method, "run": str(out)}
+    if method == "mbv2":
+        table = resolve_table(device=proto["device"], table=None)
+        out.mkdir(parents=True)
+        arch = mbv2_style(proto["space"], table, parse_latency(budget))
+        save_arch(arch, out / "arch.json")
+        ms = predict(arch, table).total_ms
+        rec.update(wall_s=0.0, cpu_s=0.0, predicted_ms=round(ms, 4), budget_ratio=round(ms / rec["budget_ms"], 4),
+                   arch_json=json.loads((out / "arch.json").read_text()))
+        return store.add(rec)
+    is_random = method.startswith("random")
+    nse_cpu = search(store, proto, runs, budget, seed, cpu_from, cpu)["search_s"]["cpu"] if is_random else None
+    cfg = configure(proto, method, runs / "configs" / f"{budget}-{method}-seed{seed}.yaml", nse_cpu_s=nse_cpu)
+    args = ["search", "--latency", budget, "--device", proto["device"], "--space", proto["space"], "--seed",
+            str(seed), "--out", str(out)] + (["--config", str(cfg)] if cfg else ["--preset", proto["search_preset"]])
+    print(f"search {budget} {method} seed {seed} ...", flush=True)
+    rec.update(run_cli(args + (["--baseline", "random"] if is_random else []), cpu))
+    res = json.loads((out / "result.json").read_text())
+    rec.update({k: res.get(k) for k in ("predicted_ms", "budget_ratio", "proxy_heldout_top1", "search_s", "archs",
+                                        "time_budget")})
+    rec["round_best"] = [r["best_acc"] for r in res.get("rounds", [])]
+    rec["round_paired_gain"] = [r.get("paired_gain") for r in res.get("rounds", [])]
+    # the JSON alone resumes the benchmark (a later session may not have the run directories)
+    rec["arch_json"] = json.loads((out / "arch.json").read_text())
+    r = proto.get("rank") or {}
+    if method == "nse" and (budget, seed) == (r.get("budget"), r.get("seed")):
+        rec["rank_picks"] = rank_archs(out, r["archs"])
+    print(f"  {rec['wall_s']:.0f} s wall, {rec['cpu_s']:.0f} s CPU; {rec['predicted_ms']:.2f} ms "
+          f"({rec['budget_ratio']:.3f} of budget), proxy score {rec['proxy_heldout_top1']:.4f}", flush=True)
+    return store.add(rec)
+
+
+def methods_step(store: Store, proto: dict[str, Any], runs: Path, cpu: int, budgets: list[str]) -> None:
+    """Seed by seed (every method's search and retrain of one seed, so paired seeds complete first), then the
+    finalists' extra retrain seeds. Each (budget, seed) and finalist set is one Job: two drivers on one budget
+    share the work."""
+    for budget in budgets:
+        for seed in proto["seeds"]:
+            with Job(runs, f"seed/{budget}/{seed}") as mine:
+                for method in proto["methods"] if mine else ():
+                    s = search(store, proto, runs, budget, seed, method, cpu)
+                    retrain(store, proto, search_arch(s), runs / budget / f"train-{method}-seed{seed}-r{seed}",
+                            f"train/{budget}/{method}/seed{seed}/r{seed}", cpu, budget=budget, seed=seed,
+                            method=method, retrain_seed=seed)
+    seed = proto["seeds"][0]
+    for budget in budgets:
+        for method in proto["methods"]:
+            with Job(runs, f"finalist/{budget}/{method}") as mine:
+                s = first_search(store, proto, runs, budget, method, cpu) if mine else None
+                for rs in proto["finalist_retrain_seeds"] if s else ():
+                    retrain(store, proto, search_arch(s), runs / budget / f"train-{method}-seed{seed}-r{rs}",
+                            f"train/{budget}/{method}/seed{seed}/r{rs}", cpu, budget=budget, seed=seed,
+                            method=method, retrain_seed=rs)
+
+
+def first_search(store: Store, proto: dict[str, Any], runs: Path, budget: str, method: str, cpu: int) -> dict | None:
+    """The first seed's search of ``method``, run here if no driver holds that seed (None if one does: it comes
+    to the finalists and the rank after its seeds)."""
+    seed = proto["seeds"][0]
+    with Job(runs, f"seed/{budget}/{seed}") as free:
+        return search(store, proto, runs, budget, seed, method, cpu) if free else None
+
+
+def rank_archs(run: Path, n: int) -> list[dict[str, Any]]:
+    """The last round's in-window archs, best supernet score first (ties: faster, then by name), and the
+    ``spread_ranks`` pick of ``n`` of them."""
+    last = sorted((run / "rounds").glob("round-*.json"))[-1]
+    scored = [c for c in json.loads(last.read_text())["scored"] if c["kind"] == "window"]
+    scored.sort(key=lambda c: (-c["acc"], c["ms"], c["layers"]))
+    return [{**scored[i], "rank": i, "of": len(scored), "round_file": str(last)} for i in spread_ranks(len(scored), n)]
+
+
+def rank_step(store: Store, proto: dict[str, Any], runs: Path, cpu: int) -> None:
+    r = proto["rank"]
+    nse = first_search(store, proto, runs, r["budget"], "nse", cpu)
+    assert r["seed"] == proto["seeds"][0], "the rank step reads the first seed's NSE run"
+    space = load_space(proto["space"])
+    for c in nse["rank_picks"] if nse else ():
+        with Job(runs, f"rank/{c['rank']}") as mine:
+            if not mine:
+                continue
+            arch = runs / "rank" / f"rank{c['rank']:03d}.json"
+            arch.parent.mkdir(parents=True, exist_ok=True)
+            save_arch(space.arch([parse_layer(x) for x in c["layers"]], source=f"rank {c['rank']} of {c['of']}"),
+                      arch)
+            retrain(store, proto, arch, runs / "rank" / f"train-rank{c['rank']:03d}",
+                    f"rank/{r['budget']}/seed{r['seed']}/rank{c['rank']}", cpu, budget=r["budget"], seed=r["seed"],
+                    method="rank", retrain_seed=r["retrain_seed"], score=c["acc"], ms=c["ms"], rank=c["rank"],
+                    of=c["of"], layers=c["layers"])
+
+
+def summarize(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
+    store.write(lambda d: None)  # the other driver's latest records
+    trains, searches = store.records("train"), {r["id"]: r for r in store.records("search")}
+    out: dict[str, Any] = {"budgets": {}}
+    for budget in proto["budgets"]:
+        acc = {m: {t["seed"]: t["test_top1"] for t in trains if t["budget"] == budget and t["method"] == m
+                   and t["retrain_seed"] == t["seed"]} for m in proto["methods"]}
+        srch = {m: [searches[k] for k in searches if k.startswith(f"search/{budget}/{m}/")] for m in proto["methods"]}
+        per = {}
+        for m in proto["methods"]:
+            fin = [t["test_top1"] for t in trains if t["budget"] == budget and t["method"] == m
+                   and t["seed"] == proto["seeds"][0]]
+            per[m] = {"test_top1": {**mean_sd(list(acc[m].values())), "per_seed": acc[m]},
+                      "budget_ratio": mean_sd([s["budget_ratio"] for s in srch[m]]),
+                      "search_wall_s": mean_sd([s["wall_s"] for s in srch[m]]),
+                      "search_cpu_s": mean_sd([s["cpu_s"] for s in srch[m]]),
+                      "finalist_retrain_sd": mean_sd(fin)["sd"], "finalist_retrains": len(fin)}
+        nse_cpu = {s["seed"]: s["search_s"]["cpu"] for s in srch["nse"] if s.get("search_s")}
+        for m in proto["methods"]:
+            own = {s["seed"]: s["search_s"]["cpu"] for s in srch[m] if s.get("search_s")}
+            ratios = [own[k] / nse_cpu[k] for k in own if k in nse_cpu and nse_cpu[k] > 0]
+            per[m]["search_cpu_vs_nse"] = mean_sd(ratios)
+        diffs = {m: paired_difference(acc["nse"], acc[m]) for m in proto["methods"] if m != "nse"}
+        gains = round_gains({s["seed"]: s["round_best"] for s in srch["nse"]})
+        out["budgets"][budget] = {"methods": per, "nse_minus": diffs, "nse_round_gains": gains,
+                                  "nse_paired_round_gains": paired_gains(srch["nse"])}
+    r = proto["rank"]
+    ranks = [t for t in trains if t["method"] == "rank"]
+    out["rank"] = {"budget": r["budget"], "seed": r["seed"], "archs": len(ranks),
+                   **(rank_correlation([t["score"] for t in ranks], [t["test_top1"] for t in ranks])
+                      if len(ranks) >= 3 else {}),
+                   "archs_detail": [{k: t[k] for k in ("rank", "of", "score", "ms", "test_top1")} for t in ranks]}
+    store.write(lambda d: d.update(summary=out))
+    return out
+
+
+def paired_gains(searches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per round after the first: each seed's best new in-budget arch minus the last front re-scored in the same
+    supernet on the same images (result.json rounds[].paired_gain), their mean ± SD, and how many are > 0."""
+    per_round: dict[int, dict[Any, float]] = {}
+    for s in searches:
+        for r, g in enumerate(s.get("round_paired_gain") or []):
+            if g is not None:
+                per_round.setdefault(r + 1, {})[s["seed"]] = g
+    return [{"round": r, **mean_sd(list(g.values())), "positive": sum(v > 0 for v in g.values()), "per_seed": g}
+            for r, g in sorted(per_round.items())]
+
+
+def plot_summary(s: dict[str, Any], path: Path) -> None:
+    """Per budget: each method's retrained test top-1 by seed (a line joins one seed's methods: the pairing the
+    paired differences use), method means as bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budgets = list(s["budgets"].items())
+    fig, axes = plt.subplots(1, len(budgets), figsize=(5.5 * len(budgets), 4), squeeze=False)
+    for ax, (budget, b) in zip(axes[0], budgets, strict=True):
+        methods = list(b["methods"])
+        seeds = sorted({sd for m in methods for sd in b["methods"][m]["test_top1"]["per_seed"]}, key=str)
+        for sd in seeds:
+            ys = [100 * b["methods"][m]["test_top1"]["per_seed"].get(sd, float("nan")) for m in methods]
+            ax.plot(range(len(methods)), ys, "o-", alpha=0.6, label=f"seed {sd}")
+        means = [b["methods"][m]["test_top1"]["mean"] for m in methods]
+        ax.bar(range(len(methods)), [100 * v if v is not None else 0 for v in means], color="lightgray", zorder=0)
+        ax.set_xticks(range(len(methods)), methods, rotation=20)
+        finite = [100 * v for m in methods for v in b["methods"][m]["test_top1"]["per_seed"].values()]
+        if finite:
+            ax.set_ylim(min(finite) - 1, max(finite) + 1)
+        else:
+            ax.set_yticks([])
+            ax.text(0.5, 0.5, "not run yet", ha="center", va="center", transform=ax.transAxes, color="gray")
+        ax.set_title(f"{budget}: retrained test top-1 (%)")
+        if seeds:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _pm(d: dict[str, Any], scale: float = 100.0) -> str:
+    if d.get("mean") is None:
+        return "-"
+    return f"{scale * d['mean']:.2f} ± {scale * d['sd']:.2f}" if d.get("sd") is not None else f"{scale * d['mean']:.2f}"
+
+
+def _sd_pt(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+def _p(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3g}"
+
+
+def print_summary(s: dict[str, Any]) -> None:
+    for budget, b in s["budgets"].items():
+        print(f"\n{budget}: retrained test top-1 % (mean ± SD over seeds), predicted latency / budget, CPU s of the "
+              f"whole search process, search CPU s (result.json search_s) / NSE's (same seed)")
+        for m, d in b["methods"].items():
+            print(f"  {m:<15} {_pm(d['test_top1']):>16}  ratio {_pm(d['budget_ratio'], 1):>14}  "
+                  f"CPU {_pm(d['search_cpu_s'], 1):>14}  x{_pm(d['search_cpu_vs_nse'], 1):>12}  "
+                  f"finalist retrain SD {_sd_pt(d['finalist_retrain_sd'])} pt")
+        for m, d in b["nse_minus"].items():
+            print(f"  NSE - {m:<15} {_pm(d):>16} pt over {d['n']} seeds; paired t p {_p(d['t_p'])}, "
+                  f"Wilcoxon p {_p(d['wilcoxon_p'])}")
+        for g in b.get("nse_paired_round_gains", []):
+            print(f"  NSE round {g['round']}, new best vs last front re-scored (paired, same supernet): "
+                  f"{_pm(g)} pt; > 0 in {g['positive']} of {g['n']} seeds")
+        for g in b["nse_round_gains"]:
+            print(f"  NSE round {g['from_round']} -> {g['to_round']}: {_pm(g)} pt (supernet score); "
+                  f"t p {_p(g['t_p'])}, Wilcoxon p {_p(g['wilcoxon_p'])}")
+    r = s["rank"]
+    if r.get("kendall_tau") is not None:
+        print(f"\nranking ({r['budget']}, seed {r['seed']}, {r['archs']} archs): Kendall τ {r['kendall_tau']:.3f} "
+              f"(p {_p(r['kendall_p'])}), Spearman ρ {r['spearman_rho']:.3f} (p {_p(r['spearman_p'])})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("step", nargs="?", default="all", choices=["all", "methods", "rank", "summary"])
+    ap.add_argument("--smoke", action="store_true", help="the smoke protocol (whole pipeline, minutes)")
+    ap.add_argument("--cpu", type=int, default=0, help="core every job is pinned to (taskset -c)")
+    ap.add_argument("--out", help="results JSON (default: benchmarks/search/search-quality.json; smoke: under --runs)")
+    ap.add_argument("--runs", help="run directories (default: runs/search-quality[-smoke])")
+    ap.add_argument("--budget", help="only this budget's searches and retrains (run one driver per budget and "
+                                     "core on the same --out; the rank step runs with its own budget)")
+    args = ap.parse_args()
+    name = "smoke" if args.smoke else "full"
+    proto = PROTOCOLS[name]
+    if args.budget and args.budget not in proto["budgets"]:
+        ap.error(f"--budget must be one of {', '.join(proto['budgets'])}")  # one line, exit 2
+    budgets = [args.budget] if args.budget else proto["budgets"]
+    runs = Path(args.runs or f"runs/search-quality{'-smoke' if args.smoke else ''}")
+    out = Path(args.out or (runs / "search-quality.json" if args.smoke else "benchmarks/search/search-quality.json"))
+    runs.mkdir(parents=True, exist_ok=True)
+    store = Store(out, {"name": name, **proto}, lock=runs / "results.lock")  # jobs.STORE_FORMAT
+    t = time.perf_counter()
+    if args.step in ("all", "methods"):
+        methods_step(store, proto, runs, args.cpu, budgets)
+    if args.step == "rank" or (args.step == "all" and proto["rank"]["budget"] in budgets):
+        rank_step(store, proto, runs, args.cpu)
+    summary = summarize(store, proto)
+    print_summary(summary)
+    plot_summary(summary, out.with_suffix(".png"))
+    print(f"\n{out}, {out.with_suffix('.png')} ({time.perf_counter() - t:.0f} s this call)")
+
+
+if __name__ == "__main__":
+    main()
