@@ -8,10 +8,11 @@ afterwards. Under ``torchrun`` every rank calls the function; only rank 0 writes
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nse_hw.errors import NseError
 
@@ -21,6 +22,25 @@ if TYPE_CHECKING:
     from nse_hw.api import ArchLike
     from nse_hw.space import Arch
     from nse_hw.train.trainer import TrainResult
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def bad_input_is_nse_error(fn: F) -> F:
+    """A ValueError from the library (a malformed budget, config or space file) is an NseError here, as the CLI
+    shows it: one line. The original stays chained (``__cause__``) for debugging."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ValueError as exc:
+            if isinstance(exc, NseError):
+                raise
+            raise NseError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -47,6 +67,7 @@ class SearchResult:
                 "budget_ms": self.budget_ms, "table": self.table, "run_dir": str(self.run_dir)}
 
 
+@bad_input_is_nse_error
 def search(latency: str | float | None = None, *, device: str | None = None, table: str | Path | None = None,
            space: str | Path | None = None, preset: str | None = None, config: str | Path | None = None,
            data: str | None = None, out: str | Path | None = None, seed: int | None = None,
@@ -122,6 +143,7 @@ def _run_dir(path: str | Path) -> Any:
     return RunDir(path)
 
 
+@bad_input_is_nse_error
 def train_model(arch: ArchLike, *, out: str | Path, data: str = "fashion-mnist", preset: str | None = None,
                 config: str | Path | None = None, epochs: int | None = None, seed: int | None = None,
                 threads: int | None = None, resume: bool = False) -> TrainResult:
@@ -189,6 +211,7 @@ class ExportResult:
         return {"out": str(self.out), "files": [str(p) for p in self.files]}
 
 
+@bad_input_is_nse_error
 def export_model(source: str | Path | nn.Module, *, out: str | Path | None = None,
                  formats: Sequence[str] = ("tflite", "onnx"), int8: bool = False, input_size: int | None = None,
                  table: str | None = None, force: bool = False, verify_images: int = 1000, runs: int = 200,
