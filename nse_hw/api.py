@@ -195,7 +195,12 @@ def predict_latency(model_or_path: ArchLike, *, device: str | None = None, table
         from nse_hw.evolve.budget import DEFAULT_DEVICE
 
         table = device or DEFAULT_DEVICE
-    return latency_report(arch, load_table(table), fill=fill)
+    tbl = load_table(table)
+    if tbl is table:  # the caller's own table: keys filled for this report are not added to it
+        from dataclasses import replace
+
+        tbl = replace(tbl, entries=dict(tbl.entries))
+    return latency_report(arch, tbl, fill=fill)
 
 
 def expected_latency(probs: torch.Tensor | Sequence[torch.Tensor], *, space: str | Path | SearchSpace,
@@ -219,7 +224,7 @@ def expected_latency(probs: torch.Tensor | Sequence[torch.Tensor], *, space: str
             (default: the space's whole pool in every layer).
 
     Returns:
-        A 0-d float32 tensor; backpropagate through it to the probabilities.
+        A 0-d tensor (the probabilities' dtype and device); backpropagate through it to the probabilities.
 
     Raises:
         NseError: Shapes that do not match the layers and their candidates, an op not in the space's pool, or a
@@ -272,8 +277,9 @@ def expected_latency(probs: torch.Tensor | Sequence[torch.Tensor], *, space: str
             raise NseError(f"layer {i}: probabilities of shape {tuple(p.shape)} for {len(cand)} candidate op(s)")
         if bad := [o for o in cand if o not in lt.ops]:
             raise NseError(f"layer {i}: op {bad[0]} is not in space {space.name}'s pool")
-        costs.append(LayerCosts(torch.tensor([lt.ops[o] for o in cand], dtype=torch.float32), lt.add, lt.scale,
-                                lt.identity))
+        dtype = p.dtype if p.is_floating_point() else torch.float32  # costs follow p (a GPU supernet's included)
+        costs.append(LayerCosts(torch.tensor([lt.ops[o] for o in cand], dtype=dtype, device=p.device), lt.add,
+                                lt.scale, lt.identity))
     return model.calibrated(expectation(layers, costs, fixed_ms=model.fixed_ms))
 
 

@@ -183,6 +183,9 @@ def test_predict_latency_options():
     assert small.total_ms < base.total_ms and small.rows[0].key.startswith("conv_k3|in=160x160x3")
     with pytest.raises(LatencyMiss, match="has no entry for"):
         nse_hw.predict_latency(PROXYLESS, input_size=160, fill=False)
+    own = nse_hw.load_table("pixel1")
+    n = len(own.entries)
+    assert nse_hw.predict_latency(MBV2, table=own).filled_keys and len(own.entries) == n  # the caller's table
     with pytest.raises(NseError, match="either device or table"):
         nse_hw.predict_latency(PROXYLESS, device="pixel1", table="host-litert")
     with pytest.raises(NseError, match="input 16x16 is smaller|too small|smaller than"):
@@ -227,6 +230,13 @@ def test_expected_latency_at_certainty_is_the_prediction(nse27):
     arch = nse27.arch([(nse27.pool[int(i)],) for i in pick])
     assert float(nse_hw.expected_latency(p, space=nse27, table=table)) == pytest.approx(
         nse_hw.predict_latency(arch, table=table).total_ms, rel=1e-5)
+
+
+def test_expected_latency_follows_the_probabilities_dtype(tiny_space):
+    table = _flat_table(tiny_space)
+    p = torch.full((4, 1), 0.5, dtype=torch.float64, requires_grad=True)
+    ms = nse_hw.expected_latency(p, space=tiny_space, table=table, ops=[("mb_k3_e3",)] * 4)
+    assert ms.dtype == torch.float64 and float(ms.detach()) == pytest.approx(11.0)
 
 
 def test_expected_latency_refuses_mismatches(tiny_space):
