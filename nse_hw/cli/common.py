@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +12,7 @@ import click
 
 from nse_hw.space import Arch, load_arch
 from nse_hw.train import dist
-from nse_hw.train.threads import busy_note, default_threads, run_threads, torch_threads, usable_cores
+from nse_hw.train.threads import settle_threads, torch_threads
 
 log = logging.getLogger("nse_hw.cli")
 
@@ -61,12 +60,8 @@ def echo_json(obj: Any) -> None:
 
 
 def use_threads(given: int | None, *, recorded: int | None, resume: bool) -> int:
-    """Settle a run's thread count (see :func:`nse_hw.train.threads.run_threads`), warn about contention, and
-    apply it until the command ends. The caller records the count in the run."""
-    n, note = run_threads(given=given, recorded=recorded, resume=resume, auto=default_threads())
-    busy = busy_note(threads=n, cores=usable_cores(), load=os.getloadavg()[0])
-    for msg in (note, busy):
-        if msg and dist.is_main():
-            log.warning("%s", msg)
+    """Settle a run's thread count (see :func:`nse_hw.train.threads.settle_threads`) and apply it until the
+    command ends. The caller records the count in the run."""
+    n = settle_threads(given, recorded=recorded, resume=resume, logger=log)
     click.get_current_context().with_resource(torch_threads(n))
     return n

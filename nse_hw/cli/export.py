@@ -15,31 +15,10 @@ from nse_hw.export.card import signed_error_pct
 from nse_hw.export.ship import EXTRA_FORMATS, FORMATS, RUNTIME_FORMAT, ExportOptions, export_checkpoint
 from nse_hw.latency import load_table, predict
 from nse_hw.latency.table import table_precision
+from nse_hw.profilers.runtimes import HostAdapter
 from nse_hw.train.threads import usable_cores
 
 SUFFIX_RUNTIME = {f".{fmt}": rt for rt, fmt in RUNTIME_FORMAT.items()}
-
-
-class HostAdapter:
-    """nse_hw.profilers.host behind the export library's HostRuntimes protocol (export never imports profilers)."""
-
-    def load(self, path: Path, runtime: str, *, threads: int) -> Any:
-        from nse_hw.profilers.host import get_runner
-
-        return get_runner(runtime, threads=threads).load(path)
-
-    def time(self, session: Any, *, warmup: int, runs: int) -> dict[str, Any]:
-        from nse_hw.profilers.host import summarize
-
-        return summarize(session.time(warmup=warmup, runs=runs))
-
-    def describe(self) -> dict[str, Any]:
-        from nse_hw.export.pte import executorch_available
-        from nse_hw.profilers.host import get_runner, host_description
-
-        versions = {rt: get_runner(rt, threads=1).version for rt in RUNTIME_FORMAT
-                    if rt != "executorch" or executorch_available()}
-        return {**host_description(), "runtime_versions": versions}
 
 
 def _fmt_ms(t: dict[str, Any]) -> str:

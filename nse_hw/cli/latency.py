@@ -6,7 +6,8 @@ import click
 
 from nse_hw.cli.common import echo_json, read_arch
 from nse_hw.errors import NseError
-from nse_hw.latency import arch_components, load_table, predict, table_for_device
+from nse_hw.latency import load_table, predict, table_for_device
+from nse_hw.latency.report import latency_report
 
 
 @click.group("latency")
@@ -40,23 +41,11 @@ def predict_cmd(arch_file: str, table_path: str | None, device: str | None, no_f
 
         arch = scale_arch(arch, resolution=input_size, width=1.0 if width is None else width)
     table = load_table(table_path or table_for_device(device))
-    comps = arch_components(arch, adds_in_ops=table.adds_in_ops)
-    filled: list[str] = []
-    if not no_fill and table.meta.get("transfer"):
-        from nse_hw.latency.transfer import Unpredictable, fill_missing
-
-        try:
-            filled = fill_missing([k for c in comps for k, _ in c.keys], table)
-        except Unpredictable as exc:
-            layer = next(c.name for c in comps if any(k in exc.keys for k, _ in c.keys))
-            raise NseError(f"{layer}: {exc}") from None
-    predicted_rows = {c.name for c in comps if any(k in filled for k, _ in c.keys)}  # whole keys, not substrings
+    report = latency_report(arch, table, fill=not no_fill, setup=setup_name)
+    filled = list(report.filled_keys)
+    predicted_rows = {r.component for r in report.rows if r.key in report.filled_keys}
     pred = predict(arch, table)
-    setup_ms = None
-    if setup_name:
-        from nse_hw.latency.setup import arch_parts, setup_map
-
-        setup_ms = setup_map(table, setup_name).apply(arch_parts(arch, table))
+    setup_ms = report.setup_ms
     own = (table.meta.get("setup") or {}).get("name")
     if as_json:
         notes = {k: table.entries[k].get("extrapolated", []) for k in filled}

@@ -2,55 +2,20 @@
 
 from __future__ import annotations
 
-import logging
-import time
-from pathlib import Path
+from contextlib import ExitStack
 
 import click
 
 from nse_hw.cli.common import RUN_DIR_KEY, exit_on_lost_rank, threads_option, use_threads
 from nse_hw.cli.precision import precision_option
-from nse_hw.config import from_dict
-from nse_hw.errors import NseError
-from nse_hw.evolve import (
-    DEFAULT_DEVICE,
-    PRESETS,
-    Context,
-    RunDir,
-    RunInfo,
-    SearchConfig,
-    load_search_config,
-    nse_search,
-    parse_latency,
-    preset_path,
-    random_search,
-    resolve_table,
-)
-from nse_hw.train.dist import broadcast_object, init_distributed, is_main, on_main
-
-log = logging.getLogger("nse_hw.search")
+from nse_hw.evolve import DEFAULT_DEVICE, PRESETS, RunDir
+from nse_hw.evolve.run import SearchRequest, execute, hold_run, new_run, open_run
+from nse_hw.train.dist import init_distributed, is_main
 
 
-def _new_run(latency: str | None, device: str | None, table: str | None, space: str | None, data: str | None,
-             config: str | None, preset: str | None, out: str | None, seed: int | None,
-             baseline: str | None, precision: str | None = None) -> tuple[SearchConfig, RunInfo, RunDir]:
-    if latency is None:
-        raise NseError("--latency is required (e.g. --latency 80ms), unless you --resume a run")
-    budget = parse_latency(latency)
-    if config and preset:
-        raise NseError("give either --config or --preset, not both")
-    tbl = resolve_table(device=device, table=table, precision=precision)
-    cfg = load_search_config(config or preset_path(preset or "default"), space=space, seed=seed)
-    if data is not None:
-        cfg.data.source = data
-    stamp = broadcast_object(time.strftime("%Y%m%d-%H%M%S"))
-    run = RunDir(out or Path("runs") / "search" / stamp)
-    return cfg, RunInfo(budget, str(Path(str(tbl.path)).resolve()), device, baseline or "nse"), run
-
-
-def _lock(run: RunDir, *, existing: bool) -> None:
-    """Rank 0 holds the run directory's lock until the command ends (click closes the resource)."""
-    on_main(lambda: click.get_current_context().with_resource(run.locked(existing=existing)))
+def _hold(run: RunDir, *, existing: bool) -> None:
+    """The run directory's lock, held until the command ends (click closes the resource)."""
+    click.get_current_context().with_resource(hold_run(run, existing=existing))
 
 
 @click.command("search")
@@ -86,28 +51,15 @@ def search(latency: str | None, device: str | None, table: str | None, space: st
         if given:
             click.echo(f"warning: --resume uses the run's own settings; ignoring {', '.join(given)}", err=True)
         run = RunDir(resume)
-        _lock(run, existing=True)
-        info, cfg_dict = run.open()
-        cfg = from_dict(SearchConfig, cfg_dict).check()
+        _hold(run, existing=True)
+        cfg, info, run = open_run(run.path)
     else:
-        cfg, info, run = _new_run(latency, device, table, space, data, config, preset, out, seed, baseline,
-                                  precision)
+        cfg, info, run = new_run(SearchRequest(latency, device, table, space, data, config, preset, out, seed,
+                                               baseline, precision))
     cfg.threads = use_threads(threads, recorded=cfg.threads, resume=bool(resume))  # run.json and config.yaml
     click.get_current_context().meta[RUN_DIR_KEY] = str(run.path)
-    ctx = Context.build(cfg, info, run)  # loads and checks everything before a run directory is created
-    if not resume:
-        _lock(run, existing=False)
-        on_main(lambda: run.create(info, cfg))
-    handler = run.attach_log() if is_main() else None
-    try:
-        log.info("%s search: budget %.2f ms on %s (space %s: %.2f .. %.2f ms), run %s", info.kind, info.budget_ms,
-                 info.table, cfg.space, ctx.budget.min_ms, ctx.budget.max_ms, run.path)
-        log.info("%d torch thread(s) per process", cfg.threads)
-        best = random_search(ctx) if info.kind == "random" else nse_search(ctx)
-    finally:
-        if handler:
-            logging.getLogger("nse_hw").removeHandler(handler)
-            handler.close()
+    stack = click.get_current_context().with_resource(ExitStack())
+    best = execute(cfg, info, run, resume=bool(resume), stack=stack)
     if is_main():
         click.echo(f"{run.arch}: {best.ms:.2f} ms predicted ({100 * best.ms / info.budget_ms:.1f}% of the "
                    f"{info.budget_ms:g} ms budget), proxy held-out top-1 {best.acc:.4f}")

@@ -104,3 +104,18 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def settle_threads(given: int | None, *, recorded: int | None, resume: bool,
+                   logger: logging.Logger | None = None) -> int:
+    """A run's thread count (:func:`run_threads` with the automatic choice of this process), warning about a
+    kept count or a busy machine on rank 0. What the CLI and the Python API both use; apply it with
+    :func:`torch_threads` and record it in the run. ``logger``: where the warnings go (default: this module's)."""
+    from nse_hw.train import dist
+
+    n, note = run_threads(given=given, recorded=recorded, resume=resume, auto=default_threads())
+    busy = busy_note(threads=n, cores=usable_cores(), load=os.getloadavg()[0])
+    for msg in (note, busy):
+        if msg and dist.is_main():
+            (logger or log).warning("%s", msg)
+    return n
