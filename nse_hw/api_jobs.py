@@ -144,7 +144,7 @@ def _run_dir(path: str | Path) -> Any:
 
 
 @bad_input_is_nse_error
-def train_model(arch: ArchLike, *, out: str | Path, data: str = "fashion-mnist", preset: str | None = None,
+def train_model(arch: ArchLike, *, out: str | Path, data: str | None = None, preset: str | None = None,
                 config: str | Path | None = None, epochs: int | None = None, seed: int | None = None,
                 threads: int | None = None, resume: bool = False) -> TrainResult:
     """Retrain ``arch`` from scratch on its proxy task, as ``nse-hw train``.
@@ -152,7 +152,9 @@ def train_model(arch: ArchLike, *, out: str | Path, data: str = "fashion-mnist",
     Args:
         arch: The deployment network (an arch, arch file, shipped name, or a search run directory).
         out: The training run directory (``best.pt``, ``last.pt``, ``result.json``, ``curve.png``).
-        data: ``fashion-mnist``, an IDX directory or an ImageFolder root (``train/`` and ``val/``).
+        data: ``fashion-mnist``, a task (``ct-fmnist-48``, ``configs/tasks/``), an IDX directory or an ImageFolder
+            root (``train/`` and ``val/``). Default: the data a search run directory searched on, else
+            ``fashion-mnist``.
         preset: A preset of the config file (Fashion-MNIST: ``smoke``, ``default``, ``full``).
         config: A train config YAML (default: the Fashion-MNIST recipe, or ImageNet's for an ImageFolder).
         epochs: Override the config's epochs.
@@ -187,8 +189,11 @@ def train_model(arch: ArchLike, *, out: str | Path, data: str = "fashion-mnist",
             raise NseError(f"{Path(out) / LAST} was trained for another architecture than {arch}")
         preset_used, source, config_path = state.get("preset", ""), state["data"]["source"], None
     else:
-        deploy, source = _load_arch(arch), data
-        config_path = str(config or default_config_path(data))
+        from nse_hw.evolve.rundir import search_data
+
+        deploy = _load_arch(arch)
+        source = data or (search_data(str(arch)) if isinstance(arch, str | Path) else None) or "fashion-mnist"
+        config_path = str(config or default_config_path(source))
         try:
             cfg, preset_used = load_train_config(config_path, preset=preset, epochs=epochs, seed=seed)
         except ValueError as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import click
 from nse_hw.cli.common import RUN_DIR_KEY, exit_on_lost_rank, read_arch, threads_option, use_threads
 from nse_hw.config import from_dict
 from nse_hw.errors import NseError
+from nse_hw.evolve.rundir import search_data
 from nse_hw.space import Arch
 from nse_hw.train import dist
 from nse_hw.train.recipe import TrainConfig, default_config_path, load_train_config
@@ -25,15 +25,6 @@ def resolve_arch_arg(path: str) -> tuple[Arch, Path]:
             raise NseError(f"{p} is a directory without arch.json (expected an arch file or a search run dir)")
         return read_arch(str(p / "arch.json")), p / "retrain"
     return read_arch(path), Path("runs") / f"{p.stem}-retrain"
-
-
-def search_data(path: str) -> str | None:
-    """The data source a search run directory searched on (``nse-hw train RUN_DIR`` retrains on the same task)."""
-    run = Path(path) / "run.json"
-    try:
-        return json.loads(run.read_text())["config"]["data"]["source"] if run.is_file() else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def _resume_args(resume: str, arch_arg: str | None, out: str | None, overrides: dict[str, object],

@@ -127,3 +127,13 @@ class RunDir:
         if logger.getEffectiveLevel() > logging.INFO:
             logger.setLevel(logging.INFO)
         return handler
+
+
+def search_data(path: str) -> str | None:
+    """The data source the search run directory ``path`` searched on (None when it is not one): retraining a
+    search's result uses the same task."""
+    run = Path(path) / "run.json"
+    try:
+        return json.loads(run.read_text())["config"]["data"]["source"] if run.is_file() else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

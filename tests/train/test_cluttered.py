@@ -1,5 +1,7 @@
 """The cluttered-canvas tasks: pure, seeded canvases; splits; task files; bad input in one line."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -8,6 +10,8 @@ from nse_hw.errors import NseError
 from nse_hw.train.cluttered import CanvasSet, ClutterTask, compose, load_task, pixel_stats
 from nse_hw.train.data import load_data, make_loader
 from tests.fixtures.cli import assert_refused, invoke
+
+MBV2 = str(Path(__file__).resolve().parents[2] / "configs" / "archs" / "mobilenetv2-1.0-224.json")
 
 TASK = ClutterTask("t", 48)
 
@@ -106,7 +110,7 @@ def test_load_data_builds_the_three_splits():
 
 
 def test_cli_refuses_bad_tasks_in_one_line(tmp_path):
-    arch = "configs/archs/mobilenetv2-1.0-224.json"
+    arch = MBV2
     assert_refused(invoke("train", arch, "--data", "ct-fmnist-99", "--preset", "smoke", "--out", str(tmp_path / "a")),
                    "unknown data source 'ct-fmnist-99'")
     small = tmp_path / "small.yaml"
@@ -119,7 +123,7 @@ def test_cli_refuses_bad_tasks_in_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_train_smoke_on_the_cluttered_task_learns(tmp_path):
-    res = invoke("train", "configs/archs/mobilenetv2-1.0-224.json", "--data", "ct-fmnist-48", "--preset", "smoke",
+    res = invoke("train", MBV2, "--data", "ct-fmnist-48", "--preset", "smoke",
                  "--epochs", "2", "--threads", "1", "--out", str(tmp_path / "r"))
     assert res.exit_code == 0, res.output
     out = __import__("json").loads((tmp_path / "r" / "result.json").read_text())
@@ -130,7 +134,7 @@ def test_train_smoke_on_the_cluttered_task_learns(tmp_path):
 def test_train_of_a_search_run_dir_uses_the_data_it_searched_on(tmp_path):
     run = tmp_path / "search"
     run.mkdir()
-    (run / "arch.json").write_text(open("configs/archs/mobilenetv2-1.0-224.json").read())
+    (run / "arch.json").write_text(Path(MBV2).read_text())
     (run / "run.json").write_text('{"config": {"data": {"source": "ct-fmnist-99"}}}')
     assert_refused(invoke("train", str(run), "--preset", "smoke", "--out", str(tmp_path / "r")),
                    "unknown data source 'ct-fmnist-99'")
