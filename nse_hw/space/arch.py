@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nse_hw.jsonio import read_json
+from nse_hw.paths import ARCHS
 from nse_hw.space.grammar import Layer, Op, format_layer, format_op, parse_layer, parse_op
 
 ARCH_FORMAT = "nse-hw/arch/1"
@@ -145,9 +146,20 @@ class Arch:
         return json.dumps(self.to_dict(), indent=1) + "\n"
 
 
+def shipped_archs() -> list[str]:
+    """Names of the shipped arch files (configs/archs/NAME.json)."""
+    return sorted(p.stem for p in ARCHS.glob("*.json"))
+
+
 def load_arch(path: str | Path) -> Arch:
-    """Read an arch file; every problem is a ValueError naming the file."""
+    """Read an arch file, or a shipped one by name (``mobilenetv2-1.0-224``: configs/archs/mobilenetv2-1.0-224.json);
+    every problem is a ValueError naming the file."""
     path = Path(path)
+    if not path.exists() and path.suffix != ".json" and len(path.parts) == 1:  # a bare name: a shipped arch
+        if not (ARCHS / f"{path}.json").is_file():
+            raise ValueError(f"no arch file {str(path)!r}, nor a shipped arch of that name (shipped: "
+                             f"{', '.join(shipped_archs())})")
+        path = ARCHS / f"{path}.json"
     d = read_json(path, what="arch file")
     try:
         return Arch.from_dict(d)

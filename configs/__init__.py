@@ -1,0 +1,1 @@
+"""Shipped configs, installed as nse_hw.configs; read them through nse_hw.paths."""
