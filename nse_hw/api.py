@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from nse_hw.errors import NseError
-from nse_hw.paths import CONFIGS, TABLES
+from nse_hw.paths import TABLES
 
 if TYPE_CHECKING:
     import torch
@@ -42,10 +42,6 @@ __all__ = ["ExportResult", "SearchResult", "build_model", "expected_latency", "e
 ACCEPTED = ("an Arch, an arch JSON file, a search/train run directory, a shipped arch name or a network from "
             "build_model")
 _MODEL_FILES = (".onnx", ".tflite", ".pte", ".pt", ".pth")
-
-
-def _shipped_archs() -> list[str]:
-    return sorted(p.stem for p in (CONFIGS / "archs").glob("*.json"))
 
 
 def _as_nse(exc: ValueError) -> NseError:
@@ -86,15 +82,11 @@ def load_arch(arch: ArchLike) -> Arch:
         if not (path / "arch.json").is_file():
             raise NseError(f"{path} is a directory without arch.json; give {ACCEPTED}")
         path = path / "arch.json"
-    elif not path.exists() and path.suffix != ".json" and len(path.parts) == 1:
-        shipped = CONFIGS / "archs" / f"{path}.json"
-        if not shipped.is_file():
-            raise NseError(f"no arch file or shipped arch named {str(arch)!r} (shipped: "
-                           f"{', '.join(_shipped_archs())}); give {ACCEPTED}")
-        path = shipped
     try:
-        return read_arch(path)
+        return read_arch(path)  # a file, or a shipped arch by name
     except ValueError as exc:
+        if not path.exists():
+            raise NseError(f"{str(exc).splitlines()[0]}; give {ACCEPTED}") from None
         raise _as_nse(exc) from None
 
 

@@ -105,7 +105,7 @@ def test_every_arch_form_reads_the_same(tmp_path):
 
 @pytest.mark.parametrize("bad,needle", [
     ("net.onnx", "reading .onnx model files is not supported"), ("net.tflite", "reading .tflite"),
-    ("resnet50", "no arch file or shipped arch named 'resnet50' (shipped: mnasnet-a1-224"),
+    ("resnet50", "no arch file 'resnet50', nor a shipped arch of that name (shipped: mnasnet-a1-224"),
     ("missing/arch.json", "missing/arch.json"), (torch.nn.Linear(2, 2), "cannot read an architecture from a Linear"),
     (42, "from a int"),
 ])
