@@ -2,8 +2,9 @@
 
 Found by glob, so moving a results file into a topic folder changes nothing here. Each page is the file's text
 as it is, with every figure it names in prose (a backticked `*.png` path) shown right after that paragraph,
-beside the command that made it; the PNG is copied next to the page. A named figure that does not exist fails
-the build, and so does a Markdown link that leaves the docs, so a stale results file cannot build quietly.
+beside the command that made it; the PNG is copied next to the page. benchmarks/README.md, when there is one,
+follows the index of pages. A named figure or a link target that does not exist fails the build, so a stale
+results file cannot build quietly.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 OUT = Path("results")
 PNG = re.compile(r"`([^`\s]+\.png)`")
+ITEM = re.compile(r"^\s*(?:[-*+]|\d+\.) ")
 LINK = re.compile(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^\s*(```|~~~)")
 
@@ -61,21 +63,27 @@ def blocks(text: str) -> list[tuple[str, bool]]:
                 out.append(("\n".join(cur), False))
                 cur = []
         else:
+            if not in_code and cur and ITEM.match(line) and not ITEM.match(cur[-1]) and not cur[-1].startswith(
+                    (" ", "#")):  # GitHub starts a list right after a paragraph line; Python-Markdown needs a gap
+                out.append(("\n".join(cur), False))
+                cur = []
             cur.append(line)
     if cur:
         out.append(("\n".join(cur), in_code))
     return out
 
 
-def render(source: Path, pages: dict[Path, str]) -> tuple[str, list[tuple[Path, str]]]:
-    """The page text and the figures to copy beside it."""
+def render(source: Path, pages: dict[Path, str], *, demote: int = 0,
+           figures: bool = True) -> tuple[str, list[tuple[Path, str]]]:
+    """The page text and the figures to copy beside it; ``demote`` pushes every heading down that many levels."""
     shown: dict[Path, str] = {}
     parts = []
     for block, is_code in blocks(source.read_text(encoding="utf-8")):
         if not is_code:
             block = LINK.sub(lambda m: _link(m, source, pages), block)
+            block = re.sub(r"^(#+) ", lambda h: "#" * demote + h.group(1) + " ", block, flags=re.M)
         parts.append(block)
-        if is_code:
+        if is_code or not figures:
             continue
         for ref in PNG.findall(block):
             png = find_png(ref, source)
@@ -87,6 +95,8 @@ def render(source: Path, pages: dict[Path, str]) -> tuple[str, list[tuple[Path, 
 
 
 def _link(m: re.Match[str], source: Path, pages: dict[Path, str]) -> str:
+    """A link to another results file becomes a link to its page; a link to any other file of the repository
+    becomes its text (the docs hold no copy of it); a link to nothing fails the build."""
     text, target = m.group(1), m.group(2)
     if re.match(r"^[a-z]+://|^#|^mailto:", target):
         return m.group(0)
@@ -94,8 +104,9 @@ def _link(m: re.Match[str], source: Path, pages: dict[Path, str]) -> str:
     resolved = (source.parent / path).resolve()
     if resolved in pages:
         return f"[{text}]({pages[resolved]}{'#' + anchor if anchor else ''})"
-    raise ValueError(f"{source.relative_to(ROOT)} links to {target!r}, which is no results page; "
-                     "name repository files in backticks instead")
+    if resolved.exists():
+        return text
+    raise FileNotFoundError(f"{source.relative_to(ROOT)} links to {target!r}, which does not exist")
 
 
 def title(source: Path) -> str:
@@ -125,6 +136,10 @@ def main() -> None:
             with mkdocs_gen_files.open(OUT / name, "wb") as f:
                 f.write(png.read_bytes())
         index.append(f"| [{title(source)}]({pages[source.resolve()]}) | `{source.relative_to(ROOT)}` |")
+    readme = BENCH / "README.md"  # the benchmarks' own index of scripts and data, when there is one
+    if readme.is_file():
+        body, _ = render(readme, pages, demote=1, figures=False)
+        index += ["", re.sub(r"^## .*", "## The scripts behind the figures", body, count=1)]
     with mkdocs_gen_files.open(OUT / "index.md", "w", encoding="utf-8") as f:
         f.write("\n".join(index) + "\n")
 
