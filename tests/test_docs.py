@@ -77,3 +77,13 @@ def test_api_page_renders_every_exported_name(site: Path) -> None:
     assert not missing, (f"nse_hw.__all__ names {missing} but the API page does not render them (mkdocstrings reads "
                          "the package statically: each name must be imported in nse_hw/__init__.py, e.g. under "
                          "`if TYPE_CHECKING:`, and __all__ must be a literal list)")
+
+
+def test_docs_show_the_readme_commands_as_they_are() -> None:
+    """docs/index.md and getting-started.md repeat the README's two commands: they must not drift from it."""
+    first_two = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)[:2]
+    assert len(first_two) == 2 and first_two[0].startswith("bash scripts/setup.sh")
+    index = (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
+    assert re.findall(r"```bash\n(.*?)```", index, re.S)[:2] == first_two
+    started = (ROOT / "docs" / "getting-started.md").read_text(encoding="utf-8")
+    assert all(cmd in started for cmd in first_two)
