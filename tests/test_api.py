@@ -375,3 +375,17 @@ def test_smoke_pipeline_as_in_the_docstrings(tmp_path):
     assert [p.name for p in exported.files] == ["arch.json", "proxy_arch.json", "model.tflite",
                                                 "deployment_random_weights.tflite", "model_card.json"]
     assert exported.card["verified"] is True
+
+
+def test_the_static_all_lists_exactly_the_lazy_names():
+    assert nse_hw.__all__[0] == "__version__" and set(nse_hw.__all__[1:]) == set(nse_hw._LAZY)
+    assert len(nse_hw.__all__) == len(set(nse_hw.__all__))
+
+
+def test_the_readme_python_snippet_runs(capsys):
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    assert blocks, "the README shows the Python API"
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+    assert capsys.readouterr().out.strip().endswith(" ms")
