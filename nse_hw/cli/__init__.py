@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from nse_hw import __version__
+from nse_hw.cpushare import claim_at_start
 from nse_hw.errors import NseError
 
 
@@ -83,6 +84,7 @@ def _register() -> None:
             cli.add_command(cmd)
 
 
+claim_at_start()  # a search/train console run: before the commands' imports (torch), see nse_hw.cpushare
 _register()
 
 

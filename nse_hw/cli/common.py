@@ -11,9 +11,17 @@ from typing import Any
 
 import click
 
+from nse_hw.cpushare import describe, share_threads
 from nse_hw.space import Arch, load_arch
 from nse_hw.train import dist
-from nse_hw.train.threads import busy_note, default_threads, run_threads, torch_threads, usable_cores
+from nse_hw.train.threads import (
+    busy_note,
+    default_threads,
+    fixed_threads,
+    run_threads,
+    torch_threads,
+    usable_cores,
+)
 
 log = logging.getLogger("nse_hw.cli")
 
@@ -61,12 +69,21 @@ def echo_json(obj: Any) -> None:
 
 
 def use_threads(given: int | None, *, recorded: int | None, resume: bool) -> int:
-    """Settle a run's thread count (see :func:`nse_hw.train.threads.run_threads`), warn about contention, and
-    apply it until the command ends. The caller records the count in the run."""
-    n, note = run_threads(given=given, recorded=recorded, resume=resume, auto=default_threads())
+    """Settle a run's thread count (see :func:`nse_hw.train.threads.run_threads`; the automatic choice is this
+    process's share of its cores beside the other nse-hw jobs running on them, :mod:`nse_hw.cpushare`), register
+    it, warn about contention, and apply it until the command ends. The caller records the count in the run."""
+    ctx = click.get_current_context()
+    cap = default_threads()
+    fixed = fixed_threads(given=given, recorded=recorded, resume=resume)
+    shared = ctx.with_resource(share_threads(cap=cap, fixed=fixed, command=ctx.info_name))
+    n, note = run_threads(given=given, recorded=recorded, resume=resume, auto=shared.auto)
+    sharing = None
+    if fixed is None and shared.auto < cap:
+        sharing = (f"{len(shared.others)} other nse-hw job(s) run on this process's cores ({describe(shared.others)}):"
+                   f" this run takes {n} of its {cap} thread(s) (recorded in the run; --threads {cap} takes them all)")
     busy = busy_note(threads=n, cores=usable_cores(), load=os.getloadavg()[0])
-    for msg in (note, busy):
+    for msg in (note, sharing, busy):
         if msg and dist.is_main():
             log.warning("%s", msg)
-    click.get_current_context().with_resource(torch_threads(n))
+    ctx.with_resource(torch_threads(n))
     return n

@@ -50,6 +50,15 @@ def default_threads(env: Mapping[str, str] = os.environ) -> int:
     return n if "LOCAL_WORLD_SIZE" in env else min(n, torch.get_num_threads())
 
 
+def fixed_threads(*, given: int | None, recorded: int | None, resume: bool) -> int | None:
+    """The count a run must use whatever else runs on the machine (see :func:`run_threads`): ``given``, else
+    ``recorded``; on --resume the record first. None: the automatic choice decides."""
+    for name, value in (("--threads", given), ("threads", recorded)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return (recorded if recorded is not None else given) if resume else (given or recorded)
+
+
 def run_threads(*, given: int | None, recorded: int | None, resume: bool, auto: int) -> tuple[int, str | None]:
     """The thread count a run uses, and a message to show (None: nothing to say).
 
@@ -57,11 +66,9 @@ def run_threads(*, given: int | None, recorded: int | None, resume: bool, auto: 
     its recorded count, because the count changes the result: a different ``given`` is ignored with a warning.
     A run made before counts were recorded takes ``given`` or ``auto``, and says so.
     """
-    for name, value in (("--threads", given), ("threads", recorded)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    fixed = fixed_threads(given=given, recorded=recorded, resume=resume)
     if not resume:
-        return given or recorded or auto, None
+        return fixed or auto, None
     if recorded is None:
         n = given or auto
         how = "from --threads" if given else "the automatic choice"
