@@ -1,6 +1,7 @@
 """`--threads` on search, train and measure: the automatic default, recorded in the run, kept on --resume."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -158,3 +159,26 @@ def test_search_beside_another_job_takes_its_share(tmp_path, other_job):
     assert res.exit_code == 0, res.output
     assert json.loads((run / "run.json").read_text())["config"]["threads"] == 1
     assert "1 torch thread(s) per process" in (run / "search.log").read_text()
+
+
+SPY = """
+import json, os, sys
+sys.argv = ["nse-hw", "train", "a.json"]
+seen = []
+class Spy:  # looks at the registry when torch is first imported
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" and not seen:
+            from nse_hw.cpushare import Registry
+            seen.append([j.threads for j in Registry().live() if j.pid == os.getpid()])
+sys.meta_path.insert(0, Spy())
+import nse_hw.cli
+print(json.dumps(seen))
+"""
+
+
+def test_the_console_script_claims_its_place_before_torch_is_imported(tmp_path):
+    env = {**os.environ, "NSE_HW_JOBS_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", SPY], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [[None]]  # one entry of its own, pending (no count chosen yet)
+    assert not list(tmp_path.glob("*.json"))  # removed at exit
