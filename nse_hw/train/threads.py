@@ -4,8 +4,9 @@ torch's default is one thread per core of the machine. Two such processes on thi
 step 45x slower than one alone (OpenMP threads spin at every barrier while their partner waits for a core);
 with one thread each, each ran at ~0.8x of quiet speed. So a process takes the cores it may use (its affinity
 mask) split over the processes torchrun started beside it, and outside torchrun no more than torch's own default
-(OMP_NUM_THREADS). The count also changes the numbers (reduction order), so it is part of a run: recorded at the
-start, kept on --resume.
+(OMP_NUM_THREADS); the CLI also shares them with the other nse-hw jobs running there (nse_hw.cpushare). The
+count also changes the numbers (reduction order), so it is part of a run: recorded at the start, kept on --resume,
+never changed while a run goes on.
 """
 
 from __future__ import annotations
