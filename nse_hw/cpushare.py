@@ -63,6 +63,13 @@ def fair_share(*, cpus: Iterable[int], others: Iterable[Job]) -> int:
     8 CPUs, two pending: 8 // 3 = 2. 2 CPUs, one with 1 thread pinned to another CPU: 2.
     """
     mine = frozenset(cpus)
+    held, pending = held_and_pending(cpus=mine, others=others)
+    return max(1, (len(mine) - held) // (1 + pending))
+
+
+def held_and_pending(*, cpus: Iterable[int], others: Iterable[Job]) -> tuple[int, int]:
+    """(CPUs of ``cpus`` the decided ``others`` hold, how many of the others sharing them are pending)."""
+    mine = frozenset(cpus)
     held, pending = 0, 0
     for job in others:
         shared = len(mine & job.cpus)
@@ -72,7 +79,7 @@ def fair_share(*, cpus: Iterable[int], others: Iterable[Job]) -> int:
             pending += 1
         else:
             held += min(job.threads, shared)
-    return max(1, (len(mine) - held) // (1 + pending))
+    return held, pending
 
 
 def registry_dir(env: Mapping[str, str] = os.environ) -> Path:

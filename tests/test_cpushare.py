@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 
 from nse_hw import cpushare
-from nse_hw.cpushare import ENV, Job, Registry, fair_share, proc_start, registry_dir, share_threads
+from nse_hw.cpushare import (
+    ENV,
+    Job,
+    Registry,
+    fair_share,
+    held_and_pending,
+    proc_start,
+    registry_dir,
+    share_threads,
+)
 
 TWO = frozenset({0, 1})
 
@@ -171,3 +180,13 @@ def test_claim_at_start_only_for_search_and_train_console_runs(tmp_path, monkeyp
         assert json.loads(files[0].read_text())["threads"] is None  # pending: no count yet
         cpushare._release()
         assert not list(tmp_path.glob("*.json"))
+
+
+@pytest.mark.parametrize("cpus,others,want", [
+    (TWO, [], (0, 0)),
+    (TWO, [job(2), job(None)], (2, 1)),
+    (TWO, [job(3)], (2, 0)),                  # no more than the CPUs it shares with us
+    ({0}, [job(1, cpus={1}), job(None, cpus={1})], (0, 0)),  # elsewhere: not counted
+])
+def test_held_and_pending_by_hand(cpus, others, want):
+    assert held_and_pending(cpus=cpus, others=others) == want

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from nse_hw.cpushare import describe, share_threads
+from nse_hw.cpushare import describe, held_and_pending, share_threads
 from nse_hw.space import Arch, load_arch
 from nse_hw.train import dist
 from nse_hw.train.threads import (
@@ -81,6 +81,9 @@ def use_threads(given: int | None, *, recorded: int | None, resume: bool) -> int
     if fixed is None and shared.auto < cap:
         sharing = (f"{len(shared.others)} other nse-hw job(s) run on this process's cores ({describe(shared.others)}):"
                    f" this run takes {n} of its {cap} thread(s) (recorded in the run; --threads {cap} takes them all)")
+        if held_and_pending(cpus=shared.cpus, others=shared.others)[0] >= len(shared.cpus):
+            sharing += ("; their threads already fill the cores, so every job runs slower until one ends (a job "
+                        "keeps its count once running: jobs started together share without that)")
     busy = busy_note(threads=n, cores=usable_cores(), load=os.getloadavg()[0])
     for msg in (note, sharing, busy):
         if msg and dist.is_main():

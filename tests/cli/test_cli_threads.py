@@ -182,3 +182,16 @@ def test_the_console_script_claims_its_place_before_torch_is_imported(tmp_path):
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == [[None]]  # one entry of its own, pending (no count chosen yet)
     assert not list(tmp_path.glob("*.json"))  # removed at exit
+
+
+def test_train_beside_a_job_that_fills_the_cores_says_both_run_slower(arch_file, tmp_path, other_job):
+    from nse_hw.cpushare import Job, Registry
+
+    Registry().write(Job(pid=other_job.pid, start=proc_start(other_job.pid), cpus=frozenset({0, 1}), threads=2,
+                         command="search"))  # it decided before we started: 2 threads on our 2 cores
+    res = invoke("train", arch_file, "--config", tmp_path / "c.yaml", "--out", tmp_path / "a")
+    assert res.exit_code == 0, res.output
+    [note] = [w for w in _warnings(res.output) if "other nse-hw job" in w]
+    assert f"(pid {other_job.pid} (search, 2 thread(s))): this run takes 1 of its 2" in note
+    assert "their threads already fill the cores, so every job runs slower until one ends" in note
+    assert json.loads((tmp_path / "a" / "result.json").read_text())["threads"] == 1
