@@ -178,7 +178,7 @@ def _me(threads: int | None, command: str) -> Job:
                command=command)
 
 
-_claimed: list[tuple[Registry, Job]] = []  # this process's entries, removed at exit (also after a crash)
+_claimed: list[tuple[Registry, Job]] = []  # this process's entries, removed at exit (after an exception too; a kill -9 leaves the file to the next reader)
 _atexit = False
 
 
@@ -197,11 +197,12 @@ def _release() -> None:
             reg.remove(job)
 
 
-def claim_at_start(argv: list[str] = sys.argv) -> None:
+def claim_at_start(argv: list[str] | None = None) -> None:
     """Write this process's pending entry when it is the ``nse-hw`` console script (or ``python -m nse_hw.cli``)
     running ``search`` or ``train``: called before the heavy imports, so that a job started at the same moment
     sees this one when it decides. Removed at exit. A registry that cannot be written is left alone here
-    (:func:`share_threads` says so)."""
+    (:func:`share_threads` says so). ``argv``: sys.argv."""
+    argv = sys.argv if argv is None else argv
     if not argv or not (Path(argv[0]).name == "nse-hw" or argv[0] == "-m"):
         return
     command = next((a for a in argv[1:] if not a.startswith("-")), None)
