@@ -178,7 +178,7 @@ def _me(threads: int | None, command: str) -> Job:
                command=command)
 
 
-_claimed: list[tuple[Registry, Job]] = []  # this process's entries, removed at exit (after an exception too; a kill -9 leaves the file to the next reader)
+_claimed: list[tuple[Registry, Job]] = []  # this process's entries, removed at exit (kill -9: by the next reader)
 _atexit = False
 
 
