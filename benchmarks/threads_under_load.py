@@ -40,7 +40,8 @@ import sys
 import time
 from pathlib import Path
 
-ARCH = Path(__file__).resolve().parents[1] / "configs" / "archs" / "proxylessnas-mobile-224.json"
+REPO = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())  # wherever this lives
+ARCH = REPO / "configs" / "archs" / "proxylessnas-mobile-224.json"
 
 
 def worker(threads: str, seconds: float) -> None:
@@ -138,7 +139,6 @@ def _run_case(threads: str, seconds: float, *, copies: int = 1, cpus: set[int] |
     return [json.loads(o.strip().splitlines()[-1]) for o in outs]
 
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = """epochs: 1
 batch_size: 64
 width_mult: 0.25
@@ -201,7 +201,8 @@ def run_jobs(tree: Path, outs: list[Path], args: list[str], env: dict[str, str])
 def jobs_main(args: argparse.Namespace) -> None:
     import tempfile
 
-    rev = args.before or before_rev()
+    rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", args.before or before_rev()],
+                         capture_output=True, text=True, check=True).stdout.strip()
     work = Path(tempfile.mkdtemp(prefix="nse-hw-threads-jobs-"))
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     env["NSE_HW_JOBS_DIR"] = str(work / "jobs")
@@ -237,6 +238,11 @@ def jobs_main(args: argparse.Namespace) -> None:
     print("\nmedian wall s: " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()))
     print("pair / alone (target <= 2.5): {pair_over_alone:.2f}; lone job after / before (target ~1): "
           "{alone_after_over_before:.3f}".format(**summary))
+    foreign = statistics.median(r["foreign_cores"] for v in rows.values() for r in v)
+    summary["median_foreign_cores"] = foreign
+    if foreign > 0.25 or len(cpus) < 2:
+        print(f"note: not the measurement the targets are for: {len(cpus)} CPU(s), other processes used a median "
+              f"{foreign:.2f} core(s) meanwhile (it wants an idle machine with 2+ cores)")
     args.out.write_text(json.dumps({
         "what": "wall time of default-thread `nse-hw train` runs (python -m nse_hw.cli), alone and two started "
                 "together; before = the code without the job registry", "train_args": train_args,
@@ -248,8 +254,8 @@ def jobs_main(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--jobs", action="store_true", help="Whole train runs alone and two at once (see above).")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--jobs", action="store_true", help="Whole train runs alone and two at once.")
     ap.add_argument("--repeats", type=int, default=5, help="--jobs: runs of every case.")
     ap.add_argument("--before", help="--jobs: the revision without the registry [default: before cpushare.py].")
     ap.add_argument("--pair-before", action="store_true", help="--jobs: also two at once with the old code.")
