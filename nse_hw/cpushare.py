@@ -8,7 +8,7 @@ takes its fair share of the CPUs it may use after the other live jobs on them (:
 
 "Started together" is the hard case: both would look at the registry before either had written its count. So
 the console script claims a place (a *pending* entry, no count yet) before its heavy imports
-(:func:`claim_at_start`), a job decides only later, under an ``flock`` of the registry, and a pending entry
+(:func:`claim_pending`), a job decides only later, under an ``flock`` of the registry, and a pending entry
 counts as a job that will want a share. A job that finds the CPUs already taken still gets one thread: jobs do
 not change their count once running, because the count changes the numbers (``nse_hw.train.threads``).
 
@@ -25,7 +25,6 @@ import fcntl
 import json
 import logging
 import os
-import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -34,7 +33,6 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 ENV = "NSE_HW_JOBS_DIR"  # the registry directory (tests point it at a temp directory)
-COMMANDS = ("search", "train")  # the commands that choose a default thread count
 _LOCK = ".lock"
 
 
@@ -197,17 +195,10 @@ def _release() -> None:
             reg.remove(job)
 
 
-def claim_at_start(argv: list[str] | None = None) -> None:
-    """Write this process's pending entry when it is the ``nse-hw`` console script (or ``python -m nse_hw.cli``)
-    running ``search`` or ``train``: called before the heavy imports, so that a job started at the same moment
-    sees this one when it decides. Removed at exit. A registry that cannot be written is left alone here
-    (:func:`share_threads` says so). ``argv``: sys.argv."""
-    argv = sys.argv if argv is None else argv
-    if not argv or not (Path(argv[0]).name == "nse-hw" or argv[0] == "-m"):
-        return
-    command = next((a for a in argv[1:] if not a.startswith("-")), None)
-    if command not in COMMANDS or any(a in ("-h", "--help") for a in argv[1:]):
-        return
+def claim_pending(command: str) -> None:
+    """Write this process's pending entry (no count yet), removed at exit: the CLI calls it before its heavy
+    imports, so that a job started at the same moment sees this one when it decides. A registry that cannot be
+    written is left alone here (:func:`share_threads` says so)."""
     try:
         reg = Registry()
         with reg.locked():

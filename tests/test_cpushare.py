@@ -88,7 +88,7 @@ import sys, time
 from nse_hw import cpushare
 cpushare.usable_cpus = lambda: frozenset({0, 1})  # as on a 2-core machine, whatever this test is pinned to
 if sys.argv[1] == "claim":
-    cpushare.claim_at_start(["nse-hw", "train", "x.json"])
+    cpushare.claim_pending("train")
 print("ready", flush=True)
 sys.stdin.readline()  # go: both at the same moment
 time.sleep(float(sys.argv[2]))  # the imports between claim and decision
@@ -161,25 +161,14 @@ def test_an_unusable_registry_warns_and_keeps_the_cap(tmp_path, caplog):
     assert "cannot use the job registry" in caplog.text and ENV in caplog.text
 
 
-@pytest.mark.parametrize("argv,claims", [
-    (["/x/.venv/bin/nse-hw", "train", "a.json"], True),
-    (["/x/.venv/bin/nse-hw", "-v", "search", "--latency", "80ms"], True),
-    (["-m", "search"], True),                              # python -m nse_hw.cli, while the package imports
-    (["/x/.venv/bin/nse-hw", "train", "--help"], False),
-    (["/x/.venv/bin/nse-hw", "export", "run"], False),     # not a command that picks a default count
-    (["/usr/bin/pytest", "train"], False),                 # importing nse_hw.cli elsewhere claims nothing
-    ([], False),
-])
-def test_claim_at_start_only_for_search_and_train_console_runs(tmp_path, monkeypatch, argv, claims):
+def test_claim_pending_writes_an_entry_without_a_count_until_exit(tmp_path, monkeypatch):
     monkeypatch.setenv(ENV, str(tmp_path))
     monkeypatch.setattr(cpushare, "_claimed", [])
-    cpushare.claim_at_start(argv)
-    files = list(tmp_path.glob("*.json"))
-    assert len(files) == claims
-    if claims:
-        assert json.loads(files[0].read_text())["threads"] is None  # pending: no count yet
-        cpushare._release()
-        assert not list(tmp_path.glob("*.json"))
+    cpushare.claim_pending("train")
+    [entry] = tmp_path.glob("*.json")
+    assert json.loads(entry.read_text())["threads"] is None  # pending: no count yet
+    cpushare._release()  # what atexit runs
+    assert not list(tmp_path.glob("*.json"))
 
 
 @pytest.mark.parametrize("cpus,others,want", [

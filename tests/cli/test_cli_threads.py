@@ -195,3 +195,18 @@ def test_train_beside_a_job_that_fills_the_cores_says_both_run_slower(arch_file,
     assert f"(pid {other_job.pid} (search, 2 thread(s))): this run takes 1 of its 2" in note
     assert "their threads already fill the cores, so every job runs slower until one ends" in note
     assert json.loads((tmp_path / "a" / "result.json").read_text())["threads"] == 1
+
+
+@pytest.mark.parametrize("argv,want", [
+    (["/x/.venv/bin/nse-hw", "train", "a.json"], "train"),
+    (["/x/.venv/bin/nse-hw", "-v", "search", "--latency", "80ms"], "search"),
+    (["-m", "search"], "search"),                        # python -m nse_hw.cli, while the package imports
+    (["/x/.venv/bin/nse-hw", "train", "--help"], None),
+    (["/x/.venv/bin/nse-hw", "export", "run"], None),     # not a command that picks a default count
+    (["/usr/bin/pytest", "train"], None),                 # another program importing nse_hw.cli claims nothing
+    ([], None),
+])
+def test_console_command_names_only_search_and_train_console_runs(argv, want):
+    from nse_hw.cli import console_command
+
+    assert console_command(argv) == want
