@@ -124,7 +124,8 @@ def search(latency: str | float | None = None, *, device: str | None = None, tab
             cfg, info, run = new_run(SearchRequest(latency, device, None if table is None else str(table),
                                                    None if space is None else str(space), data,
                                                    None if config is None else str(config), preset, out, seed))
-        cfg.threads = settle_threads(threads, recorded=cfg.threads, resume=resume)
+        cfg.threads = stack.enter_context(settle_threads(threads, recorded=cfg.threads, resume=resume,
+                                                         command="search"))
         stack.enter_context(torch_threads(cfg.threads))
         best = execute(cfg, info, run, resume=resume, stack=stack)
     return SearchResult(_load_arch(run.arch), best.ms, best.acc, info.budget_ms, info.table, run.path)
@@ -198,10 +199,10 @@ def train_model(arch: ArchLike, *, out: str | Path, data: str | None = None, pre
             cfg, preset_used = load_train_config(config_path, preset=preset, epochs=epochs, seed=seed)
         except ValueError as exc:
             raise NseError(str(exc).splitlines()[0]) from None
-    n = settle_threads(threads, recorded=cfg.threads, resume=resume)
-    cfg = cfg if resume else replace(cfg, threads=n)
-    return train(deploy, data=source, cfg=cfg, out=out, preset=preset_used, config_path=config_path,
-                 resume=resume)
+    with settle_threads(threads, recorded=cfg.threads, resume=resume, command="train") as n:
+        cfg = cfg if resume else replace(cfg, threads=n)
+        return train(deploy, data=source, cfg=cfg, out=out, preset=preset_used, config_path=config_path,
+                     resume=resume)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,15 @@
 
     .venv/bin/python benchmarks/reliability/threads_under_load.py [--seconds 6] \
         [--out benchmarks/reliability/threads-under-load.json]
+    .venv/bin/python benchmarks/reliability/threads_under_load.py --jobs [--repeats 5] [--before REV] [--pair-before]
+
+--jobs: whole `nse-hw train ARCH --preset smoke` runs with the default thread count (OMP_NUM_THREADS unset), as a
+user starts them: one alone, then two started together (ratio of the pair's wall time to one alone's; the target
+is <= 2.5x), and one alone with the code before the job registry (``--before``, default: the commit before
+nse_hw/cpushare.py; the registry must not slow a lone job). Each repeat runs every case once, interleaved, and
+the summary gives medians; `--pair-before` adds the pair with the old code (slow: 208 s each in the issue).
+Every job runs as `python -m nse_hw.cli` from its tree (the old one from `git archive`) with a registry of the
+benchmark's own ($NSE_HW_JOBS_DIR), so other nse-hw jobs on the machine do not change its counts.
 
 One retrain step = forward, loss, backward and SGD step of the default preset's proxy network (ProxylessNAS-Mobile
 at 32x32x1, width x0.5, batch 128: what `nse-hw train --preset default` runs). Each case runs fresh worker
@@ -32,7 +41,8 @@ import sys
 import time
 from pathlib import Path
 
-ARCH = Path(__file__).resolve().parents[2] / "configs" / "archs" / "proxylessnas-mobile-224.json"
+REPO = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())  # wherever this lives
+ARCH = REPO / "configs" / "archs" / "proxylessnas-mobile-224.json"
 
 
 def worker(threads: str, seconds: float) -> None:
@@ -130,10 +140,133 @@ def _run_case(threads: str, seconds: float, *, copies: int = 1, cpus: set[int] |
     return [json.loads(o.strip().splitlines()[-1]) for o in outs]
 
 
+TINY = """epochs: 1
+batch_size: 64
+width_mult: 0.25
+resolution: 32
+warmup_epochs: 0.1
+limit_train: 512
+limit_heldout: 64
+limit_test: 64
+"""
+
+
+def before_rev(repo: Path = REPO) -> str:
+    """The commit before the job registry came (the parent of the commit that added nse_hw/cpushare.py)."""
+    out = subprocess.run(["git", "-C", str(repo), "log", "--diff-filter=A", "--format=%H", "--",
+                          "nse_hw/cpushare.py"], capture_output=True, text=True, check=True).stdout.split()
+    if not out:
+        raise SystemExit("nse_hw/cpushare.py has no history here; give --before REV")
+    return out[-1] + "^"
+
+
+def old_tree(rev: str, into: Path) -> Path:
+    """nse_hw/ and configs/ of ``rev``; `python -m nse_hw.cli` run there imports them (the working directory comes
+    first on sys.path; the editable install's finder only after it)."""
+    into.mkdir(parents=True)
+    arc = subprocess.run(["git", "-C", str(REPO), "archive", rev, "nse_hw", "configs"], capture_output=True,
+                         check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=arc, check=True)
+    return into
+
+
+def _train(tree: Path, out: Path, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    with open(out.with_suffix(".log"), "w") as log:  # the child keeps its own handle
+        return subprocess.Popen([sys.executable, "-m", "nse_hw.cli", "train", *args, "--out", str(out)], cwd=tree,
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def run_jobs(tree: Path, outs: list[Path], args: list[str], env: dict[str, str]) -> dict:
+    """``len(outs)`` train runs started together; the wall time until the last one ended, each run's own wall
+    time, thread count (result.json) and the foreign work meanwhile (cores' worth, as in the step cases)."""
+    busy0, mine0, t0 = _busy_s(), _children_s(), time.perf_counter()
+    procs = [_train(tree, o, args, env) for o in outs]
+    walls: list[float | None] = [None] * len(procs)
+    while None in walls:
+        for i, p in enumerate(procs):
+            if walls[i] is None and p.poll() is not None:
+                walls[i] = time.perf_counter() - t0
+        time.sleep(0.02)
+    total = time.perf_counter() - t0
+    foreign = max(0.0, (_busy_s() - busy0) - (_children_s() - mine0)) / total
+    for p, o in zip(procs, outs, strict=True):
+        if p.returncode != 0:
+            raise SystemExit(f"train failed ({p.returncode}) in {tree}; the end of {o.with_suffix('.log')}:\n"
+                             f"{o.with_suffix('.log').read_text()[-2000:]}")
+    res = [json.loads((o / "result.json").read_text()) for o in outs]
+    return {"wall_s": round(total, 2), "job_wall_s": [round(w, 2) for w in walls],
+            "threads": [r["threads"] for r in res], "train_s": [r["train_wall_s"] for r in res],
+            "foreign_cores": round(foreign, 3)}
+
+
+def jobs_main(args: argparse.Namespace) -> None:
+    import tempfile
+
+    rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", args.before or before_rev()],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    work = Path(tempfile.mkdtemp(prefix="nse-hw-threads-jobs-"))
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env["NSE_HW_JOBS_DIR"] = str(work / "jobs")
+    train_args = [str(args.arch)]
+    if args.tiny:
+        (work / "tiny.yaml").write_text(TINY)
+        train_args += ["--config", str(work / "tiny.yaml")]
+    else:
+        train_args += ["--preset", args.preset]
+    trees = {"before": old_tree(rev, work / "before"), "after": REPO}
+    cases = [("alone", "after", 1), ("alone", "before", 1), ("pair", "after", 2)]
+    if args.pair_before:
+        cases.append(("pair", "before", 2))
+    cpus = sorted(os.sched_getaffinity(0))
+    print(f"{len(cpus)} CPU(s) {cpus}; before = {rev}; train {' '.join(train_args)}; {args.repeats} repeat(s)",
+          flush=True)
+    rows: dict[str, list[dict]] = {f"{c} {t}": [] for c, t, _ in cases}
+    n = 0
+    for rep in range(args.repeats):
+        for case, tree, copies in cases:
+            outs = [work / f"run-{(n := n + 1)}" for _ in range(copies)]
+            r = run_jobs(trees[tree], outs, train_args, env)
+            rows[f"{case} {tree}"].append(r)
+            print(f"repeat {rep + 1} {case:<5} {tree:<6} wall {r['wall_s']:7.2f} s  jobs {r['job_wall_s']}  "
+                  f"threads {r['threads']}  foreign {r['foreign_cores']:.2f}", flush=True)
+            for o in outs:
+                subprocess.run(["rm", "-rf", str(o), str(o.with_suffix(".log"))], check=True)
+    med = {k: statistics.median(r["wall_s"] for r in v) for k, v in rows.items()}
+    summary = {"pair_over_alone": med["pair after"] / med["alone after"],
+               "alone_after_over_before": med["alone after"] / med["alone before"]}
+    if args.pair_before:
+        summary["pair_over_alone_before"] = med["pair before"] / med["alone before"]
+    print("\nmedian wall s: " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()))
+    print("pair / alone (target <= 2.5): {pair_over_alone:.2f}; lone job after / before (target ~1): "
+          "{alone_after_over_before:.3f}".format(**summary))
+    foreign = statistics.median(r["foreign_cores"] for v in rows.values() for r in v)
+    summary["median_foreign_cores"] = foreign
+    if foreign > 0.25 or len(cpus) < 2:
+        print(f"note: not the measurement the targets are for: {len(cpus)} CPU(s), other processes used a median "
+              f"{foreign:.2f} core(s) meanwhile (it wants an idle machine with 2+ cores)")
+    args.out.write_text(json.dumps({
+        "what": "wall time of default-thread `nse-hw train` runs (python -m nse_hw.cli), alone and two started "
+                "together; before = the code without the job registry", "train_args": train_args,
+        "before": rev, "after": subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
+                                               text=True).stdout.strip(),
+        "cpus": cpus, "repeats": args.repeats, "median_wall_s": med, **summary, "runs": rows}, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    subprocess.run(["rm", "-rf", str(work)], check=True)
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--jobs", action="store_true", help="Whole train runs alone and two at once.")
+    ap.add_argument("--repeats", type=int, default=5, help="--jobs: runs of every case.")
+    ap.add_argument("--before", help="--jobs: the revision without the registry [default: before cpushare.py].")
+    ap.add_argument("--pair-before", action="store_true", help="--jobs: also two at once with the old code.")
+    ap.add_argument("--arch", type=Path, default=ARCH, help="--jobs: the arch to train.")
+    ap.add_argument("--preset", default="smoke", help="--jobs: the train preset.")
+    ap.add_argument("--tiny", action="store_true", help="--jobs: 512 images at 32x32 instead of the preset "
+                                                          "(a check that the benchmark runs, not a measurement).")
     ap.add_argument("--seconds", type=float, default=6.0, help="Timed steps per worker (at least 3 steps).")
-    ap.add_argument("--out", type=Path, default=Path(__file__).with_name("threads-under-load.json"))
+    ap.add_argument("--out", type=Path, help="[default: benchmarks/reliability/threads-under-load.json, with --jobs "
+                                               "threads-two-jobs.json]")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--spin", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -141,6 +274,9 @@ def main() -> None:
         return spin()
     if args.worker:
         return worker(args.worker, args.seconds)
+    args.out = args.out or Path(__file__).with_name("threads-two-jobs.json" if args.jobs else "threads-under-load.json")
+    if args.jobs:
+        return jobs_main(args)
 
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) < 2:

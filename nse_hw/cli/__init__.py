@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from nse_hw import __version__
+from nse_hw.cpushare import claim_pending
 from nse_hw.errors import NseError
 
 
@@ -83,6 +84,23 @@ def _register() -> None:
             cli.add_command(cmd)
 
 
+THREAD_COMMANDS = ("search", "train")  # the commands that choose a default thread count
+
+
+def console_command(argv: list[str]) -> str | None:
+    """The command of an ``nse-hw`` console run (or ``python -m nse_hw.cli``, whose argv[0] is "-m" while the
+    package imports) that will choose a default thread count, else None (other commands, --help, imports of
+    this package by other programs)."""
+    if not argv or not (os.path.basename(argv[0]) == "nse-hw" or argv[0] == "-m"):
+        return None
+    command = next((a for a in argv[1:] if not a.startswith("-")), None)
+    if command not in THREAD_COMMANDS or any(a in ("-h", "--help") for a in argv[1:]):
+        return None
+    return command
+
+
+if (_command := console_command(sys.argv)) is not None:
+    claim_pending(_command)  # before the commands' imports (torch, seconds): see nse_hw.cpushare
 _register()
 
 

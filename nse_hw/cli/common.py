@@ -60,8 +60,11 @@ def echo_json(obj: Any) -> None:
 
 
 def use_threads(given: int | None, *, recorded: int | None, resume: bool) -> int:
-    """Settle a run's thread count (see :func:`nse_hw.train.threads.settle_threads`) and apply it until the
-    command ends. The caller records the count in the run."""
-    n = settle_threads(given, recorded=recorded, resume=resume, logger=log)
-    click.get_current_context().with_resource(torch_threads(n))
+    """Settle a run's thread count (see :func:`nse_hw.train.threads.settle_threads`: shared with the other nse-hw
+    jobs on these cores, registered while the command runs) and apply it until the command ends. The caller
+    records the count in the run."""
+    ctx = click.get_current_context()
+    n = ctx.with_resource(settle_threads(given, recorded=recorded, resume=resume, command=ctx.info_name or "",
+                                         logger=log))
+    ctx.with_resource(torch_threads(n))
     return n

@@ -34,9 +34,9 @@ def _hold(run: RunDir, *, existing: bool) -> None:
 @precision_option(help="Search against the device's int8 (or float32) table: latency of what `export --int8` ships. "
                        "With --table, a table of another precision is refused [default: float32 / the table's].")
 @threads_option(help="torch threads per process [default: the config's `threads`, else the cores this process "
-                     "may use split over torchrun's processes on this machine; outside torchrun at most "
-                     "OMP_NUM_THREADS]. Recorded in the run; --resume keeps the recorded count (a different "
-                     "--threads is ignored with a warning).")
+                     "may use split over torchrun's processes on this machine and the other nse-hw jobs running "
+                     "on them; outside torchrun at most OMP_NUM_THREADS]. Recorded in the run; --resume keeps "
+                     "the recorded count (a different --threads is ignored with a warning).")
 @exit_on_lost_rank
 def search(latency: str | None, device: str | None, table: str | None, space: str | None, data: str | None,
            config: str | None, preset: str | None, out: str | None, resume: str | None, seed: int | None,

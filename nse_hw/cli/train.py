@@ -58,9 +58,9 @@ def _resume_args(resume: str, arch_arg: str | None, out: str | None, overrides: 
 @click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False),
               help="Train config YAML (default: configs/train/fashion-mnist.yaml, imagenet.yaml for ImageFolder).")
 @threads_option(help="torch threads per process [default: the config's `threads`, else the cores this process "
-                     "may use split over torchrun's processes on this machine; outside torchrun at most "
-                     "OMP_NUM_THREADS]. Recorded in the run; --resume keeps the recorded count (a different "
-                     "--threads is ignored with a warning).")
+                     "may use split over torchrun's processes on this machine and the other nse-hw jobs running "
+                     "on them; outside torchrun at most OMP_NUM_THREADS]. Recorded in the run; --resume keeps "
+                     "the recorded count (a different --threads is ignored with a warning).")
 @exit_on_lost_rank
 def train_cmd(arch_file: str | None, data: str | None, epochs: int | None, batch_size: int | None,
               lr: float | None, width_mult: float | None, seed: int | None, out: str | None, resume: str | None,

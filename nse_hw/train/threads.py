@@ -4,8 +4,9 @@ torch's default is one thread per core of the machine. Two such processes on thi
 step 45x slower than one alone (OpenMP threads spin at every barrier while their partner waits for a core);
 with one thread each, each ran at ~0.8x of quiet speed. So a process takes the cores it may use (its affinity
 mask) split over the processes torchrun started beside it, and outside torchrun no more than torch's own default
-(OMP_NUM_THREADS). The count also changes the numbers (reduction order), so it is part of a run: recorded at the
-start, kept on --resume.
+(OMP_NUM_THREADS); the CLI also shares them with the other nse-hw jobs running there (nse_hw.cpushare). The
+count also changes the numbers (reduction order), so it is part of a run: recorded at the start, kept on --resume,
+never changed while a run goes on.
 """
 
 from __future__ import annotations
@@ -50,6 +51,15 @@ def default_threads(env: Mapping[str, str] = os.environ) -> int:
     return n if "LOCAL_WORLD_SIZE" in env else min(n, torch.get_num_threads())
 
 
+def fixed_threads(*, given: int | None, recorded: int | None, resume: bool) -> int | None:
+    """The count a run must use whatever else runs on the machine (see :func:`run_threads`): ``given``, else
+    ``recorded``; on --resume the record first. None: the automatic choice decides."""
+    for name, value in (("--threads", given), ("threads", recorded)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return (recorded if recorded is not None else given) if resume else (given or recorded)
+
+
 def run_threads(*, given: int | None, recorded: int | None, resume: bool, auto: int) -> tuple[int, str | None]:
     """The thread count a run uses, and a message to show (None: nothing to say).
 
@@ -57,11 +67,9 @@ def run_threads(*, given: int | None, recorded: int | None, resume: bool, auto: 
     its recorded count, because the count changes the result: a different ``given`` is ignored with a warning.
     A run made before counts were recorded takes ``given`` or ``auto``, and says so.
     """
-    for name, value in (("--threads", given), ("threads", recorded)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    fixed = fixed_threads(given=given, recorded=recorded, resume=resume)
     if not resume:
-        return given or recorded or auto, None
+        return fixed or auto, None
     if recorded is None:
         n = given or auto
         how = "from --threads" if given else "the automatic choice"
@@ -106,16 +114,31 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def settle_threads(given: int | None, *, recorded: int | None, resume: bool,
-                   logger: logging.Logger | None = None) -> int:
-    """A run's thread count (:func:`run_threads` with the automatic choice of this process), warning about a
-    kept count or a busy machine on rank 0. What the CLI and the Python API both use; apply it with
-    :func:`torch_threads` and record it in the run. ``logger``: where the warnings go (default: this module's)."""
+@contextmanager
+def settle_threads(given: int | None, *, recorded: int | None, resume: bool, command: str = "",
+                   logger: logging.Logger | None = None) -> Iterator[int]:
+    """A run's thread count for the block (:func:`run_threads`; the automatic choice is this process's share of
+    its cores beside the other nse-hw jobs running on them, :mod:`nse_hw.cpushare`), registered there while the
+    block runs, with warnings on rank 0 about a kept count, contention or a busy machine. What the CLI and the
+    Python API both use; apply it with :func:`torch_threads` and record it in the run. ``logger``: where the
+    warnings go (default: this module's)."""
+    from nse_hw.cpushare import describe, held_and_pending, share_threads
     from nse_hw.train import dist
 
-    n, note = run_threads(given=given, recorded=recorded, resume=resume, auto=default_threads())
-    busy = busy_note(threads=n, cores=usable_cores(), load=os.getloadavg()[0])
-    for msg in (note, busy):
-        if msg and dist.is_main():
-            (logger or log).warning("%s", msg)
-    return n
+    cap = default_threads()
+    fixed = fixed_threads(given=given, recorded=recorded, resume=resume)
+    with share_threads(cap=cap, fixed=fixed, command=command) as shared:
+        n, note = run_threads(given=given, recorded=recorded, resume=resume, auto=shared.auto)
+        sharing = None
+        if fixed is None and shared.auto < cap:
+            sharing = (f"{len(shared.others)} other nse-hw job(s) run on this process's cores "
+                       f"({describe(shared.others)}): this run takes {n} of its {cap} thread(s) (recorded in the "
+                       f"run; --threads {cap} takes them all)")
+            if held_and_pending(cpus=shared.cpus, others=shared.others)[0] >= len(shared.cpus):
+                sharing += ("; their threads already fill the cores, so every job runs slower until one ends (a "
+                            "job keeps its count once running: jobs started together share without that)")
+        busy = busy_note(threads=n, cores=usable_cores(), load=os.getloadavg()[0])
+        for msg in (note, sharing, busy):
+            if msg and dist.is_main():
+                (logger or log).warning("%s", msg)
+        yield n

@@ -1,6 +1,8 @@
 """`--threads` on search, train and measure: the automatic default, recorded in the run, kept on --resume."""
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/fixtures (FAKE tables, tests only)
 from fixtures.search import tiny_budget_ms, tiny_setup  # noqa: E402
 
+from nse_hw.cpushare import proc_start  # noqa: E402
 from nse_hw.space import parse_layer  # noqa: E402
 from nse_hw.train.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from nse_hw.train.threads import default_threads  # noqa: E402
@@ -112,3 +115,98 @@ def test_a_config_file_with_a_bad_thread_count_is_refused(arch_file, tmp_path):
 def test_measure_keeps_one_runtime_thread_by_default():
     res = invoke("measure", "--help")
     assert "--threads N" in res.output and "[default: 1]" in res.output
+
+
+@pytest.fixture
+def other_job(tmp_path, monkeypatch):
+    """A live nse-hw job starting beside ours on a 2-core machine (a sleeping process with a pending entry),
+    and ours allowed 2 threads whatever this test is pinned to."""
+    from nse_hw import cpushare
+    from nse_hw.train import threads
+
+    monkeypatch.setenv(cpushare.ENV, str(tmp_path / "jobs"))
+    monkeypatch.setattr(cpushare, "usable_cpus", lambda: frozenset({0, 1}))
+    monkeypatch.setattr(threads, "default_threads", lambda: 2)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    reg = cpushare.Registry()
+    reg.path.mkdir(parents=True)
+    reg.write(cpushare.Job(pid=proc.pid, start=cpushare.proc_start(proc.pid), cpus=frozenset({0, 1}),
+                           threads=None, command="train"))
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_train_beside_another_job_takes_its_share_and_threads_overrides(arch_file, tmp_path, other_job):
+    res = invoke("train", arch_file, "--config", tmp_path / "c.yaml", "--out", tmp_path / "a")
+    assert res.exit_code == 0, res.output
+    assert _warnings(res.output) == [f"W nse_hw.cli: 1 other nse-hw job(s) run on this process's cores (pid "
+                                     f"{other_job.pid} (train, starting)): this run takes 1 of its 2 thread(s) "
+                                     f"(recorded in the run; --threads 2 takes them all)"]
+    assert json.loads((tmp_path / "a" / "result.json").read_text())["threads"] == 1
+    res = invoke("train", arch_file, "--config", tmp_path / "c.yaml", "--out", tmp_path / "b", "--threads", 2)
+    assert res.exit_code == 0, res.output
+    assert not [w for w in _warnings(res.output) if "other nse-hw job" in w]  # (a busy-machine note may come)
+    assert json.loads((tmp_path / "b" / "result.json").read_text())["threads"] == 2
+    assert [p.name for p in (tmp_path / "jobs").glob("*.json")] == [f"{other_job.pid}-"
+                                                                   f"{proc_start(other_job.pid)}.json"]
+
+
+def test_search_beside_another_job_takes_its_share(tmp_path, other_job):
+    cfg, table = tiny_setup(tmp_path, config=SEARCH)
+    run = tmp_path / "search"
+    res = invoke("search", "--latency", f"{tiny_budget_ms()}ms", "--table", table, "--config", cfg, "--out", run)
+    assert res.exit_code == 0, res.output
+    assert json.loads((run / "run.json").read_text())["config"]["threads"] == 1
+    assert "1 torch thread(s) per process" in (run / "search.log").read_text()
+
+
+SPY = """
+import json, os, sys
+sys.argv = ["nse-hw", "train", "a.json"]
+seen = []
+class Spy:  # looks at the registry when torch is first imported
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" and not seen:
+            from nse_hw.cpushare import Registry
+            seen.append([j.threads for j in Registry().live() if j.pid == os.getpid()])
+sys.meta_path.insert(0, Spy())
+import nse_hw.cli
+print(json.dumps(seen))
+"""
+
+
+def test_the_console_script_claims_its_place_before_torch_is_imported(tmp_path):
+    env = {**os.environ, "NSE_HW_JOBS_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", SPY], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [[None]]  # one entry of its own, pending (no count chosen yet)
+    assert not list(tmp_path.glob("*.json"))  # removed at exit
+
+
+def test_train_beside_a_job_that_fills_the_cores_says_both_run_slower(arch_file, tmp_path, other_job):
+    from nse_hw.cpushare import Job, Registry
+
+    Registry().write(Job(pid=other_job.pid, start=proc_start(other_job.pid), cpus=frozenset({0, 1}), threads=2,
+                         command="search"))  # it decided before we started: 2 threads on our 2 cores
+    res = invoke("train", arch_file, "--config", tmp_path / "c.yaml", "--out", tmp_path / "a")
+    assert res.exit_code == 0, res.output
+    [note] = [w for w in _warnings(res.output) if "other nse-hw job" in w]
+    assert f"(pid {other_job.pid} (search, 2 thread(s))): this run takes 1 of its 2" in note
+    assert "their threads already fill the cores, so every job runs slower until one ends" in note
+    assert json.loads((tmp_path / "a" / "result.json").read_text())["threads"] == 1
+
+
+@pytest.mark.parametrize("argv,want", [
+    (["/x/.venv/bin/nse-hw", "train", "a.json"], "train"),
+    (["/x/.venv/bin/nse-hw", "-v", "search", "--latency", "80ms"], "search"),
+    (["-m", "search"], "search"),                        # python -m nse_hw.cli, while the package imports
+    (["/x/.venv/bin/nse-hw", "train", "--help"], None),
+    (["/x/.venv/bin/nse-hw", "export", "run"], None),     # not a command that picks a default count
+    (["/usr/bin/pytest", "train"], None),                 # another program importing nse_hw.cli claims nothing
+    ([], None),
+])
+def test_console_command_names_only_search_and_train_console_runs(argv, want):
+    from nse_hw.cli import console_command
+
+    assert console_command(argv) == want

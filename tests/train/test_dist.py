@@ -19,6 +19,7 @@ from nse_hw.train.threads import (
     auto_threads,
     busy_note,
     default_threads,
+    fixed_threads,
     local_world_size,
     run_threads,
     torch_threads,
@@ -88,6 +89,35 @@ def test_torch_threads_applies_and_restores():
         assert torch.get_num_threads() == before
     with pytest.raises(ValueError), torch_threads(0):
         pass
+
+
+POOLS = """
+import re, torch
+from nse_hw.train.threads import torch_threads
+with torch_threads(3):
+    info = torch.__config__.parallel_info()
+    print(sorted(set(re.findall(r"(?:get_num_threads|get_num_interop_threads|omp_get_max_threads|mkl_get_max_threads)"
+                                r"\\(\\) : (\\d+)", info))), len(re.findall(r"_threads\\(\\) :", info)))
+"""
+
+
+def test_torch_threads_sets_every_pool_torch_has():
+    """intra-op, inter-op (in a fresh process, before any inter-op work), OpenMP and MKL: all follow the count."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", POOLS], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split(maxsplit=1)[0] == "['3']", out.stdout  # every count is 3
+    assert int(out.stdout.split()[-1]) >= 3  # at least at::, interop and OpenMP were listed
+
+
+@pytest.mark.parametrize("given,recorded,resume,want", [
+    (None, None, False, None),  # the automatic choice (the share beside other jobs) decides
+    (2, None, False, 2), (None, 3, False, 3), (2, 3, False, 2),  # --threads over the config file
+    (None, None, True, None), (2, None, True, 2),  # a resumed run that predates recorded counts
+    (2, 3, True, 3),  # a resumed run keeps its record
+])
+def test_fixed_threads_by_hand(given, recorded, resume, want):
+    assert fixed_threads(given=given, recorded=recorded, resume=resume) == want
 
 
 @pytest.mark.parametrize("raw,seconds", [(None, 300), ("", 300), ("20", 20), (" 2.5 ", 2.5)])
