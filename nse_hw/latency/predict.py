@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from nse_hw.latency.keys import arch_components
+from nse_hw.latency.keys import Component, arch_components
 from nse_hw.latency.table import LatencyTable
 from nse_hw.space.arch import Arch
 
@@ -30,7 +30,11 @@ def calibrate(lut_sum_ms: float, table: LatencyTable) -> float:
 
 
 def predict(arch: Arch, table: LatencyTable) -> Prediction:
-    comps = arch_components(arch, adds_in_ops=table.adds_in_ops)
+    return predict_components(arch_components(arch, adds_in_ops=table.adds_in_ops), table)
+
+
+def predict_components(comps: list[Component], table: LatencyTable) -> Prediction:
+    """The sum of ``comps`` (an arch's, plus any units an importer priced beside it), then the calibration."""
     table.require([k for c in comps for k, _ in c.keys])
     rows = []
     for c in comps:
