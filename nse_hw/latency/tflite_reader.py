@@ -50,7 +50,7 @@ def read_tflite(path: str | Path, *, input_size: int | None = None) -> Graph:
 def _read(s: ModuleType, buf: bytes, path: Path, input_size: int | None) -> Graph:
     model = s.Model.GetRootAs(buf, 0)
     if model.SubgraphsLength() < 1:
-        raise NseError(f"{path}: the TFLite model has no subgraph")
+        raise NseError(f"{path}: corrupt or truncated TFLite model (no subgraph)")
     g = model.Subgraphs(0)
     names = {v: k for k, v in vars(s.BuiltinOperator).items() if not k.startswith("_")}
     shapes = [g.Tensors(i).ShapeAsNumpy().tolist() if g.Tensors(i).ShapeLength() else []
@@ -60,6 +60,11 @@ def _read(s: ModuleType, buf: bytes, path: Path, input_size: int | None) -> Grap
         b = model.Buffers(g.Tensors(i).Buffer())
         if b is not None and (b.DataLength() > 0 or b.Offset() > 1):
             const.add(i)
+            if b.Offset() > 1 and b.Offset() + b.Size() > len(buf):
+                raise NseError(f"{path}: truncated TFLite model (tensor {i}'s weights end at byte "
+                               f"{b.Offset() + b.Size()}, the file has {len(buf)})")
+            if b.DataLength() > 0:
+                b.DataAsNumpy()  # a view of the file's bytes: raises when the weights run past its end
     def values(i: int) -> list[int]:
         b = model.Buffers(g.Tensors(i).Buffer())
         return [int(v) for v in b.DataAsNumpy().view("<i4")] if b is not None and b.DataLength() else []
