@@ -51,6 +51,18 @@ def test_torchvision_mobilenet_v2_is_the_shipped_arch_file():
     assert imp.fmt == "torchvision" and imp.arch.meta["imported_from"] == "mobilenet_v2"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name, arch_file", [("mobilenet_v3_large", "mobilenetv3-large-224.json"),
+                                             ("mobilenet_v3_small", "mobilenetv3-small-224.json"),
+                                             ("mnasnet1_0", "mnasnet-b1-1.0-224.json")])
+def test_torchvision_networks_are_the_arch_files_written_from_their_papers(name, arch_file):
+    from nse_hw.paths import CONFIGS
+    from nse_hw.space import load_arch
+
+    imp = import_model(name, input_size=224)
+    assert imp.arch == load_arch(CONFIGS / "archs" / arch_file)
+
+
 def test_model_names_parse():
     assert parse_name("mobilenet_v2@width_mult=0.5,num_classes=1001") == (
         "torchvision", "mobilenet_v2", {"width_mult": 0.5, "num_classes": 1001})
