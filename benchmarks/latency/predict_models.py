@@ -111,9 +111,9 @@ def price(comps: list[Any], table: Any) -> tuple[float, list[str]]:
 def readme() -> dict[tuple[float, int], float]:
     import csv
 
-    path = REPO / ".." / "shared" / "device-data" / "mobilenetv2_pixel1_google_readme.csv"
-    if not path.is_file():
-        path = Path("/work/shared/device-data/mobilenetv2_pixel1_google_readme.csv")
+    # ../shared beside the checkout (a worktree one level deeper: ../../shared)
+    path = next((p / "shared" / "device-data" / "mobilenetv2_pixel1_google_readme.csv" for p in
+                 (REPO.parent, REPO.parent.parent) if (p / "shared" / "device-data").is_dir()), Path("missing"))
     lines = [ln for ln in path.read_text().splitlines() if ln and not ln.startswith("#")]
     return {(float(m), int(r)): float(ms) for m, r, ms in csv.reader(lines[1:])}
 
