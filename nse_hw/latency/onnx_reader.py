@@ -42,7 +42,7 @@ def read_onnx(path: str | Path, *, input_size: int | None = None) -> Graph:
     dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
             for d in inputs[0].type.tensor_type.shape.dim]
     shape = input_hw(dims, "NCHW", input_size, str(path))
-    nodes = [_node(n, i, consts) for i, n in enumerate(g.node) if n.op_type != "Constant"]
+    nodes = [_safe_node(n, i, consts) for i, n in enumerate(g.node) if n.op_type != "Constant"]
     return Graph(str(path), "onnx", nodes, inputs[0].name, shape, g.output[0].name)
 
 
@@ -52,12 +52,23 @@ def _attrs(n: Any) -> dict[str, Any]:
     return {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
 
 
+def _safe_node(n: Any, i: int, consts: dict[str, Any]) -> GNode:
+    """The node, or an ``other`` node saying why it could not be read (the recogniser then refuses it by name)."""
+    try:
+        return _node(n, i, consts)
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+        return GNode(n.name or f"{n.op_type}#{i}", "other", f"{n.op_type}, unreadable: {type(exc).__name__}",
+                     tuple(t for t in n.input if t and t not in consts), n.output[0] if n.output else f"#{i}")
+
+
 def _node(n: Any, i: int, consts: dict[str, Any]) -> GNode:
     name = n.name or f"{n.op_type}#{i}"
     acts = tuple(t for t in n.input if t and t not in consts)
     out = n.output[0]
     a = _attrs(n)
     op = n.op_type
+    if op == "Conv" and n.input[1] in consts and consts[n.input[1]].ndim != 4:
+        return GNode(name, "other", f"Conv ({consts[n.input[1]].ndim - 2}-D)", acts[:1], out)
     if op == "Conv" and n.input[1] in consts:
         o, ig, kh, kw = consts[n.input[1]].shape
         groups = int(a.get("group", 1))

@@ -84,7 +84,11 @@ def _read(s: ModuleType, buf: bytes, path: Path, input_size: int | None) -> Grap
             nchw.add(out)
         spatial = (2, 3) if ins and ins[0] in nchw else (1, 2)
         axes = tuple(sorted(a % 4 for a in values(ins[1]))) if kind == "MEAN" and len(ins) > 1 else ()
-        nodes += _node(s, kind, j, op, ins, out, shapes, const, global_mean=axes == spatial)
+        try:
+            nodes += _node(s, kind, j, op, ins, out, shapes, const, global_mean=axes == spatial)
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:  # named, then refused
+            nodes.append(GNode(f"#{j}", "other", f"{kind}, unreadable: {type(exc).__name__}",
+                               tuple(f"t{i}" for i in ins if i >= 0 and i not in const), f"t{out}"))
     inputs = [int(g.Inputs(i)) for i in range(g.InputsLength()) if int(g.Inputs(i)) not in const]
     if len(inputs) != 1 or g.OutputsLength() != 1:
         raise NseError(f"{path}: the model has {len(inputs)} inputs and {g.OutputsLength()} outputs; an image "
