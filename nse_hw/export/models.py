@@ -92,6 +92,9 @@ def _value(v: str) -> Any:
 
 def _build(text: str) -> Any:
     lib, name, kwargs = parse_name(text)
+    from nse_hw.compat import import_torchvision
+
+    tv = import_torchvision()  # timm imports torchvision: the shim must come first
     if lib == "timm":
         try:
             import timm
@@ -103,9 +106,6 @@ def _build(text: str) -> Any:
             return timm.create_model(name, pretrained=False, **kwargs).eval()
         except Exception as exc:
             raise NseError(f"timm model {name!r} with {kwargs}: {type(exc).__name__}: {exc}") from None
-    from nse_hw.compat import import_torchvision
-
-    tv = import_torchvision()
     known = tv.models.list_models(module=tv.models)  # classification models only
     if name not in known:
         close = [m for m in known if name.split("_")[0] in m][:6]

@@ -219,6 +219,14 @@ def _layer(w: _Walk, t: str, chs: int, b: GNode) -> tuple[LayerSpec, str]:
     return LayerSpec((op,), out, s), t3
 
 
+def _linear(w: _Walk, n: GNode) -> GNode:
+    """``n``, or a 1x1 conv on the pooled 1x1 map as the linear layer it is (timm's ``conv_head``)."""
+    if not _is_pw(n):
+        return n
+    w.seen.add(id(n))
+    return GNode(n.name, "linear", n.src, n.inputs, n.output, {"cin": n.attrs["cin"], "cout": n.attrs["cout"]})
+
+
 def _tail(w: _Walk, head: GNode) -> tuple[int, str, int, int, str, str, list[str]]:
     """Head conv + act, pool, classifier: (head_out, head act, classes, hidden, hidden act, last tensor, the
     head's nodes); the pool and classifier's nodes stay in the walk's current unit."""
@@ -233,14 +241,14 @@ def _tail(w: _Walk, head: GNode) -> tuple[int, str, int, int, str, str, list[str
         pool = w.single(w.take(pool).output, pool)
     if pool.op != "mean" or not pool.attrs.get("global"):
         raise w.refuse(pool, "the head is not followed by a global average pool")
-    fc = w.single(w.take(pool).output, pool)
+    fc = _linear(w, w.single(w.take(pool).output, pool))
     if fc.op != "linear" or fc.attrs["cin"] != head.attrs["cout"]:
         raise w.refuse(fc, "the pool is not followed by a linear classifier")
     w.take(fc)
     hidden, hidden_act, t = 0, "relu6", w.skip(fc.output)
     a2, t2 = w.act(t)
     if a2 is not None:
-        fc2 = w.single(t2, fc)
+        fc2 = _linear(w, w.single(t2, fc))
         if fc2.op != "linear":
             raise w.refuse(fc2, "an activation after the classifier not followed by a second linear")
         hidden, hidden_act, t = fc.attrs["cout"], a2, w.skip(w.take(fc2).output)

@@ -68,3 +68,13 @@ def test_model_names_parse():
         "torchvision", "mobilenet_v2", {"width_mult": 0.5, "num_classes": 1001})
     assert parse_name("timm/mobilenetv3_large_100") == ("timm", "mobilenetv3_large_100", {})
     assert parse_name("torchvision/mnasnet0_5") == ("torchvision", "mnasnet0_5", {})
+
+
+@pytest.mark.slow
+def test_timm_mobilenetv3_is_the_arch_file():
+    pytest.importorskip("timm")
+    from nse_hw.paths import CONFIGS
+    from nse_hw.space import load_arch
+
+    imp = import_model("timm/mobilenetv3_large_100", input_size=224)  # its 1x1 conv_head after the pool: a linear
+    assert imp.arch == load_arch(CONFIGS / "archs" / "mobilenetv3-large-224.json") and imp.fmt == "timm"
