@@ -217,6 +217,7 @@ def host_report(*, warmup: int = 20, runs: int = 50, rounds: int = 4) -> dict[st
     for _ in range(rounds):  # interleaved rounds: a slow spell hits every network alike
         for label, path in nets:
             times[label].append(runner.load(path).time(warmup=warmup, runs=runs))
+    load = os.getloadavg()
     rows = []
     for label, _ in nets:
         ms, filled = price(imps[label].components(adds_in_ops=table.adds_in_ops), table)
@@ -228,21 +229,49 @@ def host_report(*, warmup: int = 20, runs: int = 50, rounds: int = 4) -> dict[st
               f"{rows[-1]['error_pct']:+.1f}%", flush=True)
     return {"table": "latency_tables/host-litert.json (+ keys profiled now)", "profiled_keys": profiled.measured,
             "cpu": table.meta.get("host", {}).get("cpu"), "threads": 1, "warmup": warmup, "runs": runs * rounds,
-            "rows": rows}
+            "load_avg_during_timing": [round(x, 2) for x in load], "rows": rows}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The tables of RESULTS-predict-models.md, from the JSON this script wrote."""
+    def cell(x: Any, fmt: str = "{:.2f}") -> str:
+        return "-" if x is None else fmt.format(x)
+
+    lines = ["| network | arch file | from .onnx | vs file | from .tflite | vs file | google-readme map | README |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in result["pixel1"]["rows"]:
+        o, t = r.get("onnx") or {}, r.get("tflite") or {}
+        lines.append(f"| {r['network']} | {cell(r.get('arch_file_ms'))} | {cell(o.get('ms'))} | "
+                     f"{cell(o.get('vs_arch_file_pct'), '{:+.2f}%')} | {cell(t.get('ms'))} | "
+                     f"{cell(t.get('vs_arch_file_pct'), '{:+.2f}%')} | "
+                     f"{cell(r.get('arch_file_google_ms'), '{:.1f}')} | {cell(r.get('readme_ms'), '{:.1f}')} |")
+    if "host" in result:
+        lines += ["", "| network (host, LiteRT 1 thread) | predicted ms | measured ms | error |",
+                  "|---|---:|---:|---:|"]
+        lines += [f"| {r['network']} | {r['predicted_ms']:.2f} | {r['measured_ms']:.2f} | {r['error_pct']:+.1f}% |"
+                  for r in result["host"]["rows"]]
+    return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--export", action="store_true", help="export every network to the cache (slow: ~40 min)")
     ap.add_argument("--host", action="store_true", help="also time the imported .tflite files on this host")
+    ap.add_argument("--host-only", action="store_true", help="with --host: skip the pixel1 report")
+    ap.add_argument("--markdown", action="store_true", help="print the results tables from the JSON and stop")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.export:
         export_all()
         return
-    result = {"pixel1": pixel1_report()}
+    if args.markdown:
+        print(markdown(json.loads(OUT.read_text())))
+        return
+    result = json.loads(OUT.read_text()) if OUT.is_file() else {}  # a section not rerun is kept
     if args.host:
         result["host"] = host_report()
+    if not args.host_only:
+        result["pixel1"] = pixel1_report()
     from nse_hw.atomic import atomic_write_json
 
     atomic_write_json(OUT, result)
