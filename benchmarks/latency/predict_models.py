@@ -101,11 +101,10 @@ def arch_file_of(label: str, name: str, size: int) -> Any:
 
 
 def price(comps: list[Any], table: Any) -> tuple[float, list[str]]:
-    from nse_hw.latency.predict import predict_components
-    from nse_hw.latency.variants import fill_keys
+    from nse_hw.latency.predict import predict_model
 
-    filled = fill_keys([k for c in comps for k, _ in c.keys], table)
-    return predict_components(comps, table).total_ms, filled
+    pred, filled = predict_model(comps, table)
+    return pred.total_ms, filled
 
 
 def readme() -> dict[tuple[float, int], float]:

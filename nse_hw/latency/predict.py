@@ -43,3 +43,14 @@ def predict_components(comps: list[Component], table: LatencyTable) -> Predictio
         rows.append((c.name, label, ms))
     lut_sum = sum(r[2] for r in rows)
     return Prediction(calibrate(lut_sum, table), lut_sum, rows)
+
+
+def predict_model(comps: list[Component], table: LatencyTable, *, fill: bool = True) -> tuple[Prediction, list[str]]:
+    """Price ``comps`` (``arch_components(arch)`` or ``ImportedModel.components()``) on ``table``: keys it lacks
+    are first filled in memory (ReLU units from their ReLU6 twins, the rest by the table's transfer model; see
+    :func:`nse_hw.latency.variants.fill_keys`) unless ``fill`` is False. Returns the prediction and the keys that
+    were filled (``source: predicted`` in ``table.entries``); a key nothing can price is a LatencyMiss."""
+    from nse_hw.latency.variants import fill_keys
+
+    filled = fill_keys([k for c in comps for k, _ in c.keys], table) if fill else []
+    return predict_components(comps, table), filled

@@ -184,7 +184,7 @@ def _layer(w: _Walk, t: str, chs: int, b: GNode) -> tuple[LayerSpec, str]:
             raise w.refuse(expand, "a 1x1 conv that is neither an MBConv expand (act, then a depthwise conv) nor "
                                    "the head (act, then the global pool)")
     if not _is_dw(b):
-        why = ("a full conv inside the network (the grammar's layers are depthwise MBConv blocks)"
+        why = ("a full or grouped conv inside the network (the grammar's layers are depthwise MBConv blocks)"
                if b.op == "conv" else "an op the tables hold no unit for")
         raise w.refuse(b, why)
     mid = b.attrs["cin"]

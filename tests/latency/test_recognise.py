@@ -46,7 +46,7 @@ def _net_with(tmp_path, middle):
 
 @pytest.mark.parametrize("middle, names", [
     (lambda b, t: b.node("LayerNormalization", [t, b.const(np.ones(16))]), "(LayerNormalization)"),
-    (lambda b, t: b.act(b.conv(t, 16, 16, 3), "relu6"), "a full conv inside the network"),
+    (lambda b, t: b.act(b.conv(t, 16, 16, 3), "relu6"), "a full or grouped conv inside the network"),
     (lambda b, t: b.node("Conv", [t, b.const(np.zeros((16, 16, 3), np.float32))], kernel_shape=[3]), "(Conv (1-D))"),
     (lambda b, t: b.node("MatMul", [t, b.node("Transpose", [t], perm=[0, 1, 3, 2])]), "(Transpose)"),
     (lambda b, t: b.mbconv(t, 16, 16, residual=False), "no residual add"),
