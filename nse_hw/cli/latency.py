@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -48,7 +49,8 @@ def predict_cmd(model: str, table_path: str | None, device: str | None, no_fill:
         raise NseError("give exactly one of --table PATH and --device NAME")
     table = load_table(table_path or table_for_device(device))  # a bad table fails before a slow import
     imported = None
-    if model.lower().endswith(".json"):
+    if model.lower().endswith(".json") or (Path(model).is_file() and Path(model).suffix.lower() not in
+                                           (".onnx", ".tflite")):  # an arch file, whatever its name
         arch = read_arch(model)
         if input_size is not None or width is not None:
             from nse_hw.space.scale import scale_arch

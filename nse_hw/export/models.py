@@ -48,8 +48,9 @@ def import_model(source: str | Path, *, input_size: int | None = None) -> Import
     if Path(text).suffix.lower() in FILE_KINDS:
         return recognise(read_graph(text, input_size=input_size))
     if Path(text).suffix or "/" in text.removeprefix("torchvision/").removeprefix("timm/"):
-        raise NseError(f"{text}: not a model file ({', '.join(FILE_KINDS)}) or model name (torchvision NAME, "
-                       "torchvision/NAME, timm/NAME)")
+        what = "not a model file" if Path(text).is_file() else "no such file"
+        raise NseError(f"{text}: {what} ({', '.join(FILE_KINDS)}, an arch .json) and not a model name "
+                       "(torchvision NAME, torchvision/NAME, timm/NAME)")
     if input_size is None:
         raise NseError(f"model name {text!r} needs its input size: give --input-size N (e.g. 224)")
     if input_size < 1:
