@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from nse_hw.errors import NseError
-from nse_hw.paths import TABLES
+from nse_hw.paths import ARCHS, TABLES
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from nse_hw.latency.recognise import ImportedModel
     from nse_hw.latency.report import LatencyReport
     from nse_hw.latency.table import LatencyTable
     from nse_hw.space import Arch, SearchSpace
@@ -40,7 +41,7 @@ __all__ = ["ExportResult", "SearchResult", "build_model", "expected_latency", "e
 
 # What an arch argument can be, for the one-line error when it is none of these.
 ACCEPTED = ("an Arch, an arch JSON file, a search/train run directory, a shipped arch name or a network from "
-            "build_model")
+            "build_model (predict_latency also takes .onnx/.tflite files and torchvision/timm model names)")
 _MODEL_FILES = (".onnx", ".tflite", ".pte", ".pt", ".pth")
 
 
@@ -175,8 +176,9 @@ def predict_latency(model_or_path: ArchLike, *, device: str | None = None, table
 
     if device is not None and table is not None:
         raise NseError("give either device or table, not both")
-    arch = load_arch(model_or_path)
-    if input_size is not None:
+    imported = _imported(model_or_path, input_size)
+    arch = imported.arch if imported is not None else load_arch(model_or_path)
+    if input_size is not None and imported is None:
         from nse_hw.space.scale import scale_arch
 
         try:
@@ -192,7 +194,21 @@ def predict_latency(model_or_path: ArchLike, *, device: str | None = None, table
         from dataclasses import replace
 
         tbl = replace(tbl, entries=dict(tbl.entries))
-    return latency_report(arch, tbl, fill=fill)
+    return latency_report(arch, tbl, fill=fill, imported=imported)
+
+
+def _imported(model: object, input_size: int | None) -> ImportedModel | None:
+    """``model`` read by the model importer when it is a ``.onnx`` / ``.tflite`` file or a torchvision / timm
+    name (not an arch file, run directory or shipped arch name); else None."""
+    if not isinstance(model, str | Path):
+        return None
+    path = Path(model)
+    if path.suffix.lower() not in (".onnx", ".tflite") and (path.exists() or path.suffix.lower() == ".json" or
+                                                            (ARCHS / f"{path}.json").is_file()):
+        return None
+    from nse_hw.export.models import import_model
+
+    return import_model(model, input_size=input_size)
 
 
 def expected_latency(probs: torch.Tensor | Sequence[torch.Tensor], *, space: str | Path | SearchSpace,

@@ -144,7 +144,7 @@ def _key_module(key: str) -> tuple[nn.Module, Shape]:
         assert spec.op is not None
         return build_op(spec.op, spec.shape[2], spec.out, spec.stride), spec.shape
     if spec.kind == "head":
-        return Head(spec.shape[2], spec.out), spec.shape
+        return Head(spec.shape[2], spec.out, spec.act), spec.shape
     if spec.kind == "classifier":
         return Classifier(spec.shape[2], spec.out), spec.shape
     return (Add(spec.shape) if spec.kind == "add" else Scale()), spec.shape

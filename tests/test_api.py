@@ -104,18 +104,27 @@ def test_every_arch_form_reads_the_same(tmp_path):
 
 
 @pytest.mark.parametrize("bad,needle", [
-    ("net.onnx", "reading .onnx model files is not supported"), ("net.tflite", "reading .tflite"),
-    ("resnet50", "no arch file 'resnet50', nor a shipped arch of that name (shipped: mnasnet-a1-224"),
+    ("net.onnx", "no such model file: net.onnx"), ("net.tflite", "no such model file: net.tflite"),
+    ("no-such-net", "model name 'no-such-net' needs its input size"),
     ("missing/arch.json", "missing/arch.json"), (torch.nn.Linear(2, 2), "cannot read an architecture from a Linear"),
     (42, "from a int"),
 ])
-def test_unreadable_archs_are_one_line_errors_naming_what_is_accepted(bad, needle, tmp_path):
+def test_unreadable_models_are_one_line_errors(bad, needle, tmp_path):
     with pytest.raises(NseError) as exc:
         nse_hw.predict_latency(bad)
     msg = str(exc.value)
     assert needle in msg and "\n" not in msg
-    if not str(bad).endswith("arch.json"):
+    if not isinstance(bad, str):  # not a file or model name: the message says what is accepted
         assert api.ACCEPTED in msg
+
+
+def test_predict_latency_imports_model_files_and_names(tmp_path):
+    from nse_hw.export.models import import_model
+
+    want = nse_hw.predict_latency("mobilenetv2-1.0-224", device="pixel1")
+    got = nse_hw.predict_latency("mobilenet_v2", device="pixel1", input_size=224)  # torchvision, via ONNX
+    assert got.total_ms == pytest.approx(want.total_ms, rel=1e-9)
+    assert import_model("mobilenet_v2", input_size=224).arch.layers == nse_hw.load_arch("mobilenetv2-1.0-224").layers
 
 
 def test_bad_arch_file_and_run_dir_without_arch(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from nse_hw.blocks.ops import build_op, conv, conv_bn
+from nse_hw.blocks.ops import act_module, build_op, conv_bn
 from nse_hw.space.arch import Arch, LayerSpec, has_identity
 from nse_hw.space.grammar import format_layer
 
@@ -33,25 +33,26 @@ class MultiBranch(nn.Module):
 
 
 class Head(nn.Module):
-    """1x1 conv + BN + ReLU6 to the head width."""
+    """1x1 conv + BN + act (ReLU6 unless ``act``) to the head width."""
 
-    def __init__(self, in_chs: int, out_chs: int) -> None:
+    def __init__(self, in_chs: int, out_chs: int, act: str = "relu6") -> None:
         super().__init__()
-        self.conv = conv_bn(in_chs, out_chs, 1, act=nn.ReLU6())
+        self.conv = conv_bn(in_chs, out_chs, 1, act=act_module(act))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(x)
 
 
 class Classifier(nn.Module):
-    """Global average pool + linear."""
+    """Global average pool + linear; with ``hidden``, pool + linear + act + linear (MobileNetV3)."""
 
-    def __init__(self, in_chs: int, classes: int) -> None:
+    def __init__(self, in_chs: int, classes: int, *, hidden: int = 0, act: str = "relu6") -> None:
         super().__init__()
-        self.fc = nn.Linear(in_chs, classes)
+        self.hidden = nn.Sequential(nn.Linear(in_chs, hidden), act_module(act)) if hidden else nn.Identity()
+        self.fc = nn.Linear(hidden or in_chs, classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc(x.mean((2, 3)))
+        return self.fc(self.hidden(x.mean((2, 3))))
 
 
 class Net(nn.Module):
@@ -60,14 +61,14 @@ class Net(nn.Module):
     def __init__(self, arch: Arch) -> None:
         super().__init__()
         self.arch = arch
-        self.stem = conv(arch.input[2], arch.stem_out, arch.stem_stride, k=arch.stem.k)
+        self.stem = build_op(arch.stem, arch.input[2], arch.stem_out, arch.stem_stride)
         chs, layers = arch.stem_out, []
         for spec in arch.layers:
             layers.append(MultiBranch(chs, spec, arch.join))
             chs = spec.out
         self.layers = nn.Sequential(*layers)
-        self.head = Head(chs, arch.head_out)
-        self.classifier = Classifier(arch.head_out, arch.classes)
+        self.head = Head(chs, arch.head_out, arch.head_act)
+        self.classifier = Classifier(arch.head_out, arch.classes, hidden=arch.hidden, act=arch.hidden_act)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.head(self.layers(self.stem(x))))

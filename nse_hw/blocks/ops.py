@@ -1,6 +1,7 @@
 """One builder per op, all with FBNet's signature ``(in_chs, out_chs, stride, **op_args) -> nn.Module``.
 
-Activation is ReLU6 unless an op asks for hard-swish (``_hs``), as in MobileNetV2/ProxylessNAS.
+Activation is ReLU6 unless an op asks for hard-swish (``_hs``) or ReLU (``_re``), as in MobileNetV2/ProxylessNAS
+(ReLU6), MobileNetV3 (both others) and MnasNet (ReLU).
 """
 
 from __future__ import annotations
@@ -14,8 +15,13 @@ from nse_hw.space.grammar import Op
 Builder = Callable[..., nn.Module]
 
 
-def _act(hs: bool) -> nn.Module:
-    return nn.Hardswish() if hs else nn.ReLU6()
+def act_module(act: str) -> nn.Module:
+    """``relu6`` (the default), ``hs`` (hard-swish) or ``re`` (ReLU)."""
+    return {"hs": nn.Hardswish, "re": nn.ReLU, "relu6": nn.ReLU6}[act]()
+
+
+def _act(hs: bool, re: bool = False) -> nn.Module:
+    return act_module("hs" if hs else "re" if re else "relu6")
 
 
 def conv_bn(in_chs: int, out_chs: int, kernel: int | tuple[int, int], *, stride: int | tuple[int, int] = 1,
@@ -49,13 +55,15 @@ class SqueezeExcite(nn.Module):
 
 
 def mbconv(in_chs: int, out_chs: int, stride: int, *, k: int, e: int, d: int = 1, se: bool = False,
-           hs: bool = False) -> nn.Module:
-    """Inverted residual without the residual (the layer adds identity): [1x1 expand], kxk dw, [SE], 1x1 project."""
-    mid = in_chs * e
+           hs: bool = False, m: int = 0, re: bool = False) -> nn.Module:
+    """Inverted residual without the residual (the layer adds identity): [1x1 expand], kxk dw, [SE], 1x1 project.
+
+    ``m``: absolute middle channels (always with the expand conv); else ``in_chs * e`` (expand conv iff e != 1)."""
+    mid = m or in_chs * e
     layers: list[nn.Module] = []
-    if e != 1:
-        layers.append(conv_bn(in_chs, mid, 1, act=_act(hs)))
-    layers.append(conv_bn(mid, mid, k, stride=stride, dilation=d, groups=mid, act=_act(hs)))
+    if e != 1 or m:
+        layers.append(conv_bn(in_chs, mid, 1, act=_act(hs, re)))
+    layers.append(conv_bn(mid, mid, k, stride=stride, dilation=d, groups=mid, act=_act(hs, re)))
     if se:
         layers.append(SqueezeExcite(mid))
     layers.append(conv_bn(mid, out_chs, 1))
@@ -76,9 +84,9 @@ def rec(in_chs: int, out_chs: int, stride: int, *, k: int, e: int) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-def conv(in_chs: int, out_chs: int, stride: int, *, k: int) -> nn.Module:
-    """Plain conv + BN + ReLU6 (the stem)."""
-    return conv_bn(in_chs, out_chs, k, stride=stride, act=nn.ReLU6())
+def conv(in_chs: int, out_chs: int, stride: int, *, k: int, hs: bool = False, re: bool = False) -> nn.Module:
+    """Plain conv + BN + act (the stem; ReLU6 unless hs / re)."""
+    return conv_bn(in_chs, out_chs, k, stride=stride, act=_act(hs, re))
 
 
 BUILDERS: dict[str, Builder] = {"mb": mbconv, "rec": rec, "conv": conv}
@@ -87,10 +95,12 @@ BUILDERS: dict[str, Builder] = {"mb": mbconv, "rec": rec, "conv": conv}
 def op_args(op: Op) -> dict[str, int | bool]:
     """The keyword arguments of ``op``'s builder."""
     if op.kind == "mb":
-        return {"k": op.k, "e": op.e, "d": op.d, "se": op.se, "hs": op.hs}
+        extra = {"m": op.m} if op.m else {}
+        return {"k": op.k, "e": op.e, "d": op.d, "se": op.se, "hs": op.hs, **extra,
+                **({"re": True} if op.re else {})}
     if op.kind == "rec":
         return {"k": op.k, "e": op.e}
-    return {"k": op.k}
+    return {"k": op.k, **({"hs": True} if op.hs else {}), **({"re": True} if op.re else {})}
 
 
 def build_op(op: Op, in_chs: int, out_chs: int, stride: int) -> nn.Module:

@@ -11,7 +11,8 @@ MACs in millions (M), bytes in megabytes (MB, float32 = 4 bytes a value).
     io_mb         bytes moved at the unit's edges: input and output activations plus all weights
     mid_mb        bytes of the expanded (middle) activations written and read inside the unit
     se_mb         extra passes over the middle activations by squeeze-excite (pool + gate multiply)
-    hs_mb         extra passes by hard-swish (an unfused activation op in TFLite, unlike ReLU6)
+    hs_mb         extra passes by hard-swish (an unfused activation op in TFLite, unlike ReLU6); also for an
+                  h-swish stem (``conv_k3_hs``) and head (``head_hs``)
 
 A key's *family* picks which fitted model predicts it: ``mb``, ``rec``, ``conv`` (stem), ``head``,
 ``classifier``, or ``join`` (the element-wise ``add``/``scale`` keys).
@@ -45,7 +46,7 @@ def _block_dims(spec: KeySpec) -> tuple[Op, int, int, int, int, int, int, int, i
     ``mid`` is the expanded width, ``expand`` 1 when there is a 1x1 expand conv (e != 1), else 0."""
     assert spec.op is not None
     h, w, c = spec.shape
-    return (spec.op, h, w, c, *out_shape(spec.shape, spec.out, spec.stride), c * spec.op.e, int(spec.op.e != 1))
+    return (spec.op, h, w, c, *out_shape(spec.shape, spec.out, spec.stride), spec.op.mid(c), int(spec.op.expands))
 
 
 def _mb_features(spec: KeySpec, f: dict[str, float]) -> None:
@@ -90,9 +91,11 @@ def key_features(key: str | KeySpec) -> dict[str, float]:
         oh, ow, o = out_shape(spec.shape, spec.out, spec.stride)
         f["dense_mmacs"] = oh * ow * c * o * spec.op.k ** 2 * _M
         f["io_mb"] = (h * w * c + oh * ow * o + c * o * spec.op.k ** 2) * _MB
+        f["hs_mb"] = oh * ow * o * _MB if spec.op.hs else 0.0
     elif fam == "head":
         f["dense_mmacs"] = h * w * c * spec.out * _M
         f["io_mb"] = (h * w * c + h * w * spec.out + c * spec.out) * _MB
+        f["hs_mb"] = h * w * spec.out * _MB if spec.act == "hs" else 0.0
     elif fam == "classifier":
         f["dense_mmacs"] = c * spec.out * _M
         f["io_mb"] = (h * w * c + spec.out + c * spec.out) * _MB

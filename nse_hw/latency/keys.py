@@ -1,8 +1,11 @@
 """Latency-table keys: one text form per measurable unit of a network.
 
     mb_k5_e6|in=56x56x24|out=40|s=2     an op (also the stem: conv_k3|in=224x224x3|out=32|s=2)
-    head|in=7x7x320|out=1280            1x1 conv + BN + act to the head width
-    classifier|in=7x7x1280|out=1000     global pool + linear
+    head|in=7x7x320|out=1280            1x1 conv + BN + ReLU6 to the head width (head_hs: hard-swish, head_re:
+                                        ReLU; the stem says it in its op token, conv_k3_hs)
+    classifier|in=7x7x1280|out=1000     global pool + linear (a classifier with a hidden linear layer, as in
+                                        MobileNetV3, is two keys: classifier|in=7x7x960|out=1280 and
+                                        classifier|in=1x1x1280|out=1000, the pool over 1x1 being a copy)
     add|in=56x56x24                     one element-wise add joining two terms of a layer (a table whose
                                         ``meta.residual_add`` is "in-op" timed identity-shape ops with their
                                         residual add: its identity layers need no add key)
@@ -21,7 +24,7 @@ from nse_hw.space.searchspace import SearchSpace
 
 _SHAPE = r"([0-9]+)x([0-9]+)x([0-9]+)"
 _OP_KEY = re.compile(rf"([a-z0-9_]+)\|in={_SHAPE}\|out=([0-9]+)\|s=([0-9]+)")
-_UNIT_KEY = re.compile(rf"(head|classifier)\|in={_SHAPE}\|out=([0-9]+)")
+_UNIT_KEY = re.compile(rf"(head(?:_hs|_re)?|classifier)\|in={_SHAPE}\|out=([0-9]+)")
 _JOIN_KEY = re.compile(rf"(add|scale)\|in={_SHAPE}")
 
 
@@ -33,8 +36,8 @@ def op_key(op: Op, shape: Shape, out: int, stride: int) -> str:
     return f"{format_op(op)}|in={_shape(shape)}|out={out}|s={stride}"
 
 
-def head_key(shape: Shape, out: int) -> str:
-    return f"head|in={_shape(shape)}|out={out}"
+def head_key(shape: Shape, out: int, act: str = "relu6") -> str:
+    return f"head{'' if act == 'relu6' else '_' + act}|in={_shape(shape)}|out={out}"
 
 
 def classifier_key(shape: Shape, classes: int) -> str:
@@ -54,6 +57,7 @@ class KeySpec:
     out: int
     stride: int = 1
     op: Op | None = None
+    act: str = "relu6"  # the head's activation (op keys carry theirs in ``op``)
 
 
 def parse_key(key: str) -> KeySpec:
@@ -62,7 +66,8 @@ def parse_key(key: str) -> KeySpec:
         return KeySpec("op", (int(h), int(w), int(c)), int(out), int(s), parse_op(tok))
     if m := _UNIT_KEY.fullmatch(key):
         kind, h, w, c, out = m.groups()
-        return KeySpec(kind, (int(h), int(w), int(c)), int(out))
+        kind, _, act = kind.partition("_")
+        return KeySpec(kind, (int(h), int(w), int(c)), int(out), act=act or "relu6")
     if m := _JOIN_KEY.fullmatch(key):
         kind, h, w, c = m.groups()
         return KeySpec(kind, (int(h), int(w), int(c)), int(c))
@@ -104,9 +109,17 @@ def arch_components(arch: Arch, *, adds_in_ops: bool = False) -> list[Component]
         keys += [(join_key("scale", oshape), scales)] if scales else []
         comps.append(Component(f"layer{i}", tuple(keys)))
     head_in = shapes[-1]
-    comps.append(Component("head", ((head_key(head_in, arch.head_out), 1),)))
-    comps.append(Component("classifier", ((classifier_key(head_in[:2] + (arch.head_out,), arch.classes), 1),)))
+    comps.append(Component("head", ((head_key(head_in, arch.head_out, arch.head_act), 1),)))
+    comps.append(Component("classifier", tuple((k, 1) for k in classifier_keys(arch))))
     return comps
+
+
+def classifier_keys(arch: Arch) -> list[str]:
+    """Pool + linear; with a hidden layer, pool + linear to it, then a linear on 1x1 (see the module doc)."""
+    h, w, _ = arch.layer_inputs()[-1]
+    if not arch.hidden:
+        return [classifier_key((h, w, arch.head_out), arch.classes)]
+    return [classifier_key((h, w, arch.head_out), arch.hidden), classifier_key((1, 1, arch.hidden), arch.classes)]
 
 
 def space_keys(space: SearchSpace, *, adds_in_ops: bool = False) -> list[str]:

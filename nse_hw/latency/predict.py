@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from nse_hw.latency.keys import arch_components
+from nse_hw.latency.keys import Component, arch_components
 from nse_hw.latency.table import LatencyTable
 from nse_hw.space.arch import Arch
 
@@ -30,7 +30,11 @@ def calibrate(lut_sum_ms: float, table: LatencyTable) -> float:
 
 
 def predict(arch: Arch, table: LatencyTable) -> Prediction:
-    comps = arch_components(arch, adds_in_ops=table.adds_in_ops)
+    return predict_components(arch_components(arch, adds_in_ops=table.adds_in_ops), table)
+
+
+def predict_components(comps: list[Component], table: LatencyTable) -> Prediction:
+    """The sum of ``comps`` (an arch's, plus any units an importer priced beside it), then the calibration."""
     table.require([k for c in comps for k, _ in c.keys])
     rows = []
     for c in comps:
@@ -39,3 +43,14 @@ def predict(arch: Arch, table: LatencyTable) -> Prediction:
         rows.append((c.name, label, ms))
     lut_sum = sum(r[2] for r in rows)
     return Prediction(calibrate(lut_sum, table), lut_sum, rows)
+
+
+def predict_model(comps: list[Component], table: LatencyTable, *, fill: bool = True) -> tuple[Prediction, list[str]]:
+    """Price ``comps`` (``arch_components(arch)`` or ``ImportedModel.components()``) on ``table``: keys it lacks
+    are first filled in memory (ReLU units from their ReLU6 twins, the rest by the table's transfer model; see
+    :func:`nse_hw.latency.variants.fill_keys`) unless ``fill`` is False. Returns the prediction and the keys that
+    were filled (``source: predicted`` in ``table.entries``); a key nothing can price is a LatencyMiss."""
+    from nse_hw.latency.variants import fill_keys
+
+    filled = fill_keys([k for c in comps for k, _ in c.keys], table) if fill else []
+    return predict_components(comps, table), filled

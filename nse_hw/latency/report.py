@@ -10,13 +10,16 @@ made when asked for by name.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nse_hw.errors import NseError
-from nse_hw.latency.keys import arch_components
-from nse_hw.latency.predict import Prediction, predict
+from nse_hw.latency.keys import Component, arch_components
+from nse_hw.latency.predict import Prediction, predict_components
 from nse_hw.latency.table import LatencyTable, table_precision
 from nse_hw.space.arch import Arch
+
+if TYPE_CHECKING:
+    from nse_hw.latency.recognise import ImportedModel
 
 # What a report says of its table: enough to know what was predicted with, not the whole transfer model.
 PROVENANCE = ("device", "runtime", "runtime_version", "threads", "batch", "statistic", "created", "tool_version",
@@ -75,34 +78,42 @@ class LatencyReport:
                 "rows": [r.to_dict() for r in self.rows]}
 
 
-def fill_from_transfer(arch: Arch, table: LatencyTable) -> list[str]:
-    """Predict (in ``table``, in memory) the keys of ``arch`` it lacks with its transfer model; the keys filled.
+def report_components(arch: Arch, table: LatencyTable, imported: ImportedModel | None = None) -> list[Component]:
+    """What a report prices: ``arch``'s components, or an imported model's (its arch's units plus the units the
+    importer priced beside them)."""
+    if imported is not None:
+        return imported.components(adds_in_ops=table.adds_in_ops)
+    return arch_components(arch, adds_in_ops=table.adds_in_ops)
 
-    A table without a transfer model fills nothing (a miss stays an error naming the key). A key no model can
-    predict is an error naming the layer it belongs to.
-    """
-    if not table.meta.get("transfer"):
-        return []
-    from nse_hw.latency.transfer import Unpredictable, fill_missing
 
-    comps = arch_components(arch, adds_in_ops=table.adds_in_ops)
+def fill_components(comps: list[Component], table: LatencyTable) -> list[str]:
+    """Fill (in ``table``, in memory) the keys of ``comps`` it lacks: ReLU units from their ReLU6 twins, the rest
+    with its transfer model if it has one (:func:`nse_hw.latency.variants.fill_keys`); the keys filled. A table
+    without a model fills no other key (a miss stays an error naming the key); a key no model can predict is an
+    error naming the component it belongs to."""
+    from nse_hw.latency.transfer import Unpredictable
+    from nse_hw.latency.variants import fill_keys, relu6_twin
+
     try:
-        return fill_missing([k for c in comps for k, _ in c.keys], table)
+        return fill_keys([k for c in comps for k, _ in c.keys], table)
     except Unpredictable as exc:
-        layer = next(c.name for c in comps if any(k in exc.keys for k, _ in c.keys))
-        raise NseError(f"{layer}: {exc}") from None
+        name = next(c.name for c in comps if any(k in exc.keys or relu6_twin(k) in exc.keys for k, _ in c.keys))
+        raise NseError(f"{name}: {exc}") from None
 
 
-def latency_report(arch: Arch, table: LatencyTable, *, fill: bool = True, setup: str | None = None) -> LatencyReport:
-    """Predict ``arch`` on ``table``: total, per-key rows with their sources, and the table's provenance.
+def latency_report(arch: Arch, table: LatencyTable, *, fill: bool = True, setup: str | None = None,
+                   imported: ImportedModel | None = None) -> LatencyReport:
+    """Predict ``arch`` (or the ``imported`` model whose arch it is) on ``table``: total, per-key rows with their
+    sources, and the table's provenance.
 
-    ``fill``: keys the table lacks are predicted by its transfer model (if it has one), else a miss is an error
-    naming the key. ``setup``: also map the prediction to that setup of the device (the table's stored map).
+    ``fill``: keys the table lacks are predicted (:func:`fill_components`), else a miss is an error naming the
+    key. ``setup``: also map the prediction to that setup of the device (the table's stored map; arch units only).
     """
-    filled = fill_from_transfer(arch, table) if fill else []
-    pred: Prediction = predict(arch, table)  # a miss raises LatencyMiss naming every missing key
+    comps = report_components(arch, table, imported)
+    filled = fill_components(comps, table) if fill else []
+    pred: Prediction = predict_components(comps, table)  # a miss raises LatencyMiss naming every missing key
     rows = []
-    for c in arch_components(arch, adds_in_ops=table.adds_in_ops):
+    for c in comps:
         for key, n in c.keys:
             source = str(table.entries[key].get("source"))  # filled keys hold source: predicted
             rows.append(Row(c.name, key, n, n * table.ms(key), source))
@@ -110,6 +121,9 @@ def latency_report(arch: Arch, table: LatencyTable, *, fill: bool = True, setup:
     if setup is not None:
         from nse_hw.latency.setup import arch_parts, setup_map
 
+        if imported is not None and imported.extras:
+            raise NseError(f"--setup maps arch units only; this model also has "
+                           f"{', '.join(c.name for c in imported.extras)}")
         setup_ms = setup_map(table, setup).apply(arch_parts(arch, table))
     own = table.meta.get("setup")
     prov = {k: table.meta[k] for k in PROVENANCE if k in table.meta}

@@ -9,12 +9,18 @@
 ``"mean"`` (the default, omitted from the file: NSE's rule, one 1/n multiply per multi-term layer) or ``"sum"``
 (a plain residual ``x + f(x)``: what MobileNetV2, MnasNet and ProxylessNAS-Mobile run; no multiply).
 
+Optional, for networks beyond MobileNetV2 (all omitted from the file at their defaults, so older files load and
+write unchanged): ``"head": {"out": 960, "act": "hs"}`` (the head's activation: ``relu6``, the default, ``hs`` or
+``re``) and ``"classifier": {"hidden": 1280, "act": "hs"}`` (MobileNetV3's pool -> linear -> act -> linear; the
+default is pool -> linear).
+
 An optional ``meta`` object (free-form: where the arch came from, its predicted latency...) is carried along
 but is not part of the architecture's identity.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -27,6 +33,7 @@ from nse_hw.space.grammar import Layer, Op, format_layer, format_op, parse_layer
 
 ARCH_FORMAT = "nse-hw/arch/1"
 JOINS = ("mean", "sum")  # how a layer's terms combine; "mean" is the default and is not written
+ACTS = ("relu6", "hs", "re")  # head / classifier activations (ReLU6 is the default and is not written)
 Shape = tuple[int, int, int]  # H, W, C (channel-last, as the deployed model sees it)
 
 
@@ -62,10 +69,18 @@ class Arch:
     head_out: int
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     join: str = "mean"
+    head_act: str = "relu6"
+    hidden: int = 0  # the classifier's hidden linear width (0: none, pool -> linear)
+    hidden_act: str = "relu6"
 
     def __post_init__(self) -> None:
         if self.join not in JOINS:
             raise ValueError(f"join must be one of {', '.join(JOINS)}, got {self.join!r}")
+        for name, act in (("head act", self.head_act), ("classifier act", self.hidden_act)):
+            if act not in ACTS:
+                raise ValueError(f"{name} must be one of {', '.join(ACTS)}, got {act!r}")
+        if self.hidden < 0 or (not self.hidden and self.hidden_act != "relu6"):
+            raise ValueError(f"classifier hidden must be >= 1 (or 0: none, with no act), got {self.hidden}")
         if len(self.input) != 3 or min(self.input) < 1:
             raise ValueError(f"input must be [H, W, C] with positive sizes, got {list(self.input)}")
         for name, value in (("classes", self.classes), ("stem out", self.stem_out), ("head out", self.head_out)):
@@ -101,8 +116,7 @@ class Arch:
         return shapes
 
     def with_layers(self, layers: list[LayerSpec] | tuple[LayerSpec, ...], **meta: Any) -> Arch:
-        return Arch(self.input, self.classes, self.stem, self.stem_out, self.stem_stride, tuple(layers),
-                    self.head_out, {**self.meta, **meta}, self.join)
+        return dataclasses.replace(self, layers=tuple(layers), meta={**self.meta, **meta})
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -111,6 +125,11 @@ class Arch:
             "layers": [{"ops": format_layer(s.ops), "out": s.out, "stride": s.stride} for s in self.layers],
             "head": {"out": self.head_out},
         }
+        if self.head_act != "relu6":
+            d["head"]["act"] = self.head_act
+        if self.hidden:
+            d["classifier"] = {"hidden": self.hidden, **({"act": self.hidden_act} if self.hidden_act != "relu6"
+                                                          else {})}
         if self.join != "mean":
             d["join"] = self.join
         if self.meta:
@@ -138,9 +157,15 @@ class Arch:
         join = d.get("join", "mean")
         if join not in JOINS:
             raise ValueError(f"arch field join must be one of {', '.join(JOINS)}, got {_short(join)}")
+        head_act = _act(head, "head.")
+        hidden, hidden_act = 0, "relu6"
+        if "classifier" in d:
+            clf = _obj(d, "classifier")
+            hidden, hidden_act = _int(clf, "hidden", "classifier."), _act(clf, "classifier.")
         return cls(tuple(_int({"input": v}, "input") for v in shape), _int(d, "classes"),  # type: ignore[arg-type]
                    parse_op(_field(stem, "op", str, "stem.")), _int(stem, "out", "stem."),
-                   _int(stem, "stride", "stem."), tuple(specs), _int(head, "out", "head."), dict(meta), join)
+                   _int(stem, "stride", "stem."), tuple(specs), _int(head, "out", "head."), dict(meta), join,
+                   head_act, hidden, hidden_act)
 
     def dumps(self) -> str:
         return json.dumps(self.to_dict(), indent=1) + "\n"
@@ -173,6 +198,13 @@ def _field(d: dict[str, Any], key: str, kind: type, where: str = "") -> Any:
     if not isinstance(d[key], kind) or isinstance(d[key], bool):
         raise ValueError(f"arch field {where}{key} must be {_KINDS[kind]}, got {_short(d[key])}")
     return d[key]
+
+
+def _act(d: dict[str, Any], where: str) -> str:
+    act = d.get("act", "relu6")
+    if act not in ACTS:
+        raise ValueError(f"arch field {where}act must be one of {', '.join(ACTS)}, got {_short(act)}")
+    return str(act)
 
 
 def _obj(d: dict[str, Any], key: str) -> dict[str, Any]:
@@ -220,7 +252,18 @@ def adapt_arch(arch: Arch, *, resolution: int, channels: int, classes: int, widt
     """
     if width_mult <= 0:
         raise ValueError(f"width_mult must be positive, got {width_mult}")
-    layers = tuple(LayerSpec(s.ops, _scale(s.out, width_mult), s.stride) for s in arch.layers)
-    return Arch((resolution, resolution, channels), classes, arch.stem, _scale(arch.stem_out, width_mult),
-                arch.stem_stride, layers, _scale(arch.head_out, width_mult),
-                {**arch.meta, "proxy_of": list(arch.input) + [arch.classes], "width_mult": width_mult}, arch.join)
+    layers = tuple(LayerSpec(scale_mid(s.ops, width_mult, _scale), _scale(s.out, width_mult), s.stride)
+                   for s in arch.layers)
+    return dataclasses.replace(arch, input=(resolution, resolution, channels), classes=classes,
+                               stem_out=_scale(arch.stem_out, width_mult), layers=layers,
+                               head_out=_scale(arch.head_out, width_mult),
+                               hidden=_scale(arch.hidden, width_mult) if arch.hidden else 0,
+                               meta={**arch.meta, "proxy_of": list(arch.input) + [arch.classes],
+                                     "width_mult": width_mult})
+
+
+def scale_mid(ops: Layer, width: float, rule: Any) -> Layer:
+    """``ops`` with every absolute middle width (``_m``) scaled by ``rule(m, width)``; ratio ops unchanged."""
+    if width == 1.0:
+        return ops
+    return tuple(dataclasses.replace(op, m=rule(op.m, width)) if op.m else op for op in ops)

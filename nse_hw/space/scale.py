@@ -9,7 +9,9 @@ layer widths are ``make_divisible(c * width)``; the head keeps its width below x
 
 from __future__ import annotations
 
-from nse_hw.space.arch import Arch, LayerSpec, make_divisible
+import dataclasses
+
+from nse_hw.space.arch import Arch, LayerSpec, make_divisible, scale_mid
 
 HEAD_RULES = ("mobilenet", "scale", "keep")
 WIDTH_RANGE = (0.05, 4.0)
@@ -36,14 +38,16 @@ def scale_arch(arch: Arch, *, resolution: int | None = None, width: float = 1.0,
         raise ValueError(f"resolution must be >= 1, got {resolution}")
     res = (resolution, resolution) if resolution is not None else arch.input[:2]
     if width == 1.0:
-        stem, layers, head_out = arch.stem_out, arch.layers, arch.head_out
+        stem, layers, head_out, hidden = arch.stem_out, arch.layers, arch.head_out, arch.hidden
     else:
         stem = _width(arch.stem_out, width, divisor, "stem")
-        layers = tuple(LayerSpec(s.ops, _width(s.out, width, divisor, f"layer {i}"), s.stride)
+        layers = tuple(LayerSpec(scale_mid(s.ops, width, lambda m, w, i=i: _width(m, w, divisor, f"layer {i} middle")),
+                                 _width(s.out, width, divisor, f"layer {i}"), s.stride)
                        for i, s in enumerate(arch.layers))
         scale_head = head == "scale" or (head == "mobilenet" and width > 1.0)
         head_out = _width(arch.head_out, width, divisor, "head") if scale_head else arch.head_out
+        hidden = _width(arch.hidden, width, divisor, "classifier") if arch.hidden and scale_head else arch.hidden
     meta = {**arch.meta, "scaled": {"from_input": list(arch.input[:2]), "width": width, "divisor": divisor,
                                     "head": head}}
-    return Arch((res[0], res[1], arch.input[2]), classes or arch.classes, arch.stem, stem, arch.stem_stride,
-                tuple(layers), head_out, meta, arch.join)
+    return dataclasses.replace(arch, input=(res[0], res[1], arch.input[2]), classes=classes or arch.classes,
+                               stem_out=stem, layers=tuple(layers), head_out=head_out, hidden=hidden, meta=meta)

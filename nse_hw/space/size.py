@@ -52,8 +52,8 @@ def op_size(op: Op, h: int, w: int, cin: int, cout: int, stride: int) -> NetSize
     """One branch (``nse_hw.blocks.ops``: mbconv, rec or the conv stem) on an H x W x cin input."""
     if op.kind == "conv":
         return _conv_bn(h, w, cin, cout, op.k, op.k, stride, stride)[0]
-    mid, total = cin * op.e, NetSize()
-    if op.e != 1:
+    mid, total = op.mid(cin), NetSize()
+    if op.expands:
         total += _conv_bn(h, w, cin, mid, 1, 1, 1, 1)[0]
     if op.kind == "mb":
         dw, oh, ow = _conv_bn(h, w, mid, mid, op.k, op.k, stride, stride, groups=mid)
@@ -86,8 +86,12 @@ def estimate(arch: Arch) -> NetSize:
         total += layer_size(spec.ops, lh, lw, chs, spec.out, spec.stride, arch.join)
     hh, hw, chs = arch.layer_inputs()[-1]
     total += _conv_bn(hh, hw, chs, arch.head_out, 1, 1, 1, 1)[0]
-    return total + NetSize(arch.head_out * arch.classes + arch.classes, arch.head_out + arch.classes,
-                           arch.head_out * arch.classes)
+    feats = arch.head_out
+    if arch.hidden:  # pool -> linear (+bias) -> act
+        total += NetSize(feats * arch.hidden + arch.hidden, feats + 2 * arch.hidden, feats * arch.hidden)
+        feats = arch.hidden
+    return total + NetSize(feats * arch.classes + arch.classes, (0 if arch.hidden else feats) + arch.classes,
+                           feats * arch.classes)
 
 
 def widest_choices(arch: Arch, searchable: list[int], pool: tuple[Op, ...], k: int) -> list[Layer]:
