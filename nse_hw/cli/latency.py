@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from nse_hw.cli.common import echo_json, read_arch
+from nse_hw.cli.common import echo_json, read_arch, warn_other_cpu
 from nse_hw.errors import NseError
 from nse_hw.latency import arch_components, load_table, predict, table_for_device
 
@@ -40,6 +40,7 @@ def predict_cmd(arch_file: str, table_path: str | None, device: str | None, no_f
 
         arch = scale_arch(arch, resolution=input_size, width=1.0 if width is None else width)
     table = load_table(table_path or table_for_device(device))
+    cpu_note = warn_other_cpu(table)
     comps = arch_components(arch, adds_in_ops=table.adds_in_ops)
     filled: list[str] = []
     if not no_fill and table.meta.get("transfer"):
@@ -62,7 +63,7 @@ def predict_cmd(arch_file: str, table_path: str | None, device: str | None, no_f
         notes = {k: table.entries[k].get("extrapolated", []) for k in filled}
         models = {k: table.entries[k].get("model") for k in filled}
         echo_json({"arch": arch_file, "table": str(table.path), "setup": setup_name or own,
-                   "setup_ms": setup_ms, "predicted_keys": filled, "predicted_models": models,
+                   "setup_ms": setup_ms, "cpu_warning": cpu_note, "predicted_keys": filled, "predicted_models": models,
                    "extrapolated": {k: v for k, v in notes.items() if v}, **pred.to_dict()})
         return
     col = max(len(n) for n, _, _ in pred.rows)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from nse_hw.cli.common import RUN_DIR_KEY, exit_on_lost_rank, threads_option, use_threads
+from nse_hw.cli.common import RUN_DIR_KEY, exit_on_lost_rank, other_cpu_warning, threads_option, use_threads
 from nse_hw.cli.precision import precision_option
 from nse_hw.config import from_dict
 from nse_hw.errors import NseError
@@ -26,6 +26,7 @@ from nse_hw.evolve import (
     random_search,
     resolve_table,
 )
+from nse_hw.hostcpu import OTHER, cpu_status, this_cpu
 from nse_hw.train.dist import broadcast_object, init_distributed, is_main, on_main
 
 log = logging.getLogger("nse_hw.search")
@@ -33,13 +34,18 @@ log = logging.getLogger("nse_hw.search")
 
 def _new_run(latency: str | None, device: str | None, table: str | None, space: str | None, data: str | None,
              config: str | None, preset: str | None, out: str | None, seed: int | None,
-             baseline: str | None, precision: str | None = None) -> tuple[SearchConfig, RunInfo, RunDir]:
+             baseline: str | None, precision: str | None = None, allow_other_host: bool = False
+             ) -> tuple[SearchConfig, RunInfo, RunDir]:
     if latency is None:
         raise NseError("--latency is required (e.g. --latency 80ms), unless you --resume a run")
     budget = parse_latency(latency)
     if config and preset:
         raise NseError("give either --config or --preset, not both")
     tbl = resolve_table(device=device, table=table, precision=precision)
+    if msg := other_cpu_warning(tbl):  # a host table of another CPU would search for the wrong budget
+        if cpu_status(tbl.meta, this_cpu()) == OTHER and not allow_other_host:
+            raise NseError(f"{msg}; or search with it anyway: --allow-other-host")
+        click.echo(f"warning: {msg}", err=True)  # not known to be another CPU's, or allowed
     cfg = load_search_config(config or preset_path(preset or "default"), space=space, seed=seed)
     if data is not None:
         cfg.data.source = data
@@ -65,6 +71,9 @@ def _lock(run: RunDir, *, existing: bool) -> None:
 @click.option("--resume", type=click.Path(), help="Continue the run in RUN_DIR (its own config is used).")
 @click.option("--seed", type=int, help="Seed of every random stream.")
 @click.option("--baseline", type=click.Choice(["random"]), help="Run the random-search baseline instead of NSE.")
+@click.option("--allow-other-host", is_flag=True,
+              help="Search against a host table measured on another CPU (or one that does not record its CPU); "
+                   "refused by default: host tables are per CPU.")
 @precision_option(help="Search against the device's int8 (or float32) table: latency of what `export --int8` ships. "
                        "With --table, a table of another precision is refused [default: float32 / the table's].")
 @threads_option(help="torch threads per process [default: the config's `threads`, else the cores this process "
@@ -74,7 +83,7 @@ def _lock(run: RunDir, *, existing: bool) -> None:
 @exit_on_lost_rank
 def search(latency: str | None, device: str | None, table: str | None, space: str | None, data: str | None,
            config: str | None, preset: str | None, out: str | None, resume: str | None, seed: int | None,
-           baseline: str | None, threads: int | None, precision: str | None) -> None:
+           baseline: str | None, threads: int | None, precision: str | None, allow_other_host: bool) -> None:
     """Search the space for the most accurate architecture within the latency budget; writes RUN_DIR/arch.json."""
     init_distributed()
     if resume:
@@ -90,7 +99,7 @@ def search(latency: str | None, device: str | None, table: str | None, space: st
         cfg = from_dict(SearchConfig, cfg_dict).check()
     else:
         cfg, info, run = _new_run(latency, device, table, space, data, config, preset, out, seed, baseline,
-                                  precision)
+                                  precision, allow_other_host)
     cfg.threads = use_threads(threads, recorded=cfg.threads, resume=bool(resume))  # run.json and config.yaml
     click.get_current_context().meta[RUN_DIR_KEY] = str(run.path)
     ctx = Context.build(cfg, info, run)  # loads and checks everything before a run directory is created
