@@ -29,7 +29,7 @@ from nse_hw.profilers.table_builder import profile_host
 
 from nse_hw.errors import NseError
 from nse_hw.latency import LatencyTable, load_table, space_keys
-from nse_hw.latency.family import shape_of
+from nse_hw.latency.family import FAMILY_FEATURES, ROWS_PER_FEATURE, features_of, shape_of
 from nse_hw.latency.features import key_family
 from nse_hw.latency.keys import parse_key
 from nse_hw.latency.table import table_kernels, table_precision, utc_now
@@ -78,7 +78,22 @@ def quick_keys(keys: list[str]) -> list[str]:
     for j, shape in enumerate(join_shapes):  # add at every other position, scale at the rest
         want = ("add", "scale")[j % 2]
         picked += [k for k in joins if k == f"{want}|{shape}"]
-    return [k for k in keys if k in set(picked)]
+    return [k for k in keys if k in set(_top_up(keys, picked))]
+
+
+def _top_up(keys: list[str], picked: list[str]) -> list[str]:
+    """Add keys of a family whose pick is too small to fit (ROWS_PER_FEATURE per feature it uses, host ms
+    included), every other one of the rest first, so a small space still gets a fit."""
+    out = list(picked)
+    for fam in ("mb", "rec", "join"):
+        members = [k for k in keys if key_family(k) == fam]
+        used = {f for k in members for f, v in features_of(k, None, FAMILY_FEATURES[fam]).items()
+                if v and f in FAMILY_FEATURES[fam]}
+        need = ROWS_PER_FEATURE * (len(used) + 1)
+        rest = [k for k in members if k not in set(out)]
+        for k in (rest[::2] + rest[1::2])[:max(0, need - (len(members) - len(rest)))]:
+            out.append(k)
+    return out
 
 
 def reference_table(runtime: str, precision: str, threads: int, kernels: str | None,

@@ -6,6 +6,7 @@ import pytest
 from nse_hw.profilers.quick import predict_rest, quick_keys, reference_table
 
 from nse_hw.errors import NseError
+from nse_hw.hostcpu import this_cpu
 from nse_hw.latency import LatencyTable, space_keys
 from nse_hw.latency.family import shape_of
 from nse_hw.latency.features import key_family
@@ -73,3 +74,31 @@ def test_predict_rest_scales_a_uniformly_faster_cpu(nse27):
     # a second pass (a resumed run) redoes the predictions from the measured entries only
     again = predict_rest(out, ref, keys)
     assert again.meta["quick"]["measured"] == 65 and again.entries == out.entries
+
+
+@pytest.mark.slow
+def test_profile_quick_end_to_end(tiny_space, tmp_path):
+    """The CLI path on the tiny space: a measured subset, the rest predicted from a reference, calibrated on
+    measured networks; re-running measures nothing more and keeps a valid table."""
+    from nse_hw.latency import load_table
+    from tests.fixtures.cli import invoke
+
+    ref = _fake_ref(tiny_space)
+    ref.meta.update(warmup=0, runs=3)
+    ref.save(tmp_path / "ref.json")
+    out = tmp_path / "q.json"
+    args = ["profile", "--device", "host", "--runtime", "litert", "--space", "tiny", "--quick", "--warmup", 0,
+            "--runs", 3, "--cpu-cache", "warm", "--reference", tmp_path / "ref.json", "--out", out,
+            "--cache", tmp_path / "cache", "--convert-cpus", "none"]
+    res = invoke(*args)
+    assert res.exit_code == 0, res.output
+    t = load_table(out)
+    keys = space_keys(tiny_space)
+    q = t.meta["quick"]
+    assert set(keys) <= set(t.entries) and (q["measured"], q["predicted"]) == (29, 5)
+    assert {t.entries[k]["source"] for k in quick_keys(keys)} == {"measured"}
+    assert t.meta["calibration"]["n"] == 4 and t.meta["kernels"] == "xnnpack"
+    assert t.meta["host"]["cpu_fingerprint"]["isa"] == this_cpu()["isa"]
+    assert "quick table: measured 29 entries this run, predicted 5" in res.output
+    res = invoke(*args)
+    assert res.exit_code == 0 and "measured 0 entries this run" in res.output, res.output
