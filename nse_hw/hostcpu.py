@@ -200,8 +200,8 @@ def cpu_warning(meta: dict[str, Any], here: dict[str, Any], name: str) -> str | 
     """One line saying a host table is not (or is not known to be) this CPU's, and how to build this one's;
     None when it is this CPU's or not a host table."""
     status = cpu_status(meta, here)
-    if status in (SAME, NOT_HOST):
-        return None
+    if status in (SAME, NOT_HOST) or not isinstance(meta.get("host"), dict):
+        return None  # no host record at all: not a table `profile` measured (hand-made, a test's), nothing to say
     hint = f"build this CPU's in ~3 min with: {build_hint(meta)}"
     fp, said = table_cpu(meta), _recorded_name(meta)
     if status == UNKNOWN:
