@@ -202,7 +202,7 @@ def cpu_warning(meta: dict[str, Any], here: dict[str, Any], name: str) -> str | 
     status = cpu_status(meta, here)
     if status in (SAME, NOT_HOST) or not isinstance(meta.get("host"), dict):
         return None  # no host record at all: not a table `profile` measured (hand-made, a test's), nothing to say
-    hint = f"build this CPU's in ~3 min with: {build_hint(meta)}"
+    hint = f"build this CPU's in minutes with: {build_hint(meta)}"
     fp, said = table_cpu(meta), _recorded_name(meta)
     if status == UNKNOWN:
         return (f"latency table {name} does not record which CPU it was measured on (only the name {said!r}); "

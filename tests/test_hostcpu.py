@@ -81,6 +81,7 @@ def test_cpu_warning_names_both_cpus_and_the_fix():
     assert "\n" not in w and "another CPU" in w and "Zen 4" in w and "Sapphire Rapids" in w
     assert w.endswith("nse-hw profile --device host --runtime litert --precision int8 --quick")
     assert "does not record" in cpu_warning(_meta(), AMD, "t.json")
+    assert cpu_warning({"device": "host", "runtime": "litert"}, AMD, "t.json") is None  # hand-made: no host record
 
 
 def test_build_hint():
