@@ -166,7 +166,9 @@ def table_cpu(meta: dict[str, Any]) -> dict[str, Any] | None:
 
 def build_hint(meta: dict[str, Any]) -> str:
     """The command that builds this CPU's table of the same runtime, precision, threads and kernels."""
-    opts = [f"--runtime {meta.get('runtime') or 'litert'}"]
+    spaces = meta.get("spaces") if isinstance(meta.get("spaces"), list) else []
+    opts = [f"--runtime {meta.get('runtime') or 'litert'}",
+            f"--space {spaces[0] if len(spaces) == 1 else 'nse27-proxyless224'}"]
     if (p := meta.get("precision") or meta.get("dtype")) not in (None, "float32"):
         opts.append(f"--precision {p}")
     if meta.get("threads") not in (None, 1):

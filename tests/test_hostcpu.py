@@ -79,14 +79,15 @@ def test_cpu_warning_names_both_cpus_and_the_fix():
     assert cpu_warning(_meta(AMD), AMD, "t.json") is None
     w = cpu_warning(_meta(AMD, precision="int8"), INTEL, "t.json")
     assert "\n" not in w and "another CPU" in w and "Zen 4" in w and "Sapphire Rapids" in w
-    assert w.endswith("nse-hw profile --device host --runtime litert --precision int8 --quick")
+    assert w.endswith("nse-hw profile --device host --runtime litert --space nse27-proxyless224 --precision int8 "
+                      "--quick")
     assert "does not record" in cpu_warning(_meta(), AMD, "t.json")
     assert cpu_warning({"device": "host", "runtime": "litert"}, AMD, "t.json") is None  # hand-made: no host record
 
 
 def test_build_hint():
-    assert build_hint({"runtime": "onnxruntime", "threads": 2}) == \
-        "nse-hw profile --device host --runtime onnxruntime --threads 2 --quick"
+    assert build_hint({"runtime": "onnxruntime", "threads": 2, "spaces": ["tiny"]}) == \
+        "nse-hw profile --device host --runtime onnxruntime --space tiny --threads 2 --quick"
     assert build_hint({"runtime": "litert", "kernels": "builtin", "precision": "int8"}).endswith(
         "--precision int8 --kernels builtin --quick")
 
