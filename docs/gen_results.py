@@ -24,7 +24,8 @@ FENCE = re.compile(r"^\s*(```|~~~)")
 
 
 def topic(path: Path) -> str:
-    """benchmarks/RESULTS-search.md and benchmarks/search/RESULTS-search.md both -> 'search'."""
+    """A results file's topic: RESULTS-search.md (in benchmarks/search/, or flat before the per-topic layout) ->
+    'search'."""
     return path.stem.split("-", 1)[1]
 
 

@@ -101,8 +101,11 @@ class Runner(ABC):
     @abstractmethod
     def load(self, path: str | Path) -> Session: ...
 
+    kernels: str | None = None  # LiteRT's op resolver path (xnnpack or builtin); other runtimes have one path
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, version={self.version!r}, threads={self.threads})"
+        return (f"{type(self).__name__}(name={self.name!r}, version={self.version!r}, threads={self.threads}, "
+                f"kernels={self.kernels!r})")
 
 
 def _existing(path: str | Path) -> Path:
@@ -131,14 +134,29 @@ def _dequantize(y: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
 
 
-class _LiteRTSession(Session):
-    def __init__(self, path: Path, threads: int) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+KERNELS = ("xnnpack", "builtin")  # LiteRT's op resolver paths: default (XNNPACK delegate) or builtin kernels only
 
+
+def check_kernels(kernels: str, runtime: str = "litert") -> str:
+    """``kernels`` if it is a LiteRT kernel path (any runtime takes the default ``xnnpack``)."""
+    if kernels not in KERNELS:
+        raise NseError(f"--kernels must be one of {', '.join(KERNELS)}, got {kernels!r}")
+    if kernels != "xnnpack" and runtime != "litert":
+        raise NseError(f"--kernels {kernels} is a LiteRT op resolver choice; runtime {runtime} has no such path")
+    return kernels
+
+
+class _LiteRTSession(Session):
+    def __init__(self, path: Path, threads: int, kernels: str = "xnnpack") -> None:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        # xnnpack: the default op resolver, XNNPACK delegate applied (as benchmark_model does on a phone);
+        # builtin: TFLite's own kernels (ruy / optimized_ops), no default delegate.
+        resolver = (OpResolverType.AUTO if kernels == "xnnpack" else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         try:
             with native_stderr_to_log(log, "litert"):  # "INFO: Created ... XNNPACK delegate"
-                # Default op resolver: XNNPACK delegate applied, as benchmark_model does on a phone.
-                self._it = Interpreter(model_path=str(path), num_threads=threads)
+                self._it = Interpreter(model_path=str(path), num_threads=threads,
+                                       experimental_op_resolver_type=resolver)
                 self._it.allocate_tensors()  # once: invoke() reuses the arena
         except (ValueError, RuntimeError) as exc:
             raise NseError(f"LiteRT cannot load {path}: {str(exc).strip().splitlines()[0]}") from exc
@@ -162,9 +180,19 @@ class _LiteRTSession(Session):
 
 
 class LiteRTRunner(Runner):
-    """``ai_edge_litert`` Interpreter; int8 models take and give float (quantised for you)."""
+    """``ai_edge_litert`` Interpreter; int8 models take and give float (quantised for you).
+
+    ``kernels``: ``xnnpack`` (LiteRT's default: the XNNPACK delegate takes what it supports) or ``builtin``
+    (``OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES``: TFLite's builtin kernels). Which path is faster
+    depends on the CPU, for int8 by up to ~7x (benchmarks/deployment/RESULTS-deployment.md), so it is part of what a
+    table measures (``meta.kernels``).
+    """
 
     name = "litert"
+
+    def __init__(self, *, threads: int, kernels: str = "xnnpack") -> None:
+        super().__init__(threads=threads)
+        self.kernels = check_kernels(kernels)
 
     @property
     def version(self) -> str:
@@ -174,7 +202,7 @@ class LiteRTRunner(Runner):
             return "unknown"
 
     def load(self, path: str | Path) -> Session:
-        return _LiteRTSession(_existing(path), self.threads)
+        return _LiteRTSession(_existing(path), self.threads, self.kernels)
 
 
 # --- ONNX Runtime -------------------------------------------------------------------------------------------
@@ -316,10 +344,14 @@ class ExecuTorchRunner(Runner):
 RUNNERS: dict[str, type[Runner]] = {r.name: r for r in (LiteRTRunner, OrtRunner, ExecuTorchRunner)}
 
 
-def get_runner(name: str, *, threads: int) -> Runner:
-    """The runner called ``name`` (``litert``, ``onnxruntime`` or ``executorch``) with ``threads`` threads."""
+def get_runner(name: str, *, threads: int, kernels: str = "xnnpack") -> Runner:
+    """The runner called ``name`` (``litert``, ``onnxruntime`` or ``executorch``) with ``threads`` threads;
+    ``kernels`` (LiteRT only): ``xnnpack`` or ``builtin``."""
     if name not in RUNNERS:
         raise NseError(f"unknown runtime {name!r}; known: {', '.join(sorted(RUNNERS))}")
+    check_kernels(kernels, name)
+    if name == "litert":
+        return LiteRTRunner(threads=threads, kernels=kernels)
     return RUNNERS[name](threads=threads)
 
 
@@ -342,9 +374,12 @@ def _cpu_model() -> str:
 
 def host_description() -> dict[str, Any]:
     """What a latency table measured on this host must record about it."""
+    from nse_hw.hostcpu import this_cpu
+
     allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return {
         "cpu": _cpu_model(),
+        "cpu_fingerprint": this_cpu(),  # what decides "same CPU" (nse_hw.hostcpu)
         "logical_cores": os.cpu_count(),
         "cpus_allowed": allowed,  # taskset pinning of this process
         "platform": platform.platform(),

@@ -21,9 +21,10 @@ from nse_hw.profilers.units import ExportJob, arch_hash, default_cache
 
 from nse_hw import __version__
 from nse_hw.errors import NseError
+from nse_hw.hostcpu import cpu_status, this_cpu
 from nse_hw.latency import LatencyTable, calibrate, predict
 from nse_hw.latency.calibration import error_summary, fit_affine, pct_errors
-from nse_hw.latency.table import table_precision, utc_now
+from nse_hw.latency.table import table_kernels, table_precision, utc_now
 from nse_hw.progress import progress_bar
 from nse_hw.space import Arch, SearchSpace, format_layer, load_space
 
@@ -41,6 +42,7 @@ class Bench:
     progress: bool | None = None
     rounds: int = 4
     precision: str = "float32"  # int8: networks quantised as `nse-hw export --int8` does, like the table's units
+    kernels: str = "xnnpack"  # LiteRT's op resolver path, the table's (meta.kernels)
 
     @classmethod
     def for_table(cls, table: LatencyTable, **kw: Any) -> Bench:
@@ -51,7 +53,8 @@ class Bench:
         if not isinstance(meta.get("threads"), int) or meta.get("runtime") not in RUNNERS:
             raise NseError(f"table {table.name} does not say which runtime/threads it was measured with")
         kw = {k: v for k, v in kw.items() if v is not None}
-        return cls(meta["runtime"], meta["threads"], precision=table_precision(meta), **kw)
+        return cls(meta["runtime"], meta["threads"], precision=table_precision(meta),
+                   kernels=table_kernels(meta) or "xnnpack", **kw)
 
 
 def table_space(table: LatencyTable, space: str | None) -> SearchSpace:
@@ -77,10 +80,10 @@ def measure_archs(archs: Sequence[Arch], bench: Bench, *, desc: str = "networks"
     The runs are split into ``bench.rounds`` rounds that visit every network in turn, so a slow spell of the
     machine (the other core's load shares L3 and memory) lands on all networks alike, not on one.
     """
-    runner = get_runner(bench.runtime, threads=bench.threads)
+    runner = get_runner(bench.runtime, threads=bench.threads, kernels=bench.kernels)
     jobs = [ExportJob.for_arch(a, precision=bench.precision) for a in archs]
     stream = exported(jobs, runtime=bench.runtime, cache=bench.cache or default_cache(),
-                      convert_cpus=bench.convert_cpus)
+                      convert_cpus=bench.convert_cpus, progress=bench.progress)
     per_round = -(-bench.runs // bench.rounds)
     bar = progress_bar(total=len(jobs) * bench.rounds, desc=desc, unit="net",
                        disable=None if bench.progress is None else not bench.progress)
@@ -121,7 +124,8 @@ def validate(table: LatencyTable, archs: Sequence[Arch], bench: Bench, *,
                                               measured, pct_errors(raw, meas).tolist(),
                                               pct_errors(cal_ms, meas).tolist(), strict=True)]
     return {"table": str(table.path), "device": "host", "runtime": bench.runtime, "threads": bench.threads,
-            "precision": bench.precision,
+            "precision": bench.precision, "kernels": bench.kernels, "cpu": this_cpu(),
+            "table_cpu_status": cpu_status(table.meta, this_cpu()),
             "warmup": bench.warmup, "runs": bench.runs, "rounds": bench.rounds, "tool_version": __version__,
             "created": utc_now(), "calibration": cal or None, "archs": rows,
             "summary": {"raw": error_summary(raw, meas), "calibrated": error_summary(cal_ms, meas) if cal else None}}

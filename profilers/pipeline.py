@@ -24,12 +24,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed, wait
 from pathlib import Path
 
 from nse_hw.profilers.units import SUFFIX, ExportJob, cache_path, export_job
 
 from nse_hw.errors import NseError
+from nse_hw.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +108,15 @@ def sweep_work_dirs(cache: Path) -> list[Path]:
     return gone
 
 
-def exported(jobs: Sequence[ExportJob], *, runtime: str, cache: Path,
-             convert_cpus: set[int] | None = None) -> Iterator[tuple[ExportJob, Path]]:
+def exported(jobs: Sequence[ExportJob], *, runtime: str, cache: Path, convert_cpus: set[int] | None = None,
+             progress: bool | None = None) -> Iterator[tuple[ExportJob, Path]]:
     """Yield ``(job, file)`` in the order of ``jobs``, each file exported (or found in the cache).
 
     ``convert_cpus``: cores for the converter, which then runs ahead of the caller; default :func:`spare_cpus`.
     While the caller waits for a file (and so times nothing), a second converter on the caller's own cores
     takes jobs from the back of the queue. An empty ``convert_cpus`` means no core to spare: everything is
-    exported before the first file is yielded.
+    exported before the first file is yielded, under a progress bar of its own with the time left (the
+    caller's bar cannot move meanwhile); ``progress`` False hides it (None: tqdm's default).
     """
     if runtime not in SUFFIX:
         raise NseError(f"unknown runtime {runtime!r}; known: {', '.join(sorted(SUFFIX))}")
@@ -134,8 +136,12 @@ def exported(jobs: Sequence[ExportJob], *, runtime: str, cache: Path,
               if cpus else None)
     try:
         futures = {j: front.submit(_run_job, j, runtime, str(cache)) for j in todo}
-        if not cpus:
-            wait(futures.values())
+        if not cpus:  # the slow path: all conversions first, with their own progress and time left
+            bar = progress_bar(as_completed(futures.values()), total=len(futures), unit="model",
+                               desc=f"export {len(futures)} {runtime} models first (no spare core)",
+                               disable=None if progress is None else not progress)
+            for _ in bar:
+                pass
         back = list(todo)  # jobs the idle-time helper may still take, from the end
         for job in jobs:
             fut = futures.get(job)

@@ -12,10 +12,10 @@ from nse_hw.export.ship import RUNTIME_FORMAT
 class HostAdapter:
     """nse_hw.profilers.host as HostRuntimes: load a model file into a session, time it, describe the host."""
 
-    def load(self, path: Path, runtime: str, *, threads: int) -> Any:
+    def load(self, path: Path, runtime: str, *, threads: int, kernels: str = "xnnpack") -> Any:
         from nse_hw.profilers.host import get_runner
 
-        return get_runner(runtime, threads=threads).load(path)
+        return get_runner(runtime, threads=threads, kernels=kernels).load(path)
 
     def time(self, session: Any, *, warmup: int, runs: int) -> dict[str, Any]:
         from nse_hw.profilers.host import summarize

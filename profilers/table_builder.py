@@ -31,8 +31,9 @@ from nse_hw.profilers.units import (
 from nse_hw import __version__
 from nse_hw.atomic import atomic_write_text, check_writable_dir
 from nse_hw.errors import NseError
+from nse_hw.hostcpu import OTHER, cpu_status, describe, table_cpu
 from nse_hw.latency import LatencyTable, arch_components, load_table, space_keys
-from nse_hw.latency.table import table_lock, utc_now
+from nse_hw.latency.table import table_kernels, table_lock, utc_now
 from nse_hw.progress import progress_bar
 from nse_hw.space import Arch, SearchSpace
 
@@ -40,7 +41,8 @@ log = logging.getLogger(__name__)
 BUSY_LOAD = 1.5  # 1-min load average above which other jobs share the timed core's caches and memory
 
 # Provenance that must agree before new entries may join an existing table.
-_MUST_MATCH = ("device", "runtime", "runtime_version", "threads", "dtype", "batch", "warmup", "runs", "cpu_cache")
+_MUST_MATCH = ("device", "runtime", "runtime_version", "threads", "dtype", "batch", "warmup", "runs", "cpu_cache",
+               "kernels")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ def new_meta(runner: Runner, *, warmup: int, runs: int, cpu_cache: str, evictor:
              precision: str = "float32") -> dict[str, Any]:
     return {
         "device": "host", "runtime": runner.name, "runtime_version": runner.version, "threads": runner.threads,
+        "kernels": runner.kernels,
         "dtype": precision, "precision": precision, "batch": 1, "statistic": "median", "warmup": warmup, "runs": runs,
         "cpu_cache": cpu_cache, "evict_bytes": evictor.nbytes if evictor else None,
         "entries_are": "model time minus invoke_overhead.ms (one invocation of a trivial model, timed alike)",
@@ -82,9 +85,14 @@ def open_table(path: Path, meta: dict[str, Any]) -> LatencyTable:
     if not path.exists():
         return LatencyTable(meta, {}, path)
     table = load_table(path)
-    clash = [f"{k}={table.meta.get(k)!r} (asked {meta[k]!r})" for k in _MUST_MATCH if table.meta.get(k) != meta[k]]
+    have = {**table.meta, "kernels": table_kernels(table.meta)}
+    clash = [f"{k}={have.get(k)!r} (asked {meta[k]!r})" for k in _MUST_MATCH if have.get(k) != meta[k]]
     if clash:
         raise NseError(f"table {path} was measured differently: {', '.join(clash)}; use another --out")
+    here = meta["host"]["cpu_fingerprint"]
+    if cpu_status(table.meta, here) == OTHER:  # entries of two CPUs in one table would be neither's
+        raise NseError(f"table {path} was measured on another CPU ({describe(table_cpu(table.meta) or {})}), not "
+                       f"this {describe(here)}; use another --out (or omit it: the default names this CPU's table)")
     return table
 
 
@@ -131,19 +139,22 @@ def profile_host(space: SearchSpace | None, *, runtime: str, out: Path, threads:
                  runs: int = 200, cpu_cache: str = "evicted", cache: Path | None = None,
                  convert_cpus: set[int] | None = None, progress: bool | None = None,
                  space_ref: str | None = None, precision: str = "float32",
-                 archs: tuple[tuple[str, Arch], ...] = ()) -> ProfileResult:
+                 archs: tuple[tuple[str, Arch], ...] = (), kernels: str = "xnnpack",
+                 only_keys: list[str] | None = None) -> ProfileResult:
     """Measure every key of ``space`` and of ``archs`` ((reference, arch) pairs: a network of any shape, e.g.
     MobileNetV2 at 160 px) missing from the table at ``out`` (created if absent) on this host.
 
     ``cpu_cache``: ``evicted`` times each block as inside a network (see :mod:`nse_hw.profilers.timing`), ``warm``
     back to back. ``space_ref`` (default: the space's name) is what meta.spaces records: a name or YAML path.
     ``precision``: ``int8`` quantises every unit as ``nse-hw export --int8`` does (LiteRT only).
+    ``kernels``: LiteRT's op resolver path (``xnnpack`` or ``builtin``). ``only_keys``: measure just these keys
+    of the space (``profile --quick`` measures a subset and predicts the rest).
     """
     if warmup < 0 or runs < 1:
         raise NseError(f"need --warmup >= 0 and --runs >= 1, got {warmup} and {runs}")
     if cpu_cache not in CPU_CACHE_MODES:
         raise NseError(f"--cpu-cache must be one of {', '.join(CPU_CACHE_MODES)}, got {cpu_cache!r}")
-    runner = get_runner(runtime, threads=threads)
+    runner = get_runner(runtime, threads=threads, kernels=kernels)
     check_job_runtime(ExportJob.for_key(NULL_KEY, precision=precision), runtime)
     check_writable(out)
     evictor = Evictor() if cpu_cache == "evicted" else None
@@ -152,6 +163,8 @@ def profile_host(space: SearchSpace | None, *, runtime: str, out: Path, threads:
     if space is None and not archs:
         raise NseError("nothing to profile: give a space or an arch")
     keys = space_keys(space) if space is not None else []
+    if only_keys is not None:
+        keys = [k for k in keys if k in set(only_keys)]
     if space is not None and (ref := space_ref or space.name) not in table.meta.setdefault("spaces", []):
         table.meta["spaces"].append(ref)
     for ref, arch in archs:
@@ -172,7 +185,8 @@ def profile_host(space: SearchSpace | None, *, runtime: str, out: Path, threads:
     timer = _Timer(runner, warmup, runs, cpu_cache, evictor)
     null = [] if "invoke_overhead" in table.meta else [ExportJob.for_key(NULL_KEY, precision=precision)]  # kept
     jobs = null + [ExportJob.for_key(k, precision=precision) for k in todo]
-    stream = exported(jobs, runtime=runtime, cache=cache or default_cache(), convert_cpus=convert_cpus)
+    stream = exported(jobs, runtime=runtime, cache=cache or default_cache(), convert_cpus=convert_cpus,
+                      progress=progress)
     bar = progress_bar(stream, total=len(todo) + len(null), desc=f"profile {runtime}", unit="key",
                        disable=None if progress is None else not progress)
     for i, (job, path) in enumerate(bar):

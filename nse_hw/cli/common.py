@@ -68,3 +68,17 @@ def use_threads(given: int | None, *, recorded: int | None, resume: bool) -> int
                                          logger=log))
     ctx.with_resource(torch_threads(n))
     return n
+
+
+def other_cpu_warning(table: Any) -> str | None:
+    """The one-line warning for a host table that is not (known to be) this CPU's, or None (nse_hw.hostcpu)."""
+    from nse_hw.hostcpu import cpu_warning, this_cpu
+
+    return cpu_warning(table.meta, this_cpu(), str(table.path or table.name))
+
+
+def warn_other_cpu(table: Any) -> str | None:
+    """Print :func:`other_cpu_warning` on stderr (``warning: ...``) and return it."""
+    if msg := other_cpu_warning(table):
+        click.echo(f"warning: {msg}", err=True)
+    return msg

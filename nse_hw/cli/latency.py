@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from nse_hw.cli.common import echo_json, read_arch
+from nse_hw.cli.common import echo_json, read_arch, warn_other_cpu
 from nse_hw.errors import NseError
 from nse_hw.latency import load_table, table_for_device
 from nse_hw.latency.predict import predict_components
@@ -49,6 +49,7 @@ def predict_cmd(model: str, table_path: str | None, device: str | None, no_fill:
     if bool(table_path) == bool(device):
         raise NseError("give exactly one of --table PATH and --device NAME")
     table = load_table(table_path or table_for_device(device))  # a bad table fails before a slow import
+    cpu_note = warn_other_cpu(table)
     imported = None
     if model.lower().endswith(".json") or (Path(model).is_file() and Path(model).suffix.lower() not in
                                            (".onnx", ".tflite")) or (not Path(model).exists() and
@@ -78,7 +79,8 @@ def predict_cmd(model: str, table_path: str | None, device: str | None, no_fill:
     own = (table.meta.get("setup") or {}).get("name")
     predicted_rows = {c.name for c in comps if any(k in filled for k, _ in c.keys)}  # whole keys, not substrings
     if as_json:
-        echo_json(_json_report(model, table, pred, comps, filled, imported, setup_name or own, setup_ms))
+        echo_json({**_json_report(model, table, pred, comps, filled, imported, setup_name or own, setup_ms),
+                   "cpu_warning": cpu_note})
         return
     col = max(len(n) for n, _, _ in pred.rows)
     for name, keys_text, ms in pred.rows:

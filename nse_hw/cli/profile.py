@@ -11,7 +11,6 @@ import click
 from nse_hw.cli.common import positive_threads
 from nse_hw.cli.precision import precision_option
 from nse_hw.errors import NseError
-from nse_hw.paths import TABLES
 
 
 def parse_cpus(ctx: click.Context, param: click.Parameter, value: str | None) -> set[int] | None:
@@ -39,26 +38,42 @@ def convert_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                         help="Export cache folder [default: $NSE_HW_CACHE or ~/.cache/nse-hw/exports].")(fn)
 
 
-def default_out(device: str, runtime: str, threads: int, precision: str = "float32") -> Path:
-    """latency_tables/<device>-<runtime>[-int8][-t<threads>].json"""
-    tail = ("" if precision == "float32" else f"-{precision}") + ("" if threads == 1 else f"-t{threads}")
-    return TABLES / f"{device}-{runtime}{tail}.json"
-
-
 def _profile_host(*, runtime: str | None, space: str | None, archs: tuple[Path, ...], threads: int,
-                  out: Path | None, precision: str, **kw: Any) -> None:
+                  out: Path | None, precision: str, kernels: str, quick: bool, reference: str | None,
+                  **kw: Any) -> None:
     from nse_hw.cli.common import read_arch
+    from nse_hw.hostcpu import this_cpu
+    from nse_hw.latency.hosttables import default_profile_out
+    from nse_hw.profilers.host import check_kernels
     from nse_hw.profilers.table_builder import profile_host
     from nse_hw.space import load_space
 
     if runtime is None:
         raise NseError("--device host needs --runtime (litert or onnxruntime)")
+    check_kernels(kernels, runtime)
+    if quick and (archs or not space):
+        raise NseError("--quick profiles a --space (a measured subset, the rest predicted); --arch needs the full "
+                       "profile")
+    if reference and not quick:
+        raise NseError("--reference is the table --quick predicts from; it needs --quick")
     sp = load_space(space) if space else None
-    out = out or default_out("host", runtime, threads, precision)
+    out = out or default_profile_out(this_cpu(), runtime=runtime, precision=precision, threads=threads,
+                                     kernels=kernels if runtime == "litert" else None, quick=quick)
     ref = (str(Path(space).resolve()) if Path(space).suffix else space) if space else None  # validate loads it so
+    if quick:
+        from nse_hw.profilers.quick import profile_quick
+
+        assert sp is not None
+        q = profile_quick(sp, runtime=runtime, threads=threads, out=out, space_ref=ref, precision=precision,
+                          kernels=kernels, reference=Path(reference) if reference else None, **kw)
+        click.echo(f"quick table: measured {q.measured} entries this run, predicted {q.predicted} from the reference, "
+                   f"calibrated on {q.calibration['n']} networks (leave-one-out MAPE {q.calibration['loo_mape']:.2f}%) "
+                   f"in {q.wall_s:.0f} s -> {q.path}; judge it with: nse-hw latency validate --table {q.path} "
+                   "--samples 50 --seed 0")
+        return
     nets = tuple((str(Path(a).resolve()), read_arch(a)) for a in archs)
     res = profile_host(sp, runtime=runtime, threads=threads, out=out, space_ref=ref, precision=precision,
-                       archs=nets, **kw)
+                       archs=nets, kernels=kernels, **kw)
     click.echo(f"measured {res.measured} entries ({res.skipped} already in the table) in {res.wall_s:.0f} s "
                f"-> {res.path}")
 
@@ -84,7 +99,16 @@ def _profile_phone(*, device: str, **kw: Any) -> None:
                   help="float32, or int8: every block quantised as `nse-hw export --int8` does (LiteRT; "
                        "XNNPACKQuantizer for executorch).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Table to write or extend [default: latency_tables/<device>-<runtime>[-int8][-t<threads>].json].")
+              help="Table to write or extend [default: latency_tables/<device>-<runtime>[-int8][-t<threads>].json; "
+                   "on a host whose CPU is not the shipped table's, and with --quick, a name with this CPU's id].")
+@click.option("--kernels", type=click.Choice(["xnnpack", "builtin"]), default="xnnpack", show_default=True,
+              help="Host LiteRT: the XNNPACK delegate (LiteRT's default) or TFLite's builtin kernels "
+                   "(OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES); recorded as meta.kernels.")
+@click.option("--quick", is_flag=True,
+              help="Host: measure a stratified fifth of the space and a few whole networks, predict the rest from "
+                   "the shipped table of the runtime (host-to-host transfer): this CPU's table in minutes, marked "
+                   "meta.quick.")
+@click.option("--reference", help="With --quick: the full host table to predict from [default: the shipped one].")
 @click.option("--warmup", type=click.IntRange(min=0), default=20, show_default=True, help="Untimed runs first.")
 @click.option("--runs", type=click.IntRange(min=1), default=200, show_default=True, help="Timed runs per entry.")
 @click.option("--cpu-cache", type=click.Choice(["evicted", "warm"]), default="evicted", show_default=True,
@@ -108,6 +132,8 @@ def profile(device: str, serial: str | None, benchmark_binary: Path | None, adb:
             raise NseError("--serial, --benchmark-binary and --adb are for phones, not --device host")
         _profile_host(**kw)
     else:
+        if kw.pop("quick") or kw.pop("reference") or kw.pop("kernels") != "xnnpack":
+            raise NseError("--quick, --reference and --kernels are for --device host")
         if kw.pop("archs"):
             raise NseError("--arch is for --device host; a phone profiles a --space (or predict with "
                            "nse-hw latency predict ARCH --device PHONE)")

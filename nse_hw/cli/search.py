@@ -31,6 +31,9 @@ def _hold(run: RunDir, *, existing: bool) -> None:
 @click.option("--resume", type=click.Path(), help="Continue the run in RUN_DIR (its own config is used).")
 @click.option("--seed", type=int, help="Seed of every random stream.")
 @click.option("--baseline", type=click.Choice(["random"]), help="Run the random-search baseline instead of NSE.")
+@click.option("--allow-other-host", is_flag=True,
+              help="Search against a host table measured on another CPU (or one that does not record its CPU); "
+                   "refused by default: host tables are per CPU.")
 @precision_option(help="Search against the device's int8 (or float32) table: latency of what `export --int8` ships. "
                        "With --table, a table of another precision is refused [default: float32 / the table's].")
 @threads_option(help="torch threads per process [default: the config's `threads`, else the cores this process "
@@ -40,7 +43,7 @@ def _hold(run: RunDir, *, existing: bool) -> None:
 @exit_on_lost_rank
 def search(latency: str | None, device: str | None, table: str | None, space: str | None, data: str | None,
            config: str | None, preset: str | None, out: str | None, resume: str | None, seed: int | None,
-           baseline: str | None, threads: int | None, precision: str | None) -> None:
+           baseline: str | None, threads: int | None, precision: str | None, allow_other_host: bool) -> None:
     """Search the space for the most accurate architecture within the latency budget; writes RUN_DIR/arch.json."""
     init_distributed()
     if resume:
@@ -55,7 +58,7 @@ def search(latency: str | None, device: str | None, table: str | None, space: st
         cfg, info, run = open_run(run.path)
     else:
         cfg, info, run = new_run(SearchRequest(latency, device, table, space, data, config, preset, out, seed,
-                                               baseline, precision))
+                                               baseline, precision, allow_other_host))
     cfg.threads = use_threads(threads, recorded=cfg.threads, resume=bool(resume))  # run.json and config.yaml
     click.get_current_context().meta[RUN_DIR_KEY] = str(run.path)
     stack = click.get_current_context().with_resource(ExitStack())

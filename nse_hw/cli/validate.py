@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from nse_hw.atomic import atomic_write_json
-from nse_hw.cli.common import echo_json, positive_threads, read_arch
+from nse_hw.cli.common import echo_json, positive_threads, read_arch, warn_other_cpu
+from nse_hw.cli.common import other_cpu_warning as other_cpu_warning_text
 from nse_hw.cli.precision import precision_option
 from nse_hw.cli.profile import convert_options
 from nse_hw.errors import NseError
@@ -57,6 +58,8 @@ def validate_cmd(table_path: str, samples: int, seed: int, arch_files: tuple[str
     cal = table.meta.get("calibration")
     if cal and samples and seed == cal.get("seed"):
         raise NseError(f"seed {seed} drew the networks the calibration was fitted on; validate with another --seed")
+    if warn_other_cpu(table):  # still worth running: it measures how far that CPU's table is off here
+        click.echo("note: validating measures how well that table predicts this CPU", err=True)
     bench = _bench(table, kw)
     archs = [read_arch(f) for f in arch_files]
     labels = list(arch_files)
@@ -103,6 +106,10 @@ def calibrate_cmd(table_path: str, samples: int, seed: int, as_json: bool, **kw:
     table = load_table(table_path, precision=kw["precision"], threads=kw["want_threads"])
     assert table.path is not None
     check_writable(table.path)
+    from nse_hw.hostcpu import OTHER, cpu_status, this_cpu
+
+    if cpu_status(table.meta, this_cpu()) == OTHER:  # a calibration fitted here would mix two CPUs in one table
+        raise NseError(f"refusing to calibrate: {other_cpu_warning_text(table)}")
     bench = _bench(table, kw)
     space = table_space(table, kw["space"])
     cal = fit_calibration(table, sample_archs(space, samples=samples, seed=seed), bench, seed=seed, space=space.name)

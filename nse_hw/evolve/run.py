@@ -23,6 +23,7 @@ from nse_hw.evolve.nse import nse_search
 from nse_hw.evolve.pareto import Candidate
 from nse_hw.evolve.random_search import random_search
 from nse_hw.evolve.rundir import RunDir, RunInfo
+from nse_hw.latency import LatencyTable
 from nse_hw.train.dist import broadcast_object, is_main, on_main
 
 log = logging.getLogger("nse_hw.search")
@@ -43,6 +44,19 @@ class SearchRequest:
     seed: int | None = None
     baseline: str | None = None  # "random": the random-search baseline instead of NSE
     precision: str | None = None
+    allow_other_host: bool = False  # search against a host table of another CPU (refused by default)
+
+
+def check_table_cpu(table: LatencyTable, *, allow_other_host: bool) -> None:
+    """Refuse a host table of another CPU (it would search for the wrong budget) unless allowed; warn for one
+    allowed or not known to be this CPU's."""
+    from nse_hw.hostcpu import OTHER, cpu_status, cpu_warning, this_cpu
+
+    if msg := cpu_warning(table.meta, this_cpu(), str(table.path or table.name)):
+        if cpu_status(table.meta, this_cpu()) == OTHER and not allow_other_host:
+            raise NseError(f"{msg}; or search with it anyway: --allow-other-host")
+        if is_main():
+            log.warning("%s", msg)
 
 
 def new_run(req: SearchRequest) -> tuple[SearchConfig, RunInfo, RunDir]:
@@ -55,6 +69,7 @@ def new_run(req: SearchRequest) -> tuple[SearchConfig, RunInfo, RunDir]:
     if req.baseline not in (None, "random"):
         raise NseError(f"unknown baseline {req.baseline!r} (random)")
     tbl = resolve_table(device=req.device, table=req.table, precision=req.precision)
+    check_table_cpu(tbl, allow_other_host=req.allow_other_host)
     cfg = load_search_config(req.config or preset_path(req.preset or "default"), space=req.space, seed=req.seed)
     if req.data is not None:
         cfg.data.source = req.data

@@ -15,7 +15,7 @@ from typing import Any
 
 from nse_hw import __version__
 from nse_hw.latency import LatencyTable, Prediction
-from nse_hw.latency.table import table_precision
+from nse_hw.latency.table import table_kernels, table_precision
 from nse_hw.space import Arch
 
 CARD_FORMAT = "nse-hw/model-card/1"
@@ -43,8 +43,40 @@ def input_spec(proxy: Arch, data: dict[str, Any], *, size: int) -> dict[str, Any
                          "scale/zero-point, dequantise the output (profilers.host does both)"}
 
 
+# Measured on an Intel Xeon host with AVX-512 and AMX (DESIGN.md, "Host tables are per CPU"): quoted, not
+# re-measured by this tool; the card sets it beside this host's own figures.
+INTEL_REFERENCE = {
+    "cpu": "Intel Xeon (AVX-512, AMX)", "runtime": "ai-edge-litert 2.3, 1 thread",
+    "network": "the searched network's 224-px deployment file, random weights",
+    "int8_ms": {"xnnpack": 103.7, "builtin": 14.4}, "float32_ms": {"xnnpack": 27.1, "builtin": 24.4},
+    "source": "quoted from DESIGN.md (an earlier session's measurement on another machine), not re-measured here",
+}
+
+
+def kernels_comparison(timings: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Both LiteRT kernel paths' timings of one file, which is faster on this CPU and by how much."""
+    ms = {k: float(t["ms"]) for k, t in timings.items()}
+    fast, slow = sorted(ms, key=ms.__getitem__)
+    return {"ms": ms, "timings": timings, "faster": fast, "ratio": ms[slow] / ms[fast],
+            "note": f"on this CPU {fast} runs this file {ms[slow] / ms[fast]:.2f}x faster than {slow}; the path is "
+                    "CPU-dependent (an Intel AVX-512/AMX host ran int8 7.2x faster with builtin, see "
+                    "intel_reference)", "intel_reference": INTEL_REFERENCE}
+
+
+def cpu_record(meta: dict[str, Any], here: dict[str, Any] | None, name: str) -> dict[str, Any]:
+    """Both CPUs, the table's and this host's, whether they are the same, and the warning when not."""
+    from nse_hw.hostcpu import cpu_status, cpu_warning, table_cpu
+
+    if not here:
+        return {"table_cpu": table_cpu(meta), "host_cpu": None, "cpu_match": "unknown"}
+    host = meta.get("host") if isinstance(meta.get("host"), dict) else {}
+    return {"table_cpu": table_cpu(meta) or {"model_name": host.get("cpu"), "fingerprint": None},
+            "host_cpu": here, "cpu_match": cpu_status(meta, here), "cpu_warning": cpu_warning(meta, here, name)}
+
+
 def latency_section(arch: Arch, table: LatencyTable, pred: Prediction, measured: dict[str, Any] | None,
-                    deploy_file: str | None, *, target: bool = True) -> dict[str, Any]:
+                    deploy_file: str | None, *, target: bool = True, here: dict[str, Any] | None = None
+                    ) -> dict[str, Any]:
     meta = table.meta
     section: dict[str, Any] = {
         "network": f"deployment arch (arch.json: {'x'.join(map(str, arch.input))} -> {arch.classes}), NOT the "
@@ -52,7 +84,9 @@ def latency_section(arch: Arch, table: LatencyTable, pred: Prediction, measured:
         "predicted_ms": pred.total_ms, "lut_sum_ms": pred.lut_sum_ms, "calibrated": bool(meta.get("calibration")),
         "table": str(table.path), "table_meta": {k: meta.get(k) for k in ("device", "runtime", "runtime_version",
                                                                          "threads", "dtype", "created")}
-                                     | {"precision": table_precision(meta)}}
+                                     | {"precision": table_precision(meta), "kernels": table_kernels(meta),
+                                        "quick": bool(meta.get("quick"))},
+        **cpu_record(meta, here, str(table.path))}
     search = {k: arch.meta[k] for k in ("device", "budget_ms", "predicted_ms", "table") if k in arch.meta}
     if target and "predicted_ms" in search:  # the search's own target, often a phone this host cannot measure
         section["search_target"] = search

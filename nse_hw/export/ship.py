@@ -28,9 +28,11 @@ from torch import nn
 from nse_hw.atomic import atomic_write_json, exclusive_dir, fsync_dir, is_bookkeeping
 from nse_hw.blocks import build_network
 from nse_hw.errors import NseError
-from nse_hw.export.card import CARD_NAME, build_card, file_info, latency_section
+from nse_hw.export.card import CARD_NAME, build_card, file_info, kernels_comparison, latency_section
 from nse_hw.export.verify import Comparison, torch_logits, verify
 from nse_hw.latency import LatencyTable, Prediction, load_table, predict
+from nse_hw.latency.hosttables import default_host_table
+from nse_hw.latency.table import table_kernels
 from nse_hw.space import Arch, load_arch, save_arch
 from nse_hw.train.data import load_data
 from nse_hw.train.trainer import BEST, RESULT, eval_state_dict, load_weights, read_train_checkpoint
@@ -46,7 +48,7 @@ DEPLOY_INT8_CALIBRATION = 4  # seeded N(0, 1) inputs, as the int8 table's units 
 class HostRuntimes(Protocol):
     """Load a model file into a session (``run(x)``, ``input_shape``) and time it on this host."""
 
-    def load(self, path: Path, runtime: str, *, threads: int) -> Any: ...
+    def load(self, path: Path, runtime: str, *, threads: int, kernels: str = "xnnpack") -> Any: ...
 
     def time(self, session: Any, *, warmup: int, runs: int) -> dict[str, Any]: ...
 
@@ -60,7 +62,7 @@ class ExportOptions:
     input_size: int | None = None  # default: the resolution it was trained at
     out: Path | None = None  # default: RUN_DIR/export (or <checkpoint dir>/export)
     force: bool = False
-    table: str | None = None  # default: latency_tables/host-litert.json when present
+    table: str | None = None  # default: this CPU's host-litert table, else latency_tables/host-litert.json
     int8_table: str | None = None  # with int8: default latency_tables/host-litert-int8.json
     data: str | None = None  # default: the data source recorded in the checkpoint
     verify_images: int = 1000
@@ -118,10 +120,12 @@ def prepare_out(out: Path, *, force: bool) -> Path:
     return out
 
 
-def resolve_prediction(arch: Arch, table_arg: str | None, *, precision: str = "float32"
-                       ) -> tuple[LatencyTable, Prediction]:
-    # a missing file is an error listing the shipped tables; a table of another precision is refused
-    default = "host-litert" if precision == "float32" else f"host-litert-{precision}"
+def resolve_prediction(arch: Arch, table_arg: str | None, *, precision: str = "float32",
+                       here: dict[str, Any] | None = None) -> tuple[LatencyTable, Prediction]:
+    """The table (``table_arg``, else this CPU's host-litert table of ``precision``, else the shipped one) and
+    its prediction of ``arch``. A missing file is an error listing the shipped tables; a table of another
+    precision is refused."""
+    default = default_host_table(here or {}, runtime="litert", precision=precision)
     table = load_table(table_arg or default, precision=precision)
     if precision != "float32" and table.meta.get("runtime") != "litert":
         raise NseError(f"latency table {table.path} is for runtime {table.meta.get('runtime')!r}; {precision} "
@@ -250,8 +254,10 @@ def convert_model(kind: str, model: nn.Module, nchw: tuple[int, int, int, int], 
         raise NseError(f"{exc}" + (f" (in layer {where})" if where else "")) from exc
 
 
-def _timed(host: HostRuntimes, path: Path, runtime: str, opts: ExportOptions, *, threads: int) -> Any:
-    session = host.load(path, runtime, threads=threads)
+def _timed(host: HostRuntimes, path: Path, runtime: str, opts: ExportOptions, *, threads: int,
+           kernels: str = "xnnpack") -> Any:
+    session = host.load(path, runtime, threads=threads, kernels=kernels) if kernels != "xnnpack" else \
+        host.load(path, runtime, threads=threads)
     return session, host.time(session, warmup=opts.warmup, runs=opts.runs)
 
 
@@ -331,8 +337,14 @@ def _deployment_file(arch: Arch, table: LatencyTable, out: Path, opts: ExportOpt
         (DEPLOY_INT8_CALIBRATION, h, w, c), dtype=np.float32)]} if int8 else {}
     name = f"{DEPLOY_STEM}_int8.tflite" if int8 else f"{DEPLOY_STEM}.{kind}"
     path = convert_model(kind, build_network(arch, seed=opts.seed), (1, c, h, w), out / name, **kw)
-    _, timing = _timed(host, path, runtime, opts, threads=threads)
-    measured = {**timing, "threads": threads, "warmup": opts.warmup}
+    kernels = table_kernels(table.meta) or "xnnpack"
+    _, timing = _timed(host, path, runtime, opts, threads=threads, kernels=kernels)
+    measured = {**timing, "threads": threads, "warmup": opts.warmup,
+                "kernels": kernels if runtime == "litert" else None}
+    if int8:  # which LiteRT kernel path runs int8 faster depends on the CPU (RESULTS-deployment.md): time both
+        other = "builtin" if kernels == "xnnpack" else "xnnpack"
+        _, t_other = _timed(host, path, runtime, opts, threads=threads, kernels=other)
+        measured["kernels_compared"] = kernels_comparison({kernels: timing, other: t_other})
     what = "int8 PTQ (N(0,1) calibration) " if int8 else ""
     entry = {"what": f"deployment-shaped network (arch.json as written), {what}RANDOM weights: for latency only, "
                      "never for inference", "runtime": runtime,
@@ -363,8 +375,10 @@ def export_checkpoint(source: str | Path, opts: ExportOptions, host: HostRuntime
     load_weights(model, weights, source=str(ckpt_path), arch=proxy)
     size = check_input_size(proxy, opts.input_size)
     out = prepare_out(opts.out or (run_dir or ckpt_path.parent) / "export", force=opts.force)
-    table, pred = resolve_prediction(arch, opts.table)
-    int8_pred = resolve_prediction(arch, opts.int8_table, precision="int8") if opts.int8 else None
+    host_info = host.describe()  # this CPU: which tables are its own, and the card's record of it
+    here = host_info.get("cpu_fingerprint") or {}
+    table, pred = resolve_prediction(arch, opts.table, here=here)
+    int8_pred = resolve_prediction(arch, opts.int8_table, precision="int8", here=here) if opts.int8 else None
     images = load_images(state, opts, size=size, proxy=proxy)
     images = replace(images, reference=torch_logits(model, images.test_x))
 
@@ -375,18 +389,18 @@ def export_checkpoint(source: str | Path, opts: ExportOptions, host: HostRuntime
         files = _export_proxy_files(model, (1, proxy.input[2], size, size), stage, images, opts, host, report)
         deploy_name, deploy_entry, measured = _deployment_file(arch, table, stage, opts, host)
         files[deploy_name] = deploy_entry
-        latency = latency_section(arch, table, pred, measured, deploy_name)
+        latency = latency_section(arch, table, pred, measured, deploy_name, here=here)
         if int8_pred is not None:  # what ships int8 is predicted by the int8 table and measured int8
             name8, entry8, measured8 = _deployment_file(arch, int8_pred[0], stage, opts, host, int8=True)
             files[name8] = entry8
-            latency["int8"] = latency_section(arch, *int8_pred, measured8, name8, target=False)
+            latency["int8"] = latency_section(arch, *int8_pred, measured8, name8, target=False, here=here)
         first = next(iter(files.values()))["verification_vs_pytorch"]
         accuracy = {"weights": f"{ckpt_path.name} ({which})", "test_top1_pytorch": first["top1_torch"],
                     "verified_on": images.inputs,
                     "training_result": json.loads((run_dir / RESULT).read_text()) if run_dir else None}
         report.card = build_card(arch=arch, proxy=proxy, data=state["data"], size=size, files=files,
                                  latency=latency,
-                                 accuracy=accuracy, checkpoint=ckpt_path, host=host.describe(),
+                                 accuracy=accuracy, checkpoint=ckpt_path, host=host_info,
                                  verified=not report.failures)
         atomic_write_json(stage / CARD_NAME, report.card)
         _publish(stage, out)

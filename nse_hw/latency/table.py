@@ -361,6 +361,14 @@ def table_precision(meta: dict[str, Any]) -> str:
     return str(meta.get("precision") or meta.get("dtype") or "float32")
 
 
+def table_kernels(meta: dict[str, Any]) -> str | None:
+    """LiteRT's kernel path the table was timed with (``meta.kernels``; LiteRT tables before it: ``xnnpack``,
+    the default op resolver); None for other runtimes."""
+    if meta.get("kernels"):
+        return str(meta["kernels"])
+    return "xnnpack" if meta.get("runtime") == "litert" else None
+
+
 def check_table(table: LatencyTable, *, precision: str | None = None, threads: int | None = None) -> LatencyTable:
     """Refuse a table measured in another precision or with another thread count than asked (None: any)."""
     if precision is not None and table_precision(table.meta) != check_precision(precision):

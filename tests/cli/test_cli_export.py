@@ -115,6 +115,11 @@ def test_export_all_int8_verifies_and_the_card_tells_which_file_is_which(trained
     assert i8lat["measured_file"] == "deployment_random_weights_int8.tflite"
     assert i8lat["table_meta"]["precision"] == "int8"
     assert "int8 PTQ" in files["deployment_random_weights_int8.tflite"]["what"]
+    # the int8 file is timed with both LiteRT kernel paths, and the card says which is faster here
+    cmp = i8lat["measured"]["kernels_compared"]
+    assert set(cmp["ms"]) == {"xnnpack", "builtin"} and cmp["faster"] in cmp["ms"] and cmp["ratio"] >= 1
+    assert i8lat["measured"]["kernels"] == "xnnpack" and "not re-measured" in cmp["intel_reference"]["source"]
+    assert lat["host_cpu"] == card["host"]["cpu_fingerprint"] and lat["cpu_match"] in ("same", "unknown")
 
     res = invoke("measure", str(out / "deployment_random_weights.tflite"), "--arch", str(out / "arch.json"),
                  "--table", table, "--runs", "20", "--json")
@@ -129,7 +134,8 @@ def test_export_all_int8_verifies_and_the_card_tells_which_file_is_which(trained
     res = invoke("measure", deploy8, "--arch", str(out / "arch.json"), "--table", str(trained / "table8.json"),
                  "--runs", "20", "--json")
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["precision"] == "int8"
+    m8 = json.loads(res.output)
+    assert m8["precision"] == "int8" and set(m8["kernels_compared"]["ms"]) == {"xnnpack", "builtin"}
     res = invoke("measure", str(out / "model.onnx"), "--arch", str(out / "arch.json"), "--table", table)
     assert_refused(res, "runtime 'litert', not 'onnxruntime'")
     res = invoke("measure", str(out / "model.tflite"), "--arch", str(out / "arch.json"), "--table", table)

@@ -66,6 +66,25 @@ def test_litert_runner_runs_and_times(tiny_tflite, capfd):
     check_timing(session)
 
 
+@pytest.mark.slow
+def test_litert_builtin_kernels_agree_with_xnnpack(tiny_tflite):
+    """The builtin op resolver path runs the same file to the same output (float rounding apart)."""
+    x = np.random.default_rng(0).standard_normal((1, 16, 16, 3), dtype=np.float32)
+    fast, builtin = (get_runner("litert", threads=1, kernels=k) for k in ("xnnpack", "builtin"))
+    assert (fast.kernels, builtin.kernels) == ("xnnpack", "builtin") and "builtin" in repr(builtin)
+    np.testing.assert_allclose(builtin.load(tiny_tflite).run(x), fast.load(tiny_tflite).run(x), rtol=1e-4,
+                               atol=1e-5)
+    check_timing(builtin.load(tiny_tflite))
+
+
+def test_kernels_are_checked():
+    with pytest.raises(NseError, match="must be one of xnnpack, builtin"):
+        get_runner("litert", threads=1, kernels="amx")
+    with pytest.raises(NseError, match="no such path"):
+        get_runner("onnxruntime", threads=1, kernels="builtin")
+    assert get_runner("onnxruntime", threads=1).kernels is None
+
+
 def test_bad_runner_name_and_threads():
     with pytest.raises(NseError, match="litert, onnxruntime"):
         get_runner("tensorrt", threads=1)
@@ -96,7 +115,8 @@ def test_bad_timing_arguments(relu_onnx):
 def test_host_description():
     d = host_description()
     assert d["cpu"] and d["logical_cores"] >= 1 and d["python"].count(".") == 2
-    assert set(d) >= {"cpu", "logical_cores", "cpus_allowed", "platform", "python"}
+    assert set(d) >= {"cpu", "logical_cores", "cpus_allowed", "platform", "python", "cpu_fingerprint"}
+    assert d["cpu_fingerprint"]["model_name"] == d["cpu"] and isinstance(d["cpu_fingerprint"]["isa"], list)
 
 
 def test_executorch_threadpool_is_set_once_per_process(monkeypatch):

@@ -1,0 +1,127 @@
+"""Build this CPU's quick table (`profile --quick`) from a cold cache, then judge it against the full table on the
+same whole networks measured once.
+
+    taskset -c 0 .venv/bin/python benchmarks/latency/quick_table.py --work /tmp/q \
+        --samples 50 --seed 0
+
+Step 1 runs `nse-hw profile --device host --runtime litert --space nse27-proxyless224 --quick --convert-cpus none`
+with a fresh export cache and reports its wall time (on the cores this process may use: one, pinned, means
+every conversion happens before timing on that core). Step 2 draws ``--samples`` networks (seed ``--seed``, not
+a calibration seed), exports and times each once as `latency validate` does (the tables' runtime, threads,
+warm-up, runs, 4 interleaved rounds), and scores both tables' raw and calibrated predictions against those
+same measurements. Prints figures; it is not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from nse_hw.profilers.netbench import Bench, measure_archs, sample_archs
+
+from nse_hw.hostcpu import describe, this_cpu
+from nse_hw.latency import calibrate, load_table, predict
+from nse_hw.latency.calibration import error_summary
+from nse_hw.space import load_space
+
+NSE_HW = str(Path(sys.executable).with_name("nse-hw"))
+SPACE = "nse27-proxyless224"
+
+
+def build(out: Path, cache: Path) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system of the command and its converters) of the quick build. On a
+    shared core the CPU seconds are what the build costs; the wall time also holds other jobs' turns."""
+    cmd = [NSE_HW, "profile", "--device", "host", "--runtime", "litert", "--space", SPACE, "--quick",
+           "--out", str(out), "--cache", str(cache), "--convert-cpus", "none"]
+    print("$", " ".join(cmd), flush=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def score(table, archs, measured: np.ndarray) -> dict:
+    raw = np.array([predict(a, table).lut_sum_ms for a in archs])
+    cal = np.array([calibrate(r, table) for r in raw])
+    return {"table": str(table.path), "raw": error_summary(raw, measured),
+            "calibrated": error_summary(cal, measured) if table.meta.get("calibration") else None,
+            "lut_sum_ms": raw.tolist(), "calibrated_ms": cal.tolist()}
+
+
+def show(name: str, s: dict) -> None:
+    for kind in ("raw", "calibrated"):
+        if v := s[kind]:
+            print(f"  {name:<6} {kind:<10} n={v['n']} within ±10%: {100 * v['within_10pct']:.0f}%  MAPE "
+                  f"{v['mape']:.2f}%  worst {v['max_abs_pct_err']:.1f}%  bias {v['bias_pct']:+.2f}%")
+
+
+def save(path: Path | None, report: dict) -> None:
+    if path:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(report, indent=1) + "\n")
+        tmp.replace(path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--full", default="latency_tables/host-litert.json")
+    ap.add_argument("--quick", type=Path, help="an existing quick table (skips the build)")
+    ap.add_argument("--samples", type=int, default=50)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch", type=int, default=10, help="networks measured together (results saved after each)")
+    ap.add_argument("--out", type=Path, default=Path(__file__).with_name("quick-table-validate.json"),
+                    help="the report; an existing one is resumed (measured batches kept) [default: "
+                         "quick-table-validate.json beside this script]")
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    report: dict = json.loads(args.out.read_text()) if args.out and args.out.exists() else {}
+    report.setdefault("cpu", this_cpu())
+    report.setdefault("cores_allowed", sorted(os.sched_getaffinity(0)))
+    print(f"CPU: {describe(report['cpu'])}; cores {report['cores_allowed']}; load {os.getloadavg()}", flush=True)
+    quick_path = args.quick or Path(report.get("quick_table") or args.work / "host-litert-quick.json")
+    if not quick_path.exists():
+        report["load_avg_before_build"] = os.getloadavg()
+        wall, cpu = build(quick_path, args.work / f"cold-cache-{int(time.time())}")
+        report.update({"quick_table": str(quick_path), "build_wall_s": round(wall, 1), "build_cpu_s": round(cpu, 1),
+                       "load_avg_after_build": os.getloadavg()})
+        print(f"quick table built in {wall:.0f} s wall, {cpu:.0f} s CPU (load {report['load_avg_after_build']})",
+              flush=True)
+        save(args.out, report)
+    quick, full = load_table(quick_path), load_table(args.full)
+    for k in ("runtime", "threads", "warmup", "runs"):
+        assert quick.meta.get(k) == full.meta.get(k), k
+    report["quick_meta"] = quick.meta["quick"]
+    report["quick_calibration"] = {k: quick.meta["calibration"][k] for k in ("slope", "intercept_ms", "n", "seed",
+                                                                            "loo_mape")}
+    archs = sample_archs(load_space(SPACE), samples=args.samples, seed=args.seed)
+    bench = Bench.for_table(full, cache=args.work / "val-cache", convert_cpus=set())
+    report.update({"samples": args.samples, "seed": args.seed})
+    batches = report.setdefault("batches", [])
+    for start in range(len(batches) * args.batch, args.samples, args.batch):
+        part = archs[start:start + args.batch]
+        t0, load0 = time.perf_counter(), os.getloadavg()
+        ms = [m["ms"] for m in measure_archs(part, bench, desc=f"validate {start}-{start + len(part) - 1}")]
+        batches.append({"first": start, "measured_ms": ms, "wall_s": round(time.perf_counter() - t0, 1),
+                        "load_avg": [load0, os.getloadavg()]})
+        done = archs[:start + len(part)]
+        meas = np.array([x for b in batches for x in b["measured_ms"]])
+        report.update({"networks_done": len(done), "quick": score(quick, done, meas), "full": score(full, done, meas)})
+        save(args.out, report)
+        print(f"{len(done)} of {args.samples} networks (seed {args.seed}), {meas.min():.1f}-{meas.max():.1f} ms, "
+              "measured once for both tables:", flush=True)
+        show("quick", report["quick"])
+        show("full", report["full"])
+
+
+if __name__ == "__main__":
+    main()
