@@ -24,7 +24,7 @@ from nse_hw.evolve.clock import Clock, budget_spent
 from nse_hw.evolve.context import Context, derive_seed
 from nse_hw.evolve.finish import pick_final, write_final
 from nse_hw.evolve.pareto import Candidate, pareto_front
-from nse_hw.evolve.standalone import HALVING, halve, heldout_scores, train_alone, train_and_score
+from nse_hw.evolve.standalone import halve, rung_score, train_and_score
 from nse_hw.latency import predict
 from nse_hw.progress import progress_bar
 from nse_hw.space import Layer
@@ -79,13 +79,6 @@ def halving_reserve(first_rung_s_per_arch: float, rungs: list[list[int]]) -> flo
     return first_rung_s_per_arch * sum(n * steps for n, steps in rungs[1:]) / steps1
 
 
-def _first_rung_score(ctx: Context, choices: list[Layer]) -> float:
-    """-NLL after the first halving rung's steps, from the one seed every halving candidate starts from."""
-    rung = ctx.cfg.evolve.halving[0]
-    net = train_alone(ctx, choices, steps=rung[1], seed=derive_seed(ctx.cfg.seed, HALVING))
-    return -heldout_scores(ctx, net)[0]
-
-
 def random_search(ctx: Context) -> Candidate:
     """Sample, train-and-score, write the pick as arch.json (plus baseline.json with every scored arch).
 
@@ -114,7 +107,7 @@ def random_search(ctx: Context) -> Candidate:
         ch = queue.pop(0)
         seen.add(arch_key(ch))
         ms = predict(ctx.space.arch(ch), ctx.table).total_ms
-        score = _first_rung_score(ctx, ch) if rungs else train_and_score(ctx, ch, len(cands))
+        score = -rung_score(ctx, ch, steps=rungs[0][1])[0] if rungs else train_and_score(ctx, ch, len(cands))
         cands.append(Candidate(ch, ms, score, kind="random"))
         bar.update(1)
         log.info("random arch %d%s: %.2f ms, held-out %s %.4f", len(cands), "" if b.time_s else f"/{b.archs}",

@@ -80,6 +80,12 @@ def train_and_score(ctx: Context, choices: list[Layer], index: int) -> float:
     return heldout_scores(ctx, net)[1]
 
 
+def rung_score(ctx: Context, choices: list[Layer], *, steps: int) -> tuple[float, float]:
+    """Held-out NLL and top-1 of ``choices`` trained ``steps`` steps from the one seed every successive-halving
+    candidate starts from (NSE's halving and random search's halving scorer alike)."""
+    return heldout_scores(ctx, train_alone(ctx, choices, steps=steps, seed=derive_seed(ctx.cfg.seed, HALVING)))
+
+
 def halving_plan(n_candidates: int, rungs: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
     """(candidates, steps) per rung for ``n_candidates`` inputs: each rung keeps at most its count and at most the
     previous rung's; a rung that would keep as many as the one before it with no more steps is an error."""
@@ -101,12 +107,11 @@ def halve(ctx: Context, cands: list[Candidate], rungs: Sequence[Sequence[int]], 
     every score the final rule reads) and a record of every rung."""
     if not cands:
         raise NseError("successive halving: no candidate to rank")
-    seed = derive_seed(ctx.cfg.seed, HALVING)
     pool, record = list(cands), []
     for r, (n, steps) in enumerate(halving_plan(len(cands), rungs)):
         scored = []
         for i, c in enumerate(pool[:n]):
-            nll, top1 = heldout_scores(ctx, train_alone(ctx, c.choices, steps=steps, seed=seed))
+            nll, top1 = rung_score(ctx, c.choices, steps=steps)
             scored.append((nll, c))
             record.append({"rung": r + 1, "steps": steps, "layers": [format_layer(x) for x in c.choices],
                            "ms": round(c.ms, 4), "prior_score": round(c.acc, 5), "nll": round(nll, 5),

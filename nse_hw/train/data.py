@@ -176,11 +176,16 @@ def _split(n: int, heldout_fraction: float, seed: int) -> tuple[list[int], list[
     return sorted(perm[n_held:].tolist()), sorted(perm[:n_held].tolist())
 
 
+def _kept(total: int, n: int | None, seed: int) -> list[int] | None:
+    """The sorted positions a limit of ``n`` keeps of ``total`` (seeded), or None when it keeps them all."""
+    if n is None or n >= total:
+        return None
+    return sorted(np.random.default_rng(seed).permutation(total)[:n].tolist())
+
+
 def _limit(ds: Dataset, n: int | None, seed: int) -> Dataset:
-    if n is None or n >= len(ds):  # type: ignore[arg-type]
-        return ds
-    idx = np.random.default_rng(seed).permutation(len(ds))[:n]  # type: ignore[arg-type]
-    return Subset(ds, sorted(idx.tolist()))
+    keep = _kept(len(ds), n, seed)  # type: ignore[arg-type]
+    return ds if keep is None else Subset(ds, keep)
 
 
 def native_resolution(source: str) -> int | None:
@@ -200,8 +205,8 @@ def _task_bundle(task: ClutterTask, resolution: int | None, heldout_fraction: fl
     train_idx, held_idx = _split(len(images), heldout_fraction, seed)
 
     def pick(idx: list[int], n: int | None) -> tuple[np.ndarray, np.ndarray]:
-        if n is not None and n < len(idx):  # the images a limit keeps, as _limit keeps them
-            idx = [idx[i] for i in sorted(np.random.default_rng(seed).permutation(len(idx))[:n].tolist())]
+        if (keep := _kept(len(idx), n, seed)) is not None:  # the images a limit keeps, as _limit keeps them
+            idx = [idx[i] for i in keep]
         return images[idx], labels[idx]
 
     train, held, tst, (mean, std) = canvas_sets(task, pick(train_idx, limits[0]), pick(held_idx, limits[1]), test,
