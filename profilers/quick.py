@@ -26,6 +26,7 @@ from typing import Any
 
 from nse_hw.profilers.netbench import Bench, fit_calibration, sample_archs
 from nse_hw.profilers.table_builder import profile_host
+from nse_hw.profilers.units import ExportJob
 
 from nse_hw.errors import NseError
 from nse_hw.latency import LatencyTable, load_table, space_keys
@@ -163,17 +164,18 @@ def profile_quick(space: SearchSpace, *, runtime: str, out: Path, threads: int =
         raise NseError(f"reference table {ref.name} lacks {len(absent)} keys of {space.name} (e.g. {absent[0]}); "
                        "give --reference TABLE that covers the space, or run the full profile")
     subset = quick_keys(all_keys)
+    cal_archs = sample_archs(space, samples=cal_nets, seed=cal_seed)
     res = profile_host(space, runtime=runtime, out=out, threads=threads, warmup=warmup, runs=runs,
                        cpu_cache=cpu_cache, cache=cache, convert_cpus=convert_cpus, progress=progress,
-                       space_ref=space_ref, precision=precision, kernels=kernels, only_keys=subset)
+                       space_ref=space_ref, precision=precision, kernels=kernels, only_keys=subset,
+                       prefetch=[ExportJob.for_arch(a, precision=precision) for a in cal_archs])
     filled = predict_rest(load_table(out), ref, all_keys)
     filled.meta.pop("calibration", None)  # fitted on other LUT sums: refitted below (networks stay cached)
     filled.save(out, replace=True)
     table = load_table(out)
     bench = Bench.for_table(table, warmup=warmup, runs=runs, cache=cache, convert_cpus=convert_cpus,
                             progress=progress)
-    cal = fit_calibration(table, sample_archs(space, samples=cal_nets, seed=cal_seed), bench, seed=cal_seed,
-                          space=space.name)
+    cal = fit_calibration(table, cal_archs, bench, seed=cal_seed, space=space.name)
     wall = time.perf_counter() - start
     table.meta["quick"].update({"wall_s_this_run": round(wall, 1), "measured_this_run": res.measured,
                                 "cores_allowed": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,7 @@ def profile_host(space: SearchSpace | None, *, runtime: str, out: Path, threads:
                  convert_cpus: set[int] | None = None, progress: bool | None = None,
                  space_ref: str | None = None, precision: str = "float32",
                  archs: tuple[tuple[str, Arch], ...] = (), kernels: str = "xnnpack",
-                 only_keys: list[str] | None = None) -> ProfileResult:
+                 only_keys: list[str] | None = None, prefetch: Sequence[ExportJob] = ()) -> ProfileResult:
     """Measure every key of ``space`` and of ``archs`` ((reference, arch) pairs: a network of any shape, e.g.
     MobileNetV2 at 160 px) missing from the table at ``out`` (created if absent) on this host.
 
@@ -148,7 +149,9 @@ def profile_host(space: SearchSpace | None, *, runtime: str, out: Path, threads:
     back to back. ``space_ref`` (default: the space's name) is what meta.spaces records: a name or YAML path.
     ``precision``: ``int8`` quantises every unit as ``nse-hw export --int8`` does (LiteRT only).
     ``kernels``: LiteRT's op resolver path (``xnnpack`` or ``builtin``). ``only_keys``: measure just these keys
-    of the space (``profile --quick`` measures a subset and predicts the rest).
+    of the space (``profile --quick`` measures a subset and predicts the rest). ``prefetch``: models to export
+    (not time) in the same stream after the keys, so a whole-network step that follows finds them converted by
+    cores that would otherwise wait (``--quick``'s calibration networks).
     """
     if warmup < 0 or runs < 1:
         raise NseError(f"need --warmup >= 0 and --runs >= 1, got {warmup} and {runs}")
@@ -185,11 +188,14 @@ def profile_host(space: SearchSpace | None, *, runtime: str, out: Path, threads:
     timer = _Timer(runner, warmup, runs, cpu_cache, evictor)
     null = [] if "invoke_overhead" in table.meta else [ExportJob.for_key(NULL_KEY, precision=precision)]  # kept
     jobs = null + [ExportJob.for_key(k, precision=precision) for k in todo]
-    stream = exported(jobs, runtime=runtime, cache=cache or default_cache(), convert_cpus=convert_cpus,
+    extra = [j for j in dict.fromkeys(prefetch) if j not in set(jobs)]
+    stream = exported(jobs + extra, runtime=runtime, cache=cache or default_cache(), convert_cpus=convert_cpus,
                       progress=progress)
-    bar = progress_bar(stream, total=len(todo) + len(null), desc=f"profile {runtime}", unit="key",
+    bar = progress_bar(stream, total=len(jobs) + len(extra), desc=f"profile {runtime}", unit="model",
                        disable=None if progress is None else not progress)
     for i, (job, path) in enumerate(bar):
+        if i >= len(jobs):  # a prefetched model: converted, not timed
+            continue
         if null and i == 0:
             table.meta["invoke_overhead"] = {"key": NULL_KEY, **timer.stats(path)}
             continue

@@ -23,6 +23,7 @@ Protocol (fixed before any figure was looked at; nothing here is fitted):
 
     taskset -c 0 env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/latency/predict_models.py --export
     taskset -c 0 env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/latency/predict_models.py [--host]
+        [--host-table THIS_CPUS_TABLE.json]
 """
 
 from __future__ import annotations
@@ -234,8 +235,9 @@ def cpu_times(session: Any, *, warmup: int, runs: int) -> Any:
     return out
 
 
-def host_report(*, warmup: int = 20, runs: int = 50, rounds: int = 4) -> dict[str, Any]:
-    """host-litert predictions (missing keys profiled here into a scratch copy) vs the .tflite files timed."""
+def host_report(base: Path, *, warmup: int = 20, runs: int = 50, rounds: int = 4) -> dict[str, Any]:
+    """Predictions of the host table ``base`` (missing keys profiled here into a scratch copy) vs the .tflite
+    files timed. ``base`` should be this CPU's table (e.g. one ``profile --quick`` built here)."""
     import shutil
 
     import numpy as np
@@ -248,10 +250,10 @@ def host_report(*, warmup: int = 20, runs: int = 50, rounds: int = 4) -> dict[st
 
     nets = [(label, cache_file(label, ".tflite")) for label in HOST_NETS if cache_file(label, ".tflite").is_file()]
     imps = {label: import_model(path) for label, path in nets}
-    scratch = SCRATCH / "host-litert.json"  # kept between runs: keys measured once
+    scratch = SCRATCH / base.name  # kept between runs: keys measured once
     if not scratch.is_file():
         SCRATCH.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO / "latency_tables" / "host-litert.json", scratch)
+        shutil.copy(base, scratch)
     profiled = profile_host(None, runtime="litert", out=scratch, threads=1, convert_cpus={0}, progress=False,
                             archs=tuple((label, imp.arch) for label, imp in imps.items()))
     extra = [k for imp in imps.values() for c in imp.extras for k, _ in c.keys]
@@ -275,9 +277,14 @@ def host_report(*, warmup: int = 20, runs: int = 50, rounds: int = 4) -> dict[st
                      "notes": imps[label].notes + list(imps[label].extra_notes.values())})
         print(f"host {label:<24} predicted {ms:7.2f}  wall {measured['ms']:7.2f} ({rows[-1]['error_pct']:+.1f}%)  "
               f"cpu {on_cpu['ms']:7.2f} ({rows[-1]['cpu_error_pct']:+.1f}%)", flush=True)
-    return {"table": "latency_tables/host-litert.json (+ keys profiled here)",
-            "profiled_keys": len(set(table.entries) - set(load_table(REPO / "latency_tables" / "host-litert.json")
-                                                          .entries)), "profiled_this_run": profiled.measured + n_extra,
+    from nse_hw.hostcpu import cpu_status, this_cpu
+
+    base_meta = load_table(base).meta
+    return {"table": f"{base} (+ keys profiled here)", "table_cpu_status": cpu_status(base_meta, this_cpu()),
+            "table_quick": bool(base_meta.get("quick")),
+            "calibration": table.meta.get("calibration", {}).get("slope") is not None,
+            "profiled_keys": len(set(table.entries) - set(load_table(base).entries)),
+            "profiled_this_run": profiled.measured + n_extra,
             "cpu": table.meta.get("host", {}).get("cpu"), "threads": 1, "warmup": warmup, "runs": runs * rounds,
             "load_avg_during_timing": [round(x, 2) for x in load], "rows": rows}
 
@@ -308,6 +315,9 @@ def main() -> None:
     ap.add_argument("--export", action="store_true", help="export every network to the cache (slow: ~40 min)")
     ap.add_argument("--host", action="store_true", help="also time the imported .tflite files on this host")
     ap.add_argument("--host-only", action="store_true", help="with --host: skip the pixel1 report")
+    ap.add_argument("--host-table", type=Path, default=REPO / "latency_tables" / "host-litert.json",
+                    help="with --host: the host table to predict with, this CPU's (e.g. `profile --quick`'s) "
+                         "[default: the shipped host-litert.json]")
     ap.add_argument("--markdown", action="store_true", help="print the results tables from the JSON and stop")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -319,7 +329,7 @@ def main() -> None:
         return
     result = json.loads(OUT.read_text()) if OUT.is_file() else {}  # a section not rerun is kept
     if args.host:
-        result["host"] = host_report()
+        result["host"] = host_report(args.host_table)
     if not args.host_only:
         result["pixel1"] = pixel1_report()
     from nse_hw.atomic import atomic_write_json

@@ -140,6 +140,24 @@ def test_litert_build_of_a_subset(micro, tmp_path):
     assert len(files) == 8  # the entries and the trivial model
 
 
+@pytest.mark.slow
+def test_prefetched_models_are_converted_not_timed(micro, tmp_path, monkeypatch):
+    """--quick's calibration networks ride in the keys' export stream: cached afterwards, never a table entry."""
+    import numpy as np
+
+    net = ExportJob.for_arch(micro.sample(np.random.default_rng(0)))
+    keys = space_keys(micro)[:3]
+    timed = []
+    real = table_builder._Timer.stats
+    monkeypatch.setattr(table_builder._Timer, "stats", lambda self, path: timed.append(path) or real(self, path))
+    res = profile_host(micro, runtime="onnxruntime", out=tmp_path / "t.json", cache=tmp_path / "c", only_keys=keys,
+                       prefetch=[net, net], **FAST)
+    table = load_table(res.path)
+    assert res.measured == 3 and list(table.entries) == keys
+    net_file = cache_path(net, runtime="onnxruntime", cache=tmp_path / "c")
+    assert net_file.is_file() and net_file not in timed and len(timed) == 4  # the overhead model and 3 keys
+
+
 def test_bad_settings_fail_before_work(micro, tmp_path):
     with pytest.raises(NseError, match="warmup"):
         profile_host(micro, runtime="onnxruntime", out=tmp_path / "t.json", warmup=-1)
