@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nse_hw.latency.calibration import error_summary, fit_affine, loo_predictions, pct_errors
+from nse_hw.latency.calibration import error_summary, fit_affine, loo_predictions, pct_errors, select_fit
 
 
 def test_fit_recovers_known_affine_map_exactly():
@@ -53,3 +53,35 @@ def test_error_summary_by_hand():
 def test_fit_rejects_bad_input(x, y, match):
     with pytest.raises(ValueError, match=match):
         fit_affine(x, y)
+
+
+def test_scale_form_by_hand():
+    # the scale minimises sum (s x/y - 1)^2: s = sum(r) / sum(r^2) with r = x/y = [0.5, 1.0] -> 1.5 / 1.25 = 1.2
+    fit = fit_affine([1.0, 2.0, 4.0], [2.0, 2.0, 4.0], form="scale")
+    r = np.array([0.5, 1.0, 1.0])
+    assert fit.form == "scale" and fit.intercept_ms == 0.0
+    assert fit.slope == pytest.approx(r.sum() / (r @ r))
+    ident = fit_affine([90.0, 100.0, 120.0], [100.0, 100.0, 100.0], form="identity")
+    assert (ident.slope, ident.intercept_ms) == (1.0, 0.0)
+    assert ident.loo_mape == pytest.approx((10 + 0 + 20) / 3) == ident.fit_mape  # nothing fitted: LOO = raw
+
+
+def test_select_fit_keeps_identity_when_fitting_only_adds_noise():
+    # the raw sums are already right to ~1%: any fitted form predicts the left-out network worse
+    x = np.array([40.0, 55.0, 80.0, 100.0])
+    y = x * np.array([1.01, 0.99, 1.0, 1.012])
+    fit, loo = select_fit(x, y)
+    assert fit.form == "identity" and (fit.slope, fit.intercept_ms) == (1.0, 0.0)
+    assert set(loo) == {"identity", "scale", "affine"} and loo["identity"] == min(loo.values())
+
+
+def test_select_fit_takes_the_form_the_data_needs():
+    x = np.array([20.0, 35.0, 50.0, 80.0, 120.0])
+    assert select_fit(x, 0.9 * x)[0].form == "scale"  # exact: scale's LOO is 0, affine cannot beat it
+    fit = select_fit(x, 1.05 * x + 2.0)[0]
+    assert fit.form == "affine" and fit.slope == pytest.approx(1.05) and fit.intercept_ms == pytest.approx(2.0)
+
+
+def test_unknown_form_is_refused():
+    with pytest.raises(ValueError, match="unknown calibration form 'cubic'"):
+        fit_affine([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], form="cubic")

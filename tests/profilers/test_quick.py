@@ -97,7 +97,10 @@ def test_profile_quick_end_to_end(tiny_space, tmp_path):
     q = t.meta["quick"]
     assert set(keys) <= set(t.entries) and (q["measured"], q["predicted"]) == (29, 5)
     assert {t.entries[k]["source"] for k in quick_keys(keys)} == {"measured"}
-    assert t.meta["calibration"]["n"] == 4 and t.meta["kernels"] == "xnnpack"
+    cal = t.meta["calibration"]
+    assert cal["n"] == 4 and t.meta["kernels"] == "xnnpack"
+    # 4 networks: the form is chosen by leave-one-out, and the stored one is the least of the three
+    assert cal["form"] in cal["loo_mape_by_form"] and cal["loo_mape"] == min(cal["loo_mape_by_form"].values())
     assert t.meta["host"]["cpu_fingerprint"]["isa"] == this_cpu()["isa"]
     assert "quick table: measured 29 entries this run, predicted 5" in res.output
     res = invoke(*args)
