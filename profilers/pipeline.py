@@ -1,13 +1,14 @@
 """Convert ahead, time behind: exports run in separate processes, never on a core while it is timing.
 
-Conversion (litert-torch ~1.3 s per block) is single-threaded CPU work; timing must own its core. When this
-process is pinned to a subset of the machine's cores (``taskset -c 1``), one converter process is pinned to the
-remaining cores and works through the jobs in order while the caller times the files already done; whenever the
-caller has to wait for a file, a helper converter on the caller's own core converts a job from the back of the
-queue (the caller blocks meanwhile, so nothing is timed while it runs). When there is no spare core, every
-export finishes before the first file is handed out. Exports land in the cache either way, so an interrupted
-run converts nothing twice. Converters die with the process that started them (kill -9 included), and write
-their temp files under ``<cache>/.work-<pid>/``, removed by the next run once that pid is gone.
+Conversion (litert-torch ~1.3 s per block) is single-threaded CPU work; timing must own its core. When this process
+is pinned to a subset of the machine's cores (``taskset -c 1``), one converter process is pinned to the remaining
+cores and works through the jobs in order while the caller times the files already done; whenever the caller has to
+wait for a file, a helper converter on the caller's own core converts a job from the back of the queue (the caller
+blocks meanwhile, so nothing is timed while it runs). When there is no spare core, every export finishes before the
+first file is handed out, by one converter per core this process may use (nothing is timed meanwhile, so they may
+take them all: an unpinned `profile --quick` on 2 cores converts on both). Exports land in the cache either way, so
+an interrupted run converts nothing twice. Converters die with the process that started them (kill -9 included), and
+write their temp files under ``<cache>/.work-<pid>/``, removed by the next run once that pid is gone.
 """
 
 from __future__ import annotations
@@ -33,6 +34,15 @@ from nse_hw.errors import NseError
 from nse_hw.progress import progress_bar
 
 log = logging.getLogger(__name__)
+
+
+MAX_CONVERTERS = 8  # ~700 MB each
+
+
+def converters(spare: set[int], allowed: set[int]) -> int:
+    """How many converter processes run at once: one ahead of the timer on the spare cores, or, with none to
+    spare, one per allowed core (all before timing), at most :data:`MAX_CONVERTERS`."""
+    return 1 if spare else max(1, min(MAX_CONVERTERS, len(allowed)))
 
 
 def spare_cpus() -> set[int]:
@@ -131,7 +141,9 @@ def exported(jobs: Sequence[ExportJob], *, runtime: str, cache: Path, convert_cp
              f"converter on cores {sorted(cpus)}, ahead of timing" if cpus else "all before timing")
     ctx = mp.get_context("spawn")
     me = os.getpid()
-    front = ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker, initargs=(cpus, me, str(cache)))
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    front = ProcessPoolExecutor(converters(cpus, allowed), mp_context=ctx, initializer=_init_worker,
+                                initargs=(cpus, me, str(cache)))
     helper = (ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker, initargs=(set(), me, str(cache)))
               if cpus else None)
     try:

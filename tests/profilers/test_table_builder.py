@@ -168,3 +168,21 @@ def test_bad_settings_fail_before_work(micro, tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(NseError, match="cannot create output directory"):
         profile_host(micro, runtime="onnxruntime", out=tmp_path / "file" / "t.json")
+
+
+def test_converters_per_core_only_when_nothing_is_timed_meanwhile():
+    assert pipeline.converters({0}, {1}) == 1  # ahead of the timer: one converter on the spare core
+    assert pipeline.converters(set(), {0, 1}) == 2  # no spare core: all before timing, one per core
+    assert pipeline.converters(set(), {0}) == 1
+    assert pipeline.converters(set(), set(range(64))) == pipeline.MAX_CONVERTERS
+
+
+def test_no_spare_core_converts_on_every_allowed_core(micro, tmp_path, monkeypatch):
+    sizes = []
+    real = pipeline.ProcessPoolExecutor
+    monkeypatch.setattr(pipeline, "ProcessPoolExecutor", lambda n, **kw: sizes.append(n) or real(n, **kw))
+    monkeypatch.setattr(pipeline.os, "sched_getaffinity", lambda pid: {0, 1})
+    jobs = [ExportJob.for_key(k) for k in space_keys(micro)[:2]]
+    out = list(pipeline.exported(jobs, runtime="onnxruntime", cache=tmp_path / "c", convert_cpus=set(),
+                                 progress=False))
+    assert sizes == [2] and [j for j, _ in out] == jobs and all(p.is_file() for _, p in out)
