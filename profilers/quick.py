@@ -43,6 +43,11 @@ from nse_hw.space import SearchSpace
 log = logging.getLogger(__name__)
 QUICK_CAL_SEED = 2000  # calibration networks of a quick table (validate with another seed, e.g. 0)
 QUICK_CAL_NETS = 4
+# Timing for the 3-minute budget (2 cores): a unit's median over 100 evicted runs instead of the full profile's 200,
+# and each calibration network 4 rounds x (5 warm-up + 25 timed) runs instead of 4 x (20 + 50): on a 40-100 ms
+# network the warm-ups were 29% of the build. The 2026-12-06 build on 2 cores spent ~80 s on the 4 networks.
+QUICK_RUNS = 100
+QUICK_NET_WARMUP, QUICK_NET_RUNS = 5, 100
 
 
 def _groups(ops: list[str]) -> list[list[str]]:
@@ -153,7 +158,7 @@ class QuickResult:
 
 
 def profile_quick(space: SearchSpace, *, runtime: str, out: Path, threads: int = 1, warmup: int = 20,
-                  runs: int = 200, cpu_cache: str = "evicted", cache: Path | None = None,
+                  runs: int = QUICK_RUNS, cpu_cache: str = "evicted", cache: Path | None = None,
                   convert_cpus: set[int] | None = None, progress: bool | None = None, space_ref: str | None = None,
                   precision: str = "float32", kernels: str = "xnnpack", reference: Path | None = None,
                   cal_nets: int = QUICK_CAL_NETS, cal_seed: int = QUICK_CAL_SEED) -> QuickResult:
@@ -175,8 +180,8 @@ def profile_quick(space: SearchSpace, *, runtime: str, out: Path, threads: int =
     filled.meta.pop("calibration", None)  # fitted on other LUT sums: refitted below (networks stay cached)
     filled.save(out, replace=True)
     table = load_table(out)
-    bench = Bench.for_table(table, warmup=warmup, runs=runs, cache=cache, convert_cpus=convert_cpus,
-                            progress=progress)
+    bench = Bench.for_table(table, warmup=min(warmup, QUICK_NET_WARMUP), runs=min(runs, QUICK_NET_RUNS), cache=cache,
+                            convert_cpus=convert_cpus, progress=progress)
     cal = fit_calibration(table, cal_archs, bench, seed=cal_seed, space=space.name, form="auto")
     wall = time.perf_counter() - start
     table.meta["quick"].update({"wall_s_this_run": round(wall, 1), "measured_this_run": res.measured,

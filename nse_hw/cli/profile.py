@@ -111,7 +111,8 @@ def _profile_phone(*, device: str, **kw: Any) -> None:
                    "meta.quick.")
 @click.option("--reference", help="With --quick: the full host table to predict from [default: the shipped one].")
 @click.option("--warmup", type=click.IntRange(min=0), default=20, show_default=True, help="Untimed runs first.")
-@click.option("--runs", type=click.IntRange(min=1), default=200, show_default=True, help="Timed runs per entry.")
+@click.option("--runs", type=click.IntRange(min=1), default=None,
+              help="Timed runs per entry [default: 200; with --quick 100].")
 @click.option("--cpu-cache", type=click.Choice(["evicted", "warm"]), default="evicted", show_default=True,
               help="evicted: time each block as inside a network (CPU caches evicted, input fresh); "
                    "warm: back to back.")
@@ -128,6 +129,10 @@ def profile(device: str, serial: str | None, benchmark_binary: Path | None, adb:
     """
     if not kw["space"] and not kw["archs"]:
         raise NseError("give --space SPACE (every block a search space can use) or --arch FILE (one network's)")
+    if kw["runs"] is None:
+        from nse_hw.profilers.quick import QUICK_RUNS  # --quick's 3-minute budget
+
+        kw["runs"] = QUICK_RUNS if kw["quick"] else 200
     if device == "host":
         if serial or benchmark_binary or adb:
             raise NseError("--serial, --benchmark-binary and --adb are for phones, not --device host")
