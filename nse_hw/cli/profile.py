@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,20 @@ def convert_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                         help="Export cache folder [default: $NSE_HW_CACHE or ~/.cache/nse-hw/exports].")(fn)
 
 
+def default_runs(out: Path, *, quick: bool) -> int:
+    """Timed runs per entry when --runs is not given: an existing table's own (extending a --quick table with
+    an --arch's units keeps its settings), else 200, or --quick's fewer (its 3-minute budget)."""
+    from nse_hw.latency import load_table
+    from nse_hw.profilers.quick import QUICK_RUNS
+
+    if out.is_file():
+        with contextlib.suppress(NseError, OSError, ValueError):  # unreadable: refused with its own error later
+            runs = load_table(out).meta.get("runs")
+            if isinstance(runs, int) and runs > 0:
+                return runs
+    return QUICK_RUNS if quick else 200
+
+
 def _profile_host(*, runtime: str | None, space: str | None, archs: tuple[Path, ...], threads: int,
                   out: Path | None, precision: str, kernels: str, quick: bool, reference: str | None,
                   **kw: Any) -> None:
@@ -60,6 +75,7 @@ def _profile_host(*, runtime: str | None, space: str | None, archs: tuple[Path, 
     out = out or default_profile_out(this_cpu(), runtime=runtime, precision=precision, threads=threads,
                                      kernels=kernels if runtime == "litert" else None, quick=quick)
     ref = (str(Path(space).resolve()) if Path(space).suffix else space) if space else None  # validate loads it so
+    kw["runs"] = kw["runs"] or default_runs(out, quick=quick)
     if quick:
         from nse_hw.profilers.quick import profile_quick
 
@@ -129,10 +145,6 @@ def profile(device: str, serial: str | None, benchmark_binary: Path | None, adb:
     """
     if not kw["space"] and not kw["archs"]:
         raise NseError("give --space SPACE (every block a search space can use) or --arch FILE (one network's)")
-    if kw["runs"] is None:
-        from nse_hw.profilers.quick import QUICK_RUNS  # --quick's 3-minute budget
-
-        kw["runs"] = QUICK_RUNS if kw["quick"] else 200
     if device == "host":
         if serial or benchmark_binary or adb:
             raise NseError("--serial, --benchmark-binary and --adb are for phones, not --device host")
@@ -143,7 +155,8 @@ def profile(device: str, serial: str | None, benchmark_binary: Path | None, adb:
         if kw.pop("archs"):
             raise NseError("--arch is for --device host; a phone profiles a --space (or predict with "
                            "nse-hw latency predict ARCH --device PHONE)")
-        _profile_phone(device=device, serial=serial, benchmark_binary=benchmark_binary, adb=adb, **kw)
+        _profile_phone(device=device, serial=serial, benchmark_binary=benchmark_binary, adb=adb,
+                       **{**kw, "runs": kw["runs"] or 200})
 
 
 COMMANDS = [profile]

@@ -129,3 +129,20 @@ def test_validate_and_calibrate_bad_input_exit_2(tmp_path):
     assert res.exit_code == 2 and "host only" in res.output
     res = run("latency", "calibrate", "--table", t, "--samples", 2)
     assert res.exit_code == 2 and "2 is not in the range x>=3" in res.output
+
+
+def test_default_runs_keep_an_existing_tables_own(tmp_path, tiny_space):
+    """Without --runs: 200, --quick's 100, or (extending a table, e.g. a quick one with an --arch's units) the
+    table's own count, so the extension is not refused as 'measured differently'."""
+    from nse_hw.cli.profile import default_runs
+    from nse_hw.profilers.quick import QUICK_RUNS
+    from tests.fixtures.fake_table import fake_table
+
+    assert default_runs(tmp_path / "new.json", quick=False) == 200
+    assert default_runs(tmp_path / "new.json", quick=True) == QUICK_RUNS == 100
+    table = fake_table(tiny_space)
+    table.meta["runs"] = 37
+    table.save(tmp_path / "t.json")
+    assert default_runs(tmp_path / "t.json", quick=False) == 37
+    (tmp_path / "bad.json").write_text("{not json")
+    assert default_runs(tmp_path / "bad.json", quick=False) == 200  # refused later, by the table reader
