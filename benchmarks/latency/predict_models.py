@@ -58,9 +58,9 @@ TFLITE_FIRST = ("mobilenet_v2 x1 224", "mobilenet_v3_large 224", "mobilenet_v3_s
                 "mobilenet_v2 x0.5 224", "mobilenet_v2 x1.4 224", "mobilenet_v2 x1 128", "mnasnet0_5 224")
 
 
-def export_all() -> None:
+def export_all(*, host_only: bool = False) -> None:
     """Every ``.onnx``, then the ``.tflite`` files (~2 min each on one shared core: the ones in TFLITE_FIRST
-    first, so an export cut short still covers each family)."""
+    first, so an export cut short still covers each family). ``host_only``: just the HOST_NETS' ``.tflite``."""
     from nse_hw.export.models import _build
     from nse_hw.export.onnx import export_onnx
     from nse_hw.export.tflite import export_tflite
@@ -69,6 +69,8 @@ def export_all() -> None:
     nets = networks()
     order = [(".onnx", n) for n in nets] + [(".tflite", n) for n in sorted(
         nets, key=lambda n: TFLITE_FIRST.index(n[0]) if n[0] in TFLITE_FIRST else len(TFLITE_FIRST))]
+    if host_only:
+        order = [(ext, n) for ext, n in order if ext == ".tflite" and n[0] in HOST_NETS]
     for ext, (label, name, size) in order:
         path = cache_file(label, ext)
         if path.is_file():
@@ -208,7 +210,7 @@ def profile_keys(keys: list[str], path: Path) -> int:
     meta = table.meta
     timer = _Timer(get_runner("litert", threads=1), meta["warmup"], meta["runs"], meta["cpu_cache"], Evictor())
     for job, file in exported([ExportJob.for_key(k) for k in todo], runtime="litert", cache=default_cache(),
-                              convert_cpus={0}):
+                              convert_cpus=set()):  # all converted before timing: nothing shares the timed core
         table.set(job.name, source="measured", **_net_of(timer.stats(file), meta["invoke_overhead"]["ms"]))
     table.save()
     return len(todo)
@@ -254,7 +256,9 @@ def host_report(base: Path, *, warmup: int = 20, runs: int = 50, rounds: int = 4
     if not scratch.is_file():
         SCRATCH.mkdir(parents=True, exist_ok=True)
         shutil.copy(base, scratch)
-    profiled = profile_host(None, runtime="litert", out=scratch, threads=1, convert_cpus={0}, progress=False,
+    meta = load_table(scratch).meta  # its own timing settings (a quick table times 100 runs, a full one 200)
+    profiled = profile_host(None, runtime="litert", out=scratch, threads=1, convert_cpus=set(), progress=False,
+                            warmup=meta["warmup"], runs=meta["runs"],
                             archs=tuple((label, imp.arch) for label, imp in imps.items()))
     extra = [k for imp in imps.values() for c in imp.extras for k, _ in c.keys]
     n_extra = profile_keys(extra, scratch)
@@ -313,6 +317,7 @@ def markdown(result: dict[str, Any]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--export", action="store_true", help="export every network to the cache (slow: ~40 min)")
+    ap.add_argument("--export-host", action="store_true", help="export only the --host networks' .tflite files")
     ap.add_argument("--host", action="store_true", help="also time the imported .tflite files on this host")
     ap.add_argument("--host-only", action="store_true", help="with --host: skip the pixel1 report")
     ap.add_argument("--host-table", type=Path, default=REPO / "latency_tables" / "host-litert.json",
@@ -321,8 +326,8 @@ def main() -> None:
     ap.add_argument("--markdown", action="store_true", help="print the results tables from the JSON and stop")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    if args.export:
-        export_all()
+    if args.export or args.export_host:
+        export_all(host_only=args.export_host)
         return
     if args.markdown:
         print(markdown(json.loads(OUT.read_text())))
