@@ -1,7 +1,8 @@
 """Which calibration should `profile --quick` fit on its 4 networks? A resampling study on measured networks.
 
     .venv/bin/python benchmarks/latency/quick_calibration_rules.py \
-        --report benchmarks/latency/quick-table-validate-seed1.json --out benchmarks/latency/quick-calibration-rules.json
+        --report benchmarks/latency/quick-table-validate-seed1.json \
+        --out benchmarks/latency/quick-calibration-rules.json
 
 `quick_table.py` measured 50 networks once and stored each table's LUT sum for them. Here every rule is fitted on
 ``--draws`` random 4-network subsets of those 50 (what `--quick` measures for its calibration) and scored on the
