@@ -134,8 +134,9 @@ def test_validate_and_calibrate_bad_input_exit_2(tmp_path):
 def test_default_runs_keep_an_existing_tables_own(tmp_path, tiny_space):
     """Without --runs: 200, --quick's 100, or (extending a table, e.g. a quick one with an --arch's units) the
     table's own count, so the extension is not refused as 'measured differently'."""
-    from nse_hw.cli.profile import default_runs
     from nse_hw.profilers.quick import QUICK_RUNS
+
+    from nse_hw.cli.profile import default_runs
     from tests.fixtures.fake_table import fake_table
 
     assert default_runs(tmp_path / "new.json", quick=False) == 200
