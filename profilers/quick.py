@@ -1,15 +1,16 @@
 """``nse-hw profile --device host --quick``: this CPU's table in minutes, from a measured subset.
 
 A full host profile times every unit of a space (313 for nse27-proxyless224: ~7 min on 2 cores, ~12 on one).
-The quick path times a fixed, stratified fifth of them on this CPU and predicts the rest with the calibrated
-transfer model (:mod:`nse_hw.latency.transfer`) fitted *host to host*: the features of each key (MACs, bytes)
-plus its latency in a reference table of the same runtime and precision measured on another CPU (the shipped
-one), so the other CPU's shape of costs (e.g. x86 XNNPACK's k >= 7 depthwise cliff) carries over and this CPU's
-scale is fitted. Then a few whole networks are measured for the table's calibration (the LUT-sum bias), as
-``latency calibrate`` does, but with the form (identity, scale or affine) chosen by leave-one-out: two parameters
-fitted on 4 networks can fit noise (seed-0 validation of 2026-12-04: an affine fit of slope 1.04, intercept -4.4 ms
-took the raw sum's 1.80% MAPE to 3.80%). The table is marked ``meta.quick`` (what was measured, the reference, the
-fit's leave-one-out error) and its predicted entries say ``source: predicted``; ``latency validate`` judges it.
+The quick path times a fixed, stratified fifth of them on this CPU and predicts the rest with the transfer model
+(:mod:`nse_hw.latency.transfer`) fitted *host to host*: the features of each key (MACs, bytes) plus its latency in a
+reference table of the same runtime and precision measured on another CPU (the shipped one), so the other CPU's
+shape of costs (e.g. x86 XNNPACK's k >= 7 depthwise cliff) carries over and this CPU's scale is fitted. Then 4 whole
+networks are measured as the table's check (``meta.calibration``: their LUT sums against the measured times,
+``raw_mape``; a warning above :data:`CHECK_MAPE` %), but no correction is fitted on them (form ``identity``): fitted
+on 4 networks and scored on 46 others, 2000 draws on each of three quick tables, an affine map cost ~1 point of MAPE
+and a scale tied with none (benchmarks/latency/quick_calibration_rules.py). The table is marked ``meta.quick`` (what
+was measured, the reference, the fit's leave-one-out error) and its predicted entries say ``source: predicted``;
+``latency validate`` judges it.
 
 The subset (:func:`quick_keys`): every unit that occurs once (stem, head, classifier, the fixed first block),
 per block position one op of each depthwise kernel class (k3 with its dilations, k5, k >= 7, a second k >= 7:
@@ -41,7 +42,8 @@ from nse_hw.paths import TABLES
 from nse_hw.space import SearchSpace
 
 log = logging.getLogger(__name__)
-QUICK_CAL_SEED = 2000  # calibration networks of a quick table (validate with another seed, e.g. 0)
+QUICK_CAL_SEED = 2000  # check networks of a quick table (validate with another seed, e.g. 0)
+CHECK_MAPE = 5.0  # % off on its own check networks: the table (or the machine while it was timed) is suspect
 QUICK_CAL_NETS = 4
 # Timing for the 3-minute budget (2 cores): a unit's median over 100 evicted runs instead of the full profile's 200,
 # and each calibration network 4 rounds x (5 warm-up + 25 timed) runs instead of 4 x (20 + 50): on a 40-100 ms
@@ -182,7 +184,11 @@ def profile_quick(space: SearchSpace, *, runtime: str, out: Path, threads: int =
     table = load_table(out)
     bench = Bench.for_table(table, warmup=min(warmup, QUICK_NET_WARMUP), runs=min(runs, QUICK_NET_RUNS), cache=cache,
                             convert_cpus=convert_cpus, progress=progress)
-    cal = fit_calibration(table, cal_archs, bench, seed=cal_seed, space=space.name, form="auto")
+    cal = fit_calibration(table, cal_archs, bench, seed=cal_seed, space=space.name, form="identity")
+    if cal["raw_mape"] > CHECK_MAPE:
+        log.warning("the quick table is %.1f%% off (mean) on its %d check networks, measured just now (> %.0f%%): "
+                    "the machine may have been busy while units were timed; rerun on a quiet machine, or run the "
+                    "full profile", cal["raw_mape"], cal["n"], CHECK_MAPE)
     wall = time.perf_counter() - start
     table.meta["quick"].update({"wall_s_this_run": round(wall, 1), "measured_this_run": res.measured,
                                 "cores_allowed": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")

@@ -83,10 +83,9 @@ def _profile_host(*, runtime: str | None, space: str | None, archs: tuple[Path, 
         q = profile_quick(sp, runtime=runtime, threads=threads, out=out, space_ref=ref, precision=precision,
                           kernels=kernels, reference=Path(reference) if reference else None, **kw)
         click.echo(f"quick table: measured {q.measured} entries this run, predicted {q.predicted} from the reference, "
-                   f"calibrated on {q.calibration['n']} networks ({q.calibration['form']}, leave-one-out MAPE "
-                   f"{q.calibration['loo_mape']:.2f}%) "
-                   f"in {q.wall_s:.0f} s -> {q.path}; judge it with: nse-hw latency validate --table {q.path} "
-                   "--samples 50 --seed 0")
+                   f"checked on {q.calibration['n']} whole networks (LUT sums {q.calibration['raw_mape']:.2f}% off, "
+                   f"uncorrected) in {q.wall_s:.0f} s -> {q.path}; judge it with: nse-hw latency validate --table "
+                   f"{q.path} --samples 50 --seed 0")
         return
     nets = tuple((str(Path(a).resolve()), read_arch(a)) for a in archs)
     res = profile_host(sp, runtime=runtime, threads=threads, out=out, space_ref=ref, precision=precision,
