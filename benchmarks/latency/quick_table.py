@@ -73,8 +73,33 @@ def save(path: Path | None, report: dict) -> None:
         tmp.replace(path)
 
 
+def recheck(table_path: Path, work: Path, report_path: Path) -> None:
+    """Re-measure a table's stored check networks (``meta.calibration.points``, drawn again from their seed) now,
+    with the settings they were measured with: how far this machine has drifted since the table was built."""
+    from nse_hw.profilers.netbench import arch_hash
+
+    table = load_table(table_path)
+    cal = table.meta["calibration"]
+    archs = sample_archs(load_space(SPACE), samples=cal["n"], seed=cal["seed"])
+    assert [arch_hash(a) for a in archs] == cal["arch_hashes"], "the check networks are not drawn the same way"
+    bench = Bench.for_table(table, warmup=cal["warmup"], runs=cal["runs"], rounds=cal["rounds"],
+                            cache=work / "recheck-cache", convert_cpus=set())
+    now = [m["ms"] for m in measure_archs(archs, bench, desc="recheck")]
+    then = [pt["measured_ms"] for pt in cal["points"]]
+    ratio = [n / t for n, t in zip(now, then, strict=True)]
+    rec = {"table": str(table_path), "then": then, "now": now, "now_over_then": ratio,
+           "median_ratio": float(np.median(ratio)), "built": table.meta["quick"].get("created"),
+           "rechecked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_avg": os.getloadavg()}
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    report.setdefault("rechecks", []).append(rec)
+    save(report_path, report)
+    print(f"{table_path}: check networks now / at build: " + ", ".join(f"{r:.3f}" for r in ratio)
+          + f" (median {rec['median_ratio']:.3f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--recheck", type=Path, help="only re-measure this table's check networks and compare")
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--full", default="latency_tables/host-litert.json")
     ap.add_argument("--quick", type=Path, help="an existing quick table (skips the build)")
@@ -90,6 +115,9 @@ def main() -> None:
                          "quick-table-validate.json beside this script]")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.recheck:
+        recheck(args.recheck, args.work, args.out)
+        return
     report: dict = json.loads(args.out.read_text()) if args.out and args.out.exists() else {}
     report.setdefault("cpu", this_cpu())
     report.setdefault("cores_allowed", sorted(os.sched_getaffinity(0)))
