@@ -8,6 +8,7 @@ may take that factor from a donor table (``borrow_anchor``). See transfer.py for
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,6 +20,8 @@ from nse_hw.latency.features import KEY_FEATURES, key_family, key_features
 from nse_hw.latency.keys import parse_key
 from nse_hw.latency.siblings import residuals
 from nse_hw.latency.table import LatencyTable
+
+log = logging.getLogger(__name__)
 
 FAMILY_FEATURES: dict[str, tuple[str, ...]] = {
     "mb": ("const",) + KEY_FEATURES,
@@ -148,6 +151,13 @@ def fit_family(family: str, keys: list[str], y: list[float], *, host: LatencyTab
     mean of measured / fitted over those entries (the fit's leave-one-out error is then computed that way too).
     """
     names = list(FAMILY_FEATURES[family]) + (["host_ms"] if host is not None else [])
+    kept = [(k, v) for k, v in zip(keys, y, strict=True) if v > 0]
+    if len(kept) < len(keys):  # timed at or below the invoke overhead (net 0 ms): nothing to say about relative error
+        if not kept:
+            raise NseError(f"family {family!r} has no entry above 0 ms; cannot fit relative error")
+        log.info("family %r: %d entries at 0 ms net of the invoke overhead left out of the fit", family,
+                 len(keys) - len(kept))
+        keys, y = [k for k, _ in kept], [v for _, v in kept]
     rows = [features_of(k, host, names) for k in keys]
     x = np.array([[r[f] for f in names] for r in rows], dtype=float)
     used = [j for j, f in enumerate(names) if np.any(x[:, j] != 0)]
@@ -156,8 +166,6 @@ def fit_family(family: str, keys: list[str], y: list[float], *, host: LatencyTab
         raise NseError(f"transfer fit of family {family!r} needs at least {need} entries "
                        f"({ROWS_PER_FEATURE} per feature); the tables share {len(keys)}")
     xu, yy = x[:, used], np.asarray(y, dtype=float)
-    if np.any(yy <= 0):
-        raise NseError(f"family {family!r} has entries with non-positive latency; cannot fit relative error")
     coef_u = _nnls_relative(xu, yy)
     shapes = [shape_of(k) for k in keys]
     plain, corrected = (np.abs(e) for e in _loo(xu, yy, shapes))

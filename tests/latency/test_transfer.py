@@ -244,3 +244,19 @@ def test_fill_missing_finds_siblings_for_an_older_stored_model(nse27_keys):
     sib = out.entries[key]["sibling"]
     assert sib["key"] == "mb_k3_e3|in=112x112x16|out=24|s=2"
     assert sib["factor"] == fit_transfer(dev).families["mb"].siblings[sib["key"]]  # as a fresh fit has it
+
+
+def test_units_timed_at_the_floor_are_left_out_of_the_fit(nse27_keys):
+    """A measured 0 ms (a tiny unit at or below the invoke overhead) has no relative error to fit: the other
+    entries still recover the device, and the 0 ms entry stays as measured."""
+    fitted = fitted_keys(nse27_keys)
+    floor = set(fitted[:5])
+    dev = device_table(fitted, fn=lambda k: 0.0 if k in floor else truth(k))
+    targets = [k for k in nse27_keys if k.startswith("mb_")]
+    out, model = transfer_table(dev, keys=targets)
+    assert model.families["mb"].n_fit == len(fitted) - 5 and model.families["mb"].loo_mape < 1e-3
+    assert all(out.ms(k) == 0.0 for k in floor)
+    k9 = next(k for k in targets if k.startswith("mb_k9_e3|"))
+    assert out.ms(k9) == pytest.approx(truth(k9), rel=1e-4)
+    with pytest.raises(NseError, match="too few entries to fit any family: family 'mb' has no entry above 0 ms"):
+        transfer_table(device_table(fitted, fn=lambda k: 0.0), keys=targets)
