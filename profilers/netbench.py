@@ -23,7 +23,7 @@ from nse_hw import __version__
 from nse_hw.errors import NseError
 from nse_hw.hostcpu import cpu_status, this_cpu
 from nse_hw.latency import LatencyTable, calibrate, predict
-from nse_hw.latency.calibration import error_summary, fit_affine, pct_errors, select_fit
+from nse_hw.latency.calibration import error_summary, fit_affine, pct_errors
 from nse_hw.latency.table import table_kernels, table_precision, utc_now
 from nse_hw.progress import progress_bar
 from nse_hw.space import Arch, SearchSpace, format_layer, load_space
@@ -138,20 +138,15 @@ def archs_digest(archs: Sequence[Arch]) -> str:
 def fit_calibration(table: LatencyTable, archs: Sequence[Arch], bench: Bench, *, seed: int,
                     space: str, form: str = "affine") -> dict[str, Any]:
     """Measure ``archs``, fit the correction and store it (with provenance) in the table's meta. ``form``:
-    ``affine`` (slope and intercept), or ``auto``: identity, scale or affine, whichever predicts the left-out
-    network best (``select_fit``; for a handful of networks, where two parameters can fit noise)."""
+    ``affine`` (slope and intercept), ``scale`` or ``identity`` (nothing fitted: the networks are the table's
+    check, as ``profile --quick`` keeps its 4)."""
     preds = [predict(a, table).lut_sum_ms for a in archs]
     measured = [m["ms"] for m in measure_archs(archs, bench, desc="calibrate")]
-    loo_by_form = None
-    if form == "auto":
-        fit, loo_by_form = select_fit(preds, measured)
-    else:
-        fit = fit_affine(preds, measured, form=form)
+    fit = fit_affine(preds, measured, form=form)
     raw = error_summary(preds, measured)
     table.meta["calibration"] = {
         "slope": fit.slope, "intercept_ms": fit.intercept_ms, "n": fit.n, "seed": seed, "space": space,
-        "form": fit.form, **({"form_rule": "auto: least leave-one-out MAPE, simplest on ties",
-                              "loo_mape_by_form": loo_by_form} if loo_by_form else {}),
+        "form": fit.form,
         "archs_sha256": archs_digest(archs), "arch_hashes": [arch_hash(a) for a in archs],
         "fit_mape": fit.fit_mape, "loo_mape": fit.loo_mape, "loo_max_abs_pct_err": fit.loo_max_abs_pct_err,
         "raw_mape": raw["mape"], "raw_bias_pct": raw["bias_pct"], "warmup": bench.warmup, "runs": bench.runs,

@@ -6,9 +6,10 @@ fitted by least squares on *relative* error (each network weighted by 1/measured
 network count alike, as they do in MAPE), with a leave-one-out estimate of how well it predicts networks it
 was not fitted on. Pure numpy: no devices, no tables.
 
-With few networks (``profile --quick`` measures 4) two parameters can fit noise: ``select_fit`` compares the
-nested forms identity (slope 1, intercept 0), scale (intercept 0) and affine by their leave-one-out error and
-keeps the simplest best one, so a calibration is only applied where it predicts unseen networks better.
+The nested forms identity (slope 1, intercept 0), scale (intercept 0) and affine can each be fitted, and
+``select_fit`` picks one by leave-one-out error. With few networks neither fitting nor choosing is reliable:
+on 4 networks (``profile --quick``'s) an affine map and the leave-one-out choice both predicted unseen networks
+worse than no correction (benchmarks/latency/quick_calibration_rules.py), so ``--quick`` fits none.
 """
 
 from __future__ import annotations
