@@ -45,11 +45,16 @@ def converters(spare: set[int], allowed: set[int]) -> int:
     return 1 if spare else max(1, min(MAX_CONVERTERS, len(allowed)))
 
 
+def allowed_cpus() -> set[int]:
+    """Cores this process may run on (all of them where the OS cannot say)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return set(range(os.cpu_count() or 1))
+    return set(os.sched_getaffinity(0))
+
+
 def spare_cpus() -> set[int]:
     """Cores this process may not run on but the machine has: where conversion can go."""
-    if not hasattr(os, "sched_getaffinity"):
-        return set()
-    return set(range(os.cpu_count() or 1)) - os.sched_getaffinity(0)
+    return set(range(os.cpu_count() or 1)) - allowed_cpus()
 
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -141,8 +146,7 @@ def exported(jobs: Sequence[ExportJob], *, runtime: str, cache: Path, convert_cp
              f"converter on cores {sorted(cpus)}, ahead of timing" if cpus else "all before timing")
     ctx = mp.get_context("spawn")
     me = os.getpid()
-    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
-    front = ProcessPoolExecutor(converters(cpus, allowed), mp_context=ctx, initializer=_init_worker,
+    front = ProcessPoolExecutor(converters(cpus, allowed_cpus()), mp_context=ctx, initializer=_init_worker,
                                 initargs=(cpus, me, str(cache)))
     helper = (ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker, initargs=(set(), me, str(cache)))
               if cpus else None)

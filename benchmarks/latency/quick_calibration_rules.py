@@ -34,8 +34,7 @@ def fit(rule: str, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     if rule == "auto":
         f = select_fit(x, y)[0]
     elif rule == "auto-scale":
-        f = min((fit_affine(x, y, form=form) for form in ("identity", "scale")),
-                key=lambda g: (g.loo_mape, g.form != "identity"))
+        f = select_fit(x, y, forms=("identity", "scale"))[0]
     else:
         f = fit_affine(x, y, form=rule)
     return f.slope, f.intercept_ms

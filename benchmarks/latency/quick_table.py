@@ -5,13 +5,14 @@ same whole networks measured once.
         --samples 50 --seed 0
 
 Step 1 runs `nse-hw profile --device host --runtime litert --space nse27-proxyless224 --quick` with a fresh export
-cache and reports its wall time and CPU seconds: with ``--convert-cpus none`` every conversion happens on the timing
-core before timing (the one-core figure); with ``--convert-cpus default`` the pipeline's own choice (on 2 free cores
-a converter beside the timer: the "<= 3 min on 2 cores" figure). Step 2 draws ``--samples`` networks (seed
-``--seed``, not a calibration seed), exports and times each once as `latency validate` does (the tables' runtime,
-threads, warm-up, runs, 4 interleaved rounds), and scores both tables' raw and calibrated predictions against those
-same measurements. ``--also NAME=TABLE`` scores more tables (e.g. a full profile of this CPU) on the stored
-measurements; they can be added after the networks were measured. Prints figures; it is not a test. """
+cache and reports its wall time and CPU seconds: with ``--convert-cpus none`` every conversion happens before timing
+(run it pinned to one core for the one-core figure); with ``--convert-cpus default`` the pipeline's own choice (an
+unpinned run has no spare core, so it converts on every core before timing: the "<= 3 min on 2 cores" figure). Step
+2 draws ``--samples`` networks (seed ``--seed``, not a calibration seed), exports and times each once as `latency
+validate` does (the tables' runtime, threads, warm-up, runs, 4 interleaved rounds), and scores both tables' raw and
+calibrated predictions against those same measurements. ``--also NAME=TABLE`` scores more tables (e.g. a full
+profile of this CPU) on the stored measurements; they can be added after the networks were measured. Prints figures;
+it is not a test. """
 
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ def save(path: Path | None, report: dict) -> None:
 def recheck(table_path: Path, work: Path, report_path: Path) -> None:
     """Re-measure a table's stored check networks (``meta.calibration.points``, drawn again from their seed) now,
     with the settings they were measured with: how far this machine has drifted since the table was built."""
-    from nse_hw.profilers.netbench import arch_hash
+    from nse_hw.profilers.units import arch_hash
 
     table = load_table(table_path)
     cal = table.meta["calibration"]
@@ -107,7 +108,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch", type=int, default=10, help="networks measured together (results saved after each)")
     ap.add_argument("--convert-cpus", default="none", help="the build's --convert-cpus ('default': the pipeline's "
-                    "choice, a converter beside the timer on 2 free cores) [default: none: all on one core]")
+                    "choice; unpinned, one converter per core before timing) [default: none: all before timing]")
     ap.add_argument("--also", action="append", default=[], metavar="NAME=TABLE",
                     help="another table to score on the same measurements (repeatable)")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("quick-table-validate.json"),
@@ -136,8 +137,8 @@ def main() -> None:
         assert quick.meta.get(k) == full.meta.get(k), k
     report["quick_meta"] = quick.meta["quick"]
     report["quick_calibration"] = {k: quick.meta["calibration"].get(k) for k in (
-        "slope", "intercept_ms", "n", "seed", "loo_mape", "form", "loo_mape_by_form")}
-    also = dict(a.split("=", 1) for a in args.also)
+        "slope", "intercept_ms", "n", "seed", "loo_mape", "form", "raw_mape")}
+    also = {name: load_table(path) for name, path in (a.split("=", 1) for a in args.also)}
     archs = sample_archs(load_space(SPACE), samples=args.samples, seed=args.seed)
     bench = Bench.for_table(full, cache=args.work / "val-cache", convert_cpus=set())
     report.update({"samples": args.samples, "seed": args.seed, "validate_cores": sorted(os.sched_getaffinity(0))})
@@ -145,8 +146,8 @@ def main() -> None:
     measured_before = sum(len(b["measured_ms"]) for b in batches)
     if also and measured_before:  # tables added later: scored on what is already measured
         meas = np.array([x for b in batches for x in b["measured_ms"]])
-        for name, path in also.items():
-            report[name] = score(load_table(path), archs[:measured_before], meas)
+        for name, table in also.items():
+            report[name] = score(table, archs[:measured_before], meas)
             show(name, report[name])
         save(args.out, report)
     for start in range(len(batches) * args.batch, args.samples, args.batch):
@@ -158,7 +159,7 @@ def main() -> None:
         done = archs[:start + len(part)]
         meas = np.array([x for b in batches for x in b["measured_ms"]])
         report.update({"networks_done": len(done), "quick": score(quick, done, meas), "full": score(full, done, meas)})
-        report.update({name: score(load_table(path), done, meas) for name, path in also.items()})
+        report.update({name: score(table, done, meas) for name, table in also.items()})
         save(args.out, report)
         print(f"{len(done)} of {args.samples} networks (seed {args.seed}), {meas.min():.1f}-{meas.max():.1f} ms, "
               "measured once for both tables:", flush=True)

@@ -39,9 +39,12 @@ def convert_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                         help="Export cache folder [default: $NSE_HW_CACHE or ~/.cache/nse-hw/exports].")(fn)
 
 
+FULL_RUNS = 200  # a full profile's timed runs per entry
+
+
 def default_runs(out: Path, *, quick: bool) -> int:
     """Timed runs per entry when --runs is not given: an existing table's own (extending a --quick table with
-    an --arch's units keeps its settings), else 200, or --quick's fewer (its 3-minute budget)."""
+    an --arch's units keeps its settings), else FULL_RUNS, or --quick's fewer (its 3-minute budget)."""
     from nse_hw.latency import load_table
     from nse_hw.profilers.quick import QUICK_RUNS
 
@@ -50,7 +53,7 @@ def default_runs(out: Path, *, quick: bool) -> int:
             runs = load_table(out).meta.get("runs")
             if isinstance(runs, int) and runs > 0:
                 return runs
-    return QUICK_RUNS if quick else 200
+    return QUICK_RUNS if quick else FULL_RUNS
 
 
 def _profile_host(*, runtime: str | None, space: str | None, archs: tuple[Path, ...], threads: int,
@@ -155,7 +158,7 @@ def profile(device: str, serial: str | None, benchmark_binary: Path | None, adb:
             raise NseError("--arch is for --device host; a phone profiles a --space (or predict with "
                            "nse-hw latency predict ARCH --device PHONE)")
         _profile_phone(device=device, serial=serial, benchmark_binary=benchmark_binary, adb=adb,
-                       **{**kw, "runs": kw["runs"] or 200})
+                       **{**kw, "runs": kw["runs"] or FULL_RUNS})
 
 
 COMMANDS = [profile]

@@ -95,10 +95,10 @@ def fit_affine(lut_sums: Any, measured: Any, *, form: str = "affine") -> AffineF
     return AffineFit(slope, intercept, int(x.size), float(fit.mean()), float(loo.mean()), float(loo.max()), form)
 
 
-def select_fit(lut_sums: Any, measured: Any) -> tuple[AffineFit, dict[str, float]]:
-    """The simplest of identity, scale and affine with the lowest leave-one-out MAPE (a richer form must be
+def select_fit(lut_sums: Any, measured: Any, *, forms: tuple[str, ...] = FORMS) -> tuple[AffineFit, dict[str, float]]:
+    """The simplest of ``forms`` (simplest first) with the lowest leave-one-out MAPE (a richer form must be
     strictly better), and every form's leave-one-out MAPE."""
-    fits = [fit_affine(lut_sums, measured, form=f) for f in FORMS]
+    fits = [fit_affine(lut_sums, measured, form=f) for f in forms]
     best = fits[0]
     for f in fits[1:]:
         if f.loo_mape < best.loo_mape - 1e-9:  # strictly better, beyond rounding
