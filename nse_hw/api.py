@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from nse_hw.errors import NseError
-from nse_hw.paths import ARCHS, TABLES
+from nse_hw.paths import ARCHS, table_dirs
 
 if TYPE_CHECKING:
     import torch
@@ -92,12 +92,16 @@ def load_arch(arch: ArchLike) -> Arch:
 
 
 def load_table(name_or_path: str | Path | LatencyTable, *, precision: str | None = None) -> LatencyTable:
-    """A latency table: a device's shipped table, a shipped table by name, or a table file.
+    """A latency table: a device's table, a table by name, or a table file.
+
+    Names are looked up in your table folder first (where ``nse-hw profile`` and ``tables import`` write:
+    ``$NSE_HW_TABLES``, the checkout's ``latency_tables/``, or the user data folder from a wheel), then in the
+    shipped tables; ``nse-hw tables list`` shows both.
 
     Args:
-        name_or_path: A device name (``pixel1``, ``note10``, ``host``: its shipped table, the TFLite-family one
-            when it has several), a shipped table name (``host-litert``, ``pixel1-tflite``), or a path to a
-            table JSON file. A :class:`~nse_hw.latency.LatencyTable` is returned as it is.
+        name_or_path: A device name (``pixel1``, ``note10``, ``host``: its table, the TFLite-family one when it
+            has several), a table name (``host-litert``, ``pixel1-tflite``), or a path to a table JSON file. A
+            :class:`~nse_hw.latency.LatencyTable` is returned as it is.
         precision: Refuse a table measured in another precision (``float32`` or ``int8``); for a device name,
             pick its table of that precision. None: any (a device's float32 table).
 
@@ -114,21 +118,20 @@ def load_table(name_or_path: str | Path | LatencyTable, *, precision: str | None
         >>> load_table("host-litert").meta["runtime"]
         'litert'
     """
-    from nse_hw.latency.table import LatencyTable, table_for_device
+    from nse_hw.latency.table import LatencyTable, known_tables, table_for_device
     from nse_hw.latency.table import load_table as read_table
 
     if isinstance(name_or_path, LatencyTable):
         return name_or_path
     path = Path(name_or_path)
-    if path.suffix == ".json" or path.exists() or (TABLES / f"{name_or_path}.json").is_file():
+    if path.suffix == ".json" or path.exists() or any((d / f"{name_or_path}.json").is_file() for d in table_dirs()):
         return read_table(path, precision=precision)
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(name_or_path)):
         raise NseError(f"no latency table at {path}")
     try:
         found = table_for_device(str(name_or_path), precision=precision or "float32")
     except NseError as exc:
-        shipped = ", ".join(sorted(p.stem for p in TABLES.glob("*.json")))
-        raise NseError(f"{str(exc).splitlines()[0]}; shipped tables: {shipped}") from None
+        raise NseError(f"{str(exc).splitlines()[0]}; tables by name: {', '.join(known_tables())}") from None
     return read_table(found, precision=precision)
 
 

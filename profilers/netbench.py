@@ -131,6 +131,59 @@ def validate(table: LatencyTable, archs: Sequence[Arch], bench: Bench, *,
             "summary": {"raw": error_summary(raw, meas), "calibrated": error_summary(cal_ms, meas) if cal else None}}
 
 
+DRIFT_WARN = 0.05  # re-timed check networks off their stored times by more than this: the machine has moved
+RECHECK_NETS = 4
+
+
+def recheck(table: LatencyTable, *, nets: int = RECHECK_NETS, cache: Path | None = None,
+            convert_cpus: set[int] | None = None, progress: bool | None = None) -> dict[str, Any] | None:
+    """Re-time the first ``nets`` of the table's stored calibration (or check) networks, with the settings they
+    were measured with, and compare with their stored times: how far this machine has drifted since (a busy
+    neighbour, a slower VM). None when the table stores no such networks (no calibration, or an older one
+    without ``points``) or is another CPU's (then the difference is the CPU, not drift)."""
+    cal = table.meta.get("calibration") or {}
+    points = cal.get("points") or []
+    if not points or "seed" not in cal or "space" not in cal or cpu_status(table.meta, this_cpu()) == "other":
+        return None
+    space = _calibration_space(table, cal["space"])
+    archs = sample_archs(space, samples=cal["n"], seed=cal["seed"])[:nets] if space else []
+    if [arch_hash(a) for a in archs] != [pt["arch"] for pt in points[:nets]]:  # the space moved: nothing to re-time
+        return None
+    bench = Bench.for_table(table, warmup=cal.get("warmup"), runs=cal.get("runs"), rounds=cal.get("rounds"),
+                            cache=cache, convert_cpus=convert_cpus, progress=progress)
+    now = [m["ms"] for m in measure_archs(archs, bench, desc="recheck")]
+    then = [pt["measured_ms"] for pt in points[:nets]]
+    ratio = [n / t for n, t in zip(now, then, strict=True)]
+    median = float(np.median(ratio))
+    return {"calibrated_at": cal.get("created"), "rechecked_at": utc_now(), "then_ms": then, "now_ms": now,
+            "now_over_then": ratio, "median_ratio": median, "drifted": abs(median - 1) > DRIFT_WARN}
+
+
+def _calibration_space(table: LatencyTable, name: str) -> SearchSpace | None:
+    """The space the calibration drew from: one of the table's recorded spaces (a name or a YAML path) of that
+    name, or the shipped space of that name; None if neither loads."""
+    for ref in [*(table.meta.get("spaces") or []), name]:
+        try:
+            space = load_space(ref)
+        except (ValueError, OSError):
+            continue
+        if space.name == name:
+            return space
+    return None
+
+
+def drift_message(drift: dict[str, Any]) -> str:
+    """One line on how far the machine has moved since the table's networks were measured."""
+    r, m = drift["now_over_then"], drift["median_ratio"]
+    head = (f"the table's {len(r)} check networks, re-timed now, take {m:.2f}x (median; {min(r):.2f}-{max(r):.2f}x) "
+            f"their time at calibration ({drift['calibrated_at']})")
+    if not drift["drifted"]:
+        return head + ": this machine runs as it did then"
+    return (head + f": this machine is {abs(m - 1) * 100:.0f}% {'slower' if m > 1 else 'faster'} than then (a busy "
+            "machine or a VM whose speed moves); every error below carries that much, so rerun on a quiet machine "
+            "or rebuild the table now")
+
+
 def archs_digest(archs: Sequence[Arch]) -> str:
     return hashlib.sha256("\n".join(arch_hash(a) for a in archs).encode()).hexdigest()
 

@@ -29,7 +29,7 @@ from nse_hw import __version__
 from nse_hw.errors import NseError
 from nse_hw.latency import LatencyTable, load_table, space_keys
 from nse_hw.latency.table import check_precision, table_precision, utc_now
-from nse_hw.paths import CONFIGS, TABLES
+from nse_hw.paths import CONFIGS, user_tables
 from nse_hw.progress import progress_bar
 from nse_hw.space import SearchSpace
 
@@ -282,7 +282,7 @@ def profile_phone(space: SearchSpace, *, device_cfg: DeviceConfig, serial: str |
     binary = ensure_binary(dev, cfg, benchmark_binary)
     meta = new_meta(cfg, describe_phone(dev), binary, precision=precision)
     tail = "" if precision == "float32" else f"-{precision}"
-    out = Path(out) if out else TABLES / f"{meta['device']}-{cfg.runtime}{tail}.json"
+    out = Path(out) if out else user_tables() / f"{meta['device']}-{cfg.runtime}{tail}.json"
     table = open_phone_table(out, meta)
     if space.name not in table.meta.setdefault("spaces", []):
         table.meta["spaces"].append(space.name)

@@ -142,7 +142,7 @@ def test_load_table_by_device_name_and_path():
     assert nse_hw.load_table("host", precision="int8").path.name == "host-litert-int8.json"
     t = nse_hw.load_table(ROOT / "latency_tables" / "note10-tflite.json")
     assert nse_hw.load_table(t) is t and t.meta["device"] == "note10"
-    with pytest.raises(NseError, match="no latency table for device 'nosuch'.*shipped tables: host-executorch"):
+    with pytest.raises(NseError, match="no latency table for device 'nosuch'.*tables by name: host-executorch"):
         nse_hw.load_table("nosuch")
     with pytest.raises(NseError, match="holds float32 latencies, not int8"):
         nse_hw.load_table("pixel1-tflite", precision="int8")

@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT / ".." / "shared" / "device-data"
 pytestmark = pytest.mark.slow
 
 
 def _run(cmd: list, *, cwd: Path, timeout: float = 600) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env.update(OMP_NUM_THREADS="1", NSE_HW_CACHE=str(cwd / "cache"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "NSE_HW_", "XDG_"))}
+    env.update(OMP_NUM_THREADS="1", NSE_HW_CACHE=str(cwd / "cache"), HOME=str(cwd / "home"))
     res = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert res.returncode == 0, f"{cmd} exited {res.returncode}:\n{res.stdout[-2000:]}\n{res.stderr[-4000:]}"
     return res.stdout
@@ -89,3 +90,22 @@ def test_the_installed_wheel_runs_every_step_outside_the_checkout(venv):
     assert card["verified"] is True and _inside(card["latency"]["table"], env)  # the shipped host-litert table
     for name in ("model.tflite", "model.onnx"):
         assert (work / "runs/e" / name).stat().st_size > 0 and name in card["files"]
+
+
+def test_tables_the_wheel_writes_go_to_the_user_data_folder(venv):
+    """`tables import` without --out writes to ~/.local/share/nse-hw/latency_tables, not into site-packages, and
+    every command then finds the table by its device name."""
+    bin_, work = venv
+    ofa = SHARED / "ofa_note10_224_lookup_table.yaml"
+    if not ofa.is_file():
+        pytest.skip(f"public device data not found at {SHARED}")
+    _run([bin_ / "nse-hw", "tables", "import", "--format", "ofa", ofa, "--device", "note10", "--allow-partial"],
+         cwd=work)
+    mine = work / "home" / ".local" / "share" / "nse-hw" / "latency_tables"
+    assert (mine / "note10-tflite.json").is_file(), sorted(p.name for p in mine.parent.rglob("*"))
+    listing = _run([bin_ / "nse-hw", "tables", "list"], cwd=work)
+    assert f"yours: {mine}" in listing and "note10, tflite, float32 (hidden by yours)" in listing
+    found = _run([bin_ / "python", "-c", "import nse_hw; print(nse_hw.load_table('note10').path)"], cwd=work)
+    assert Path(found.strip()) == mine / "note10-tflite.json"
+    [shipped] = (bin_.parent / "lib").rglob("note10-tflite.json")  # the installed package's, unchanged
+    assert shipped.read_bytes() == (ROOT / "latency_tables" / "note10-tflite.json").read_bytes()

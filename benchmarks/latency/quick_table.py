@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from nse_hw.profilers.netbench import Bench, measure_archs, sample_archs
+from nse_hw.profilers.netbench import Bench, measure_archs, recheck, sample_archs
 
 from nse_hw.hostcpu import describe, this_cpu
 from nse_hw.latency import calibrate, load_table, predict
@@ -74,27 +74,17 @@ def save(path: Path | None, report: dict) -> None:
         tmp.replace(path)
 
 
-def recheck(table_path: Path, work: Path, report_path: Path) -> None:
-    """Re-measure a table's stored check networks (``meta.calibration.points``, drawn again from their seed) now,
-    with the settings they were measured with: how far this machine has drifted since the table was built."""
-    from nse_hw.profilers.units import arch_hash
-
+def recheck_table(table_path: Path, work: Path, report_path: Path) -> None:
+    """Re-measure a table's stored check networks now, with the settings they were measured with (what
+    `latency validate` does first): how far this machine has drifted since the table was built."""
     table = load_table(table_path)
-    cal = table.meta["calibration"]
-    archs = sample_archs(load_space(SPACE), samples=cal["n"], seed=cal["seed"])
-    assert [arch_hash(a) for a in archs] == cal["arch_hashes"], "the check networks are not drawn the same way"
-    bench = Bench.for_table(table, warmup=cal["warmup"], runs=cal["runs"], rounds=cal["rounds"],
-                            cache=work / "recheck-cache", convert_cpus=set())
-    now = [m["ms"] for m in measure_archs(archs, bench, desc="recheck")]
-    then = [pt["measured_ms"] for pt in cal["points"]]
-    ratio = [n / t for n, t in zip(now, then, strict=True)]
-    rec = {"table": str(table_path), "then": then, "now": now, "now_over_then": ratio,
-           "median_ratio": float(np.median(ratio)), "built": table.meta["quick"].get("created"),
-           "rechecked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_avg": os.getloadavg()}
+    rec = recheck(table, nets=table.meta["calibration"]["n"], cache=work / "recheck-cache", convert_cpus=set())
+    assert rec is not None, f"{table_path} stores no check networks of this CPU"
+    rec.update({"table": str(table_path), "built": table.meta["quick"].get("created"), "load_avg": os.getloadavg()})
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     report.setdefault("rechecks", []).append(rec)
     save(report_path, report)
-    print(f"{table_path}: check networks now / at build: " + ", ".join(f"{r:.3f}" for r in ratio)
+    print(f"{table_path}: check networks now / at build: " + ", ".join(f"{r:.3f}" for r in rec["now_over_then"])
           + f" (median {rec['median_ratio']:.3f})")
 
 
@@ -117,7 +107,7 @@ def main() -> None:
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     if args.recheck:
-        recheck(args.recheck, args.work, args.out)
+        recheck_table(args.recheck, args.work, args.out)
         return
     report: dict = json.loads(args.out.read_text()) if args.out and args.out.exists() else {}
     report.setdefault("cpu", this_cpu())

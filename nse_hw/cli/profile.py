@@ -118,7 +118,8 @@ def _profile_phone(*, device: str, **kw: Any) -> None:
                   help="float32, or int8: every block quantised as `nse-hw export --int8` does (LiteRT; "
                        "XNNPACKQuantizer for executorch).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Table to write or extend [default: latency_tables/<device>-<runtime>[-int8][-t<threads>].json; "
+              help="Table to write or extend [default: <device>-<runtime>[-int8][-t<threads>].json in your table "
+                   "folder (`nse-hw tables list`); "
                    "on a host whose CPU is not the shipped table's, and with --quick, a name with this CPU's id].")
 @click.option("--kernels", type=click.Choice(["xnnpack", "builtin"]), default="xnnpack", show_default=True,
               help="Host LiteRT: the XNNPACK delegate (LiteRT's default) or TFLite's builtin kernels "

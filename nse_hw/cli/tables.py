@@ -1,4 +1,5 @@
-"""`nse-hw tables ...`: import public tables, transfer host tables to a device, profile a phone over adb."""
+"""`nse-hw tables ...`: list the tables, import public tables, transfer host tables to a device, profile a phone
+over adb."""
 
 from __future__ import annotations
 
@@ -10,14 +11,35 @@ from typing import Any
 import click
 
 from nse_hw.errors import NseError
-from nse_hw.paths import TABLES
+from nse_hw.paths import user_tables
 
 log = logging.getLogger(__name__)
 
 
 @click.group("tables")
 def tables() -> None:
-    """Build device latency tables: import, transfer, profile a phone."""
+    """Device latency tables: list, import, transfer, profile a phone."""
+
+
+@tables.command("list")
+def list_cmd() -> None:
+    """Every table a command finds by name, and the folder new tables are written to."""
+    from nse_hw.latency.hosttables import peek_meta
+    from nse_hw.latency.table import table_precision
+    from nse_hw.paths import TABLES, table_dirs
+
+    user = user_tables()
+    click.echo(f"new tables go to: {user}  (set NSE_HW_TABLES to change)")
+    seen: set[str] = set()
+    for folder in table_dirs():
+        click.echo(f"{'shipped' if folder == TABLES else 'yours'}: {folder}")
+        for path in sorted(folder.glob("*.json")):
+            meta = peek_meta(path) or {}
+            shadowed = " (hidden by yours)" if path.stem in seen else ""
+            seen.add(path.stem)
+            what = f"{meta.get('device', '?')}, {meta.get('runtime', '?')}, {table_precision(meta)}"
+            quick = ", quick" if meta.get("quick") else ""
+            click.echo(f"  {path.stem:<40} {what}{quick}{shadowed}")
 
 
 def _load_or_none(path: Path, *, fresh: bool) -> Any:
@@ -32,7 +54,8 @@ def _load_or_none(path: Path, *, fresh: bool) -> Any:
               help="proxylessnas | ofa | benchmark-profile (a benchmark_model op profile; needs --arch).")
 @click.option("--device", required=True, help="Device name written into the table (e.g. pixel1).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Table to write [default: latency_tables/<device>-tflite.json]. An existing table of the "
+              help="Table to write [default: <device>-tflite.json in your table folder: `nse-hw tables list`]. "
+                   "An existing table of the "
                    "same device is merged into (measured entries are never replaced).")
 @click.option("--arch", "arch_file", type=click.Path(dir_okay=False), help="The arch a benchmark-profile ran.")
 @click.option("--allow-partial", is_flag=True, help="Import what maps; list unmapped keys in the table meta.")
@@ -48,7 +71,7 @@ def import_cmd(file: Path, fmt: str, device: str, out: Path | None, arch_file: s
         raise NseError(f"unknown --format {fmt!r}; known: {', '.join(FORMATS)}")
     if not file.is_file():
         raise NseError(f"no such file: {file}")
-    out = out or TABLES / f"{device}-tflite.json"
+    out = out or user_tables() / f"{device}-tflite.json"
     arch = load_arch(arch_file) if arch_file else None
     profile = None
     if fmt == "benchmark-profile":
@@ -161,7 +184,7 @@ def run_phone_profile(*, device: str, space: str, serial: str | None = None, out
               help="Local benchmark_model (or with --runtime executorch xnn_executor_runner) to push; default: the "
                    "one on the phone.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Table [default: latency_tables/<phone-model>-tflite.json].")
+              help="Table [default: <phone-model>-tflite.json in your table folder: `nse-hw tables list`].")
 @click.option("--adb", help="adb executable [default: $ADB or adb on PATH].")
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), help="Export cache folder.")
 @click.option("--model", "model_file", type=click.Path(dir_okay=False, path_type=Path),

@@ -45,13 +45,17 @@ def _bench(table: Any, kw: dict[str, Any]) -> Any:
 @click.option("--arch", "arch_files", multiple=True, type=click.Path(dir_okay=False), help="Arch file (repeatable).")
 @_timing_options
 @convert_options
+@click.option("--recheck/--no-recheck", default=True, show_default=True,
+              help="First re-time up to 4 of the networks the table was calibrated (or checked) on, and warn if "
+                   "this machine has drifted by more than 5% since (a host table of this CPU that stores them).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write a predicted-vs-measured PNG.")
 @click.option("--out-json", type=click.Path(dir_okay=False, path_type=Path), help="Write the full report here.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def validate_cmd(table_path: str, samples: int, seed: int, arch_files: tuple[str, ...], plot: Path | None,
-                 out_json: Path | None, as_json: bool, **kw: Any) -> None:
+def validate_cmd(table_path: str, samples: int, seed: int, arch_files: tuple[str, ...], recheck: bool,
+                 plot: Path | None, out_json: Path | None, as_json: bool, **kw: Any) -> None:
     """Measure whole networks with the table's runtime and threads; compare with the table's predictions."""
-    from nse_hw.profilers.netbench import plot_validation, sample_archs, table_space, validate
+    from nse_hw.profilers.netbench import drift_message, plot_validation, sample_archs, table_space, validate
+    from nse_hw.profilers.netbench import recheck as recheck_drift
     from nse_hw.profilers.table_builder import check_writable
 
     table = load_table(table_path, precision=kw["precision"], threads=kw["want_threads"])
@@ -68,7 +72,11 @@ def validate_cmd(table_path: str, samples: int, seed: int, arch_files: tuple[str
         labels += [f"seed{seed}#{i}" for i in range(samples)]
     for path in (p for p in (plot, out_json) if p):
         check_writable(path)
-    report = validate(table, archs, bench, labels=labels) | {"seed": seed if samples else None, "samples": samples}
+    drift = recheck_drift(table, cache=kw["cache"], convert_cpus=kw["convert_cpus"]) if recheck else None
+    if drift:
+        click.echo(("warning: " if drift["drifted"] else "") + drift_message(drift), err=True)
+    report = validate(table, archs, bench, labels=labels) | {"seed": seed if samples else None, "samples": samples,
+                                                             "drift": drift}
     if out_json:
         atomic_write_json(out_json, report)
     if plot:

@@ -32,7 +32,7 @@ from typing import Any
 from nse_hw.atomic import atomic_write_json
 from nse_hw.errors import LatencyMiss, NseError
 from nse_hw.jsonio import MAX_DEPTH, nesting_depth, read_json
-from nse_hw.paths import TABLES
+from nse_hw.paths import table_dirs
 
 
 def utc_now() -> str:
@@ -329,17 +329,23 @@ def _sweep(path: Path) -> None:
 # --- files --------------------------------------------------------------------------------------------------
 
 def resolve_table_path(name_or_path: str | Path) -> Path:
-    """A path as given, or a shipped table by name (``host-litert`` -> latency_tables/host-litert.json)."""
+    """A path as given, or a table by name (``host-litert`` -> host-litert.json in the user's table folder if it
+    holds one, else the shipped one: :func:`nse_hw.paths.table_dirs`)."""
     path = Path(name_or_path)
     if path.suffix == ".json" or path.exists():
         return path
-    return TABLES / f"{name_or_path}.json"
+    hits = [d / f"{name_or_path}.json" for d in table_dirs()]
+    return next((p for p in hits if p.is_file()), hits[-1])
+
+
+def known_tables() -> list[str]:
+    """The names of every table in the user's folder and the shipped one."""
+    return sorted({p.stem for d in table_dirs() for p in d.glob("*.json")})
 
 
 def _read_json(path: Path) -> Any:
     if not path.exists():
-        shipped = ", ".join(sorted(p.stem for p in TABLES.glob("*.json"))) or "none"
-        raise NseError(f"no latency table at {path} (shipped tables: {shipped})")
+        raise NseError(f"no latency table at {path} (tables by name: {', '.join(known_tables()) or 'none'})")
     if path.is_dir():
         raise NseError(f"latency table {path} is a directory")
     try:  # the shared reader: not UTF-8, not JSON, NaN/Infinity, too deep or too big is one line naming the file
@@ -405,25 +411,29 @@ def load_table(path: str | Path, *, runtime: str | None = None, precision: str |
 
 
 def table_for_device(device: str, *, precision: str = "float32") -> Path:
-    """The shipped table of ``device``: latency_tables/<device>-<runtime>.json, the TFLite-family runtime's when
-    the device has several; for int8, latency_tables/<device>-<runtime>-int8.json."""
+    """The table of ``device``: <device>-<runtime>.json, the TFLite-family runtime's when the device has several;
+    for int8, <device>-<runtime>-int8.json. The user's table folder is searched before the shipped tables
+    (:func:`nse_hw.paths.table_dirs`), so a table a user profiled or imported takes precedence."""
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", device):
         raise NseError(f"malformed device name {device!r}")
+    where = " or ".join(str(d) for d in table_dirs())
     if check_precision(precision) != "float32":
-        hits = [TABLES / f"{device}-{rt}-{precision}.json" for rt in DEPLOY_RUNTIMES]
-        if found_p := [p for p in hits if p.exists()]:
+        names = [f"{device}-{rt}-{precision}.json" for rt in DEPLOY_RUNTIMES]
+        if found_p := [d / n for d in table_dirs() for n in names if (d / n).exists()]:
             return found_p[0]
-        raise NseError(f"no {precision} latency table for device {device!r} in {TABLES} (looked for "
-                       f"{', '.join(p.name for p in hits)}); measure one with: nse-hw profile --device {device} "
+        raise NseError(f"no {precision} latency table for device {device!r} in {where} (looked for "
+                       f"{', '.join(names)}); measure one with: nse-hw profile --device {device} "
                        f"--precision {precision}  (or pass --table PATH)")
-    found = sorted(TABLES.glob(f"{device}-*.json"))
-    if not found:
-        raise NseError(f"no latency table for device {device!r} in {TABLES}; measure one with: "
-                       f"nse-hw profile --device {device}  (or pass --table PATH)")
-    preferred = [p for rt in DEPLOY_RUNTIMES for p in found if p.stem == f"{device}-{rt}"]
-    if preferred:
-        return preferred[0]
-    if len(found) > 1:
-        names = ", ".join(p.name for p in found)
-        raise NseError(f"device {device!r} has several tables ({names}); choose one with --table PATH")
-    return found[0]
+    for folder in table_dirs():
+        found = sorted(folder.glob(f"{device}-*.json"))
+        if not found:
+            continue
+        preferred = [p for rt in DEPLOY_RUNTIMES for p in found if p.stem == f"{device}-{rt}"]
+        if preferred:
+            return preferred[0]
+        if len(found) > 1:
+            names_ = ", ".join(p.name for p in found)
+            raise NseError(f"device {device!r} has several tables ({names_}); choose one with --table PATH")
+        return found[0]
+    raise NseError(f"no latency table for device {device!r} in {where}; measure one with: "
+                   f"nse-hw profile --device {device}  (or pass --table PATH)")

@@ -61,6 +61,12 @@ def test_calibrate_then_validate_on_other_networks(setup):
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)
     assert rep == json.loads((setup / "v.json").read_text())
+    drift = rep["drift"]  # the calibration's first networks re-timed first: how far the machine moved since
+    assert drift["then_ms"] == [pt["measured_ms"] for pt in cal["points"][:3]] and len(drift["now_ms"]) == 3
+    ratios = sorted(n / t for n, t in zip(drift["now_ms"], drift["then_ms"], strict=True))
+    assert drift["median_ratio"] == pytest.approx(ratios[1])
+    assert "check networks, re-timed now, take" in res.stderr
+    assert drift["drifted"] == ("warning: " in res.stderr)
     assert (setup / "v.png").read_bytes()[:4] == b"\x89PNG"
     assert len(rep["archs"]) == 3 and rep["archs"][0]["label"].endswith("a.json")
     assert (rep["runtime"], rep["threads"], rep["runs"], rep["seed"]) == ("onnxruntime", 1, 5, seed)

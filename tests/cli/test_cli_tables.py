@@ -160,7 +160,7 @@ def test_nse_hw_profile_device_pixel_is_the_phone_profiler(phone, tmp_path):
 def test_nse_hw_profile_executorch_on_the_phone(phone, tmp_path, monkeypatch):
     monkeypatch.setattr("nse_hw.profilers.phone.executorch_exports",
                         lambda **kw: fake_phone.fake_exports(tmp_path / "pte", [], suffix=".pte"))
-    monkeypatch.setattr("nse_hw.profilers.phone.TABLES", tmp_path / "tables")
+    monkeypatch.setenv("NSE_HW_TABLES", str(tmp_path / "tables"))  # the user's table folder
     (phone / "data/local/tmp/xnn_executor_runner").unlink()
     args = ["profile", "--device", "pixel", "--runtime", "executorch", "--space", str(tmp_path / "mini.yaml"),
             "--precision", "int8"]

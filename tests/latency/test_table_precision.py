@@ -4,7 +4,6 @@ import pytest
 
 from nse_hw.errors import NseError
 from nse_hw.latency import LatencyTable, load_table
-from nse_hw.latency import table as table_mod
 from nse_hw.latency.table import check_precision, check_table, table_for_device, table_precision
 
 META = {"device": "host", "runtime": "litert", "threads": 1, "batch": 1, "warmup": 1, "runs": 1}
@@ -53,7 +52,7 @@ def test_a_table_of_another_precision_is_never_merged(tmp_path):
 
 
 def test_device_int8_table_by_name_or_a_refusal(tmp_path, monkeypatch):
-    monkeypatch.setattr(table_mod, "TABLES", tmp_path)
+    monkeypatch.setenv("NSE_HW_TABLES", str(tmp_path))  # the user's table folder, searched first
     _save(tmp_path / "phone-tflite.json")
     with pytest.raises(NseError, match="no int8 latency table for device 'phone'.*--precision int8"):
         table_for_device("phone", precision="int8")

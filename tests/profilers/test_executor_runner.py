@@ -123,7 +123,7 @@ def test_profile_executorch_end_to_end(phone, space, tmp_path, monkeypatch):
 
 
 def test_default_table_name_and_int8(phone, space, tmp_path, monkeypatch):
-    monkeypatch.setattr("nse_hw.profilers.phone.TABLES", tmp_path / "tables")
+    monkeypatch.setenv("NSE_HW_TABLES", str(tmp_path / "tables"))  # the user's table folder
     res = profile_phone(space, device_cfg=cfg(), runtime="executorch", precision="int8", progress=False,
                         export_fn=pte_exports(tmp_path / "x", []))
     assert res.path == tmp_path / "tables" / "pixel-executorch-int8.json"
