@@ -90,6 +90,9 @@ for _task in ("ct48", "ct64"):
         "rule": "adopt the cheapest task with ICC >= 0.6 and F-test p < 0.05 (seeds 0-1), confirmed on seeds 0-2",
     }
     PROTOCOLS[f"{_task}-seed2"] = {**PROTOCOLS[_task], "retrain_seeds": [2], "pool_with": _task}
+    # Issue 21 part 2 (ranker_study.py): 4 more in-window archs of the same draw (the first 8 of 12 draws are the
+    # pilot's), 3 retrain seeds each, so the ranker is judged on 12 archs against the mean of 3 retrains
+    PROTOCOLS[f"{_task}-ranker"] = {**PROTOCOLS[_task], "archs": 12, "first_arch": 8, "retrain_seeds": [0, 1, 2]}
 
 
 def draw_archs(proto: dict[str, Any], runs: Path) -> list[Path]:
@@ -112,7 +115,8 @@ def draw_archs(proto: dict[str, Any], runs: Path) -> list[Path]:
 def jobs(proto: dict[str, Any], archs: list[Path]) -> list[tuple[str, int, int]]:
     """(recipe, retrain seed, arch index) in run order: the shipped recipe's first, so its figures land first."""
     n = min(len(archs), proto.get("use_archs", len(archs)))
-    return [(r, s, i) for r in proto["recipes"] for s in proto["retrain_seeds"] for i in range(n)]
+    return [(r, s, i) for r in proto["recipes"] for s in proto["retrain_seeds"]
+            for i in range(proto.get("first_arch", 0), n)]
 
 
 def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
