@@ -43,7 +43,8 @@ def plot_pareto(rounds: list[dict[str, Any]], budget_ms: float, path: Path) -> N
         for kind, color in COLORS.items():
             pts = [(c["ms"], c["acc"]) for c in rd["scored"] if c["kind"] == kind]
             if pts:
-                ax.scatter(*zip(*pts, strict=True), s=8, alpha=0.5, color=color, label=kind)
+                ax.scatter(*zip(*pts, strict=True), s=8, alpha=0.5, color=color,
+                           label="last front, re-scored" if kind == "previous" else kind)
         front = sorted((c["ms"], c["acc"]) for c in rd["front"])
         ax.step(*zip(*front, strict=True), where="post", color="tab:red", lw=1.2, label="Pareto front")
         ax.axvline(budget_ms, color="k", ls="--", lw=0.8, label="budget")
@@ -52,7 +53,11 @@ def plot_pareto(rounds: list[dict[str, Any]], budget_ms: float, path: Path) -> N
         ax.set_ylabel("held-out top-1 (proxy)")
     for ax in list(axes.flat)[len(rounds):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
+    handles: dict[str, Any] = {}  # one legend for every round's kinds (round 1 has no last front to re-score)
+    for ax in list(axes.flat)[:len(rounds)]:
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, h)
+    axes.flat[0].legend(handles.values(), handles.keys(), fontsize=7)
     fig.tight_layout()
     fig.suptitle("Scored architectures and Pareto front per round", y=1.02)
     _save(fig, path)
