@@ -88,6 +88,36 @@ def recheck_table(table_path: Path, work: Path, report_path: Path) -> None:
           + f" (median {rec['median_ratio']:.3f})")
 
 
+GUARD_TRIES, GUARD_WAITS, GUARD_WAIT_S = 3, 5, 120
+
+
+def guard_check(quick: object, args: argparse.Namespace, report: dict, *, before: int) -> bool:
+    """Re-time the quick table's check networks (stored in the report before network ``before``): True if their
+    median is within ±``args.guard`` of the build."""
+    rec = recheck(quick, nets=quick.meta["calibration"]["n"], cache=args.work / "recheck-cache",  # type: ignore
+                  convert_cpus=set())
+    assert rec is not None, "the quick table stores no check networks of this CPU"
+    rec.update(before_network=before, load_avg=os.getloadavg())
+    report.setdefault("guard_rechecks", []).append(rec)
+    save(args.out, report)
+    ok = abs(rec["median_ratio"] - 1) <= args.guard
+    print(f"guard before network {before}: check networks at {rec['median_ratio']:.3f}x the build"
+          + ("" if ok else f" (beyond ±{args.guard:.0%}: the batch next to it is measured again)"), flush=True)
+    return ok
+
+
+def wait_steady(quick: object, args: argparse.Namespace, report: dict, *, before: int) -> bool:
+    """After a drifted recheck: wait and recheck until the machine is back within the guard (at most
+    GUARD_WAITS times); stop the run if it never is."""
+    for _ in range(GUARD_WAITS):
+        time.sleep(GUARD_WAIT_S)
+        if guard_check(quick, args, report, before=before):
+            return True
+    report["stopped"] = f"before network {before}: the machine stayed beyond ±{args.guard:.0%} of the build"
+    save(args.out, report)
+    raise SystemExit(report["stopped"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--recheck", type=Path, help="only re-measure this table's check networks and compare")
@@ -99,6 +129,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=10, help="networks measured together (results saved after each)")
     ap.add_argument("--convert-cpus", default="none", help="the build's --convert-cpus ('default': the pipeline's "
                     "choice; unpinned, one converter per core before timing) [default: none: all before timing]")
+    ap.add_argument("--guard", type=float, help="re-time the quick table's check networks before the first batch "
+                    "and after each; a batch whose bracketing rechecks are not both within ±GUARD of the build "
+                    f"(e.g. 0.03) is measured again, at most {GUARD_TRIES} times")
     ap.add_argument("--also", action="append", default=[], metavar="NAME=TABLE",
                     help="another table to score on the same measurements (repeatable)")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("quick-table-validate.json"),
@@ -140,12 +173,26 @@ def main() -> None:
             report[name] = score(table, archs[:measured_before], meas)
             show(name, report[name])
         save(args.out, report)
+    steady = guard_check(quick, args, report, before=len(batches) * args.batch) if args.guard else True
     for start in range(len(batches) * args.batch, args.samples, args.batch):
         part = archs[start:start + args.batch]
-        t0, load0 = time.perf_counter(), os.getloadavg()
-        ms = [m["ms"] for m in measure_archs(part, bench, desc=f"validate {start}-{start + len(part) - 1}")]
-        batches.append({"first": start, "measured_ms": ms, "wall_s": round(time.perf_counter() - t0, 1),
-                        "load_avg": [load0, os.getloadavg()]})
+        for _ in range(GUARD_TRIES if args.guard else 1):
+            steady = steady or wait_steady(quick, args, report, before=start)
+            t0, load0 = time.perf_counter(), os.getloadavg()
+            ms = [m["ms"] for m in measure_archs(part, bench, desc=f"validate {start}-{start + len(part) - 1}")]
+            record = {"first": start, "measured_ms": ms, "wall_s": round(time.perf_counter() - t0, 1),
+                      "load_avg": [load0, os.getloadavg()]}
+            after = guard_check(quick, args, report, before=start + len(part)) if args.guard else True
+            if steady and after:
+                break
+            report.setdefault("dropped_batches", []).append(record)  # the machine moved: measured again
+            save(args.out, report)
+            steady = after
+        else:
+            report["stopped"] = f"batch {start}: the machine drifted beyond ±{args.guard:.0%} {GUARD_TRIES} times"
+            save(args.out, report)
+            raise SystemExit(report["stopped"])
+        batches.append(record)
         done = archs[:start + len(part)]
         meas = np.array([x for b in batches for x in b["measured_ms"]])
         report.update({"networks_done": len(done), "quick": score(quick, done, meas), "full": score(full, done, meas)})
