@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from nse_hw.errors import NseError
-from nse_hw.paths import ARCHS, table_dirs
+from nse_hw.paths import ARCHS
 
 if TYPE_CHECKING:
     import torch
@@ -118,13 +118,13 @@ def load_table(name_or_path: str | Path | LatencyTable, *, precision: str | None
         >>> load_table("host-litert").meta["runtime"]
         'litert'
     """
-    from nse_hw.latency.table import LatencyTable, known_tables, table_for_device
+    from nse_hw.latency.table import LatencyTable, known_tables, resolve_table_path, table_for_device
     from nse_hw.latency.table import load_table as read_table
 
     if isinstance(name_or_path, LatencyTable):
         return name_or_path
     path = Path(name_or_path)
-    if path.suffix == ".json" or path.exists() or any((d / f"{name_or_path}.json").is_file() for d in table_dirs()):
+    if path.suffix == ".json" or path.exists() or resolve_table_path(path).is_file():
         return read_table(path, precision=precision)
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(name_or_path)):
         raise NseError(f"no latency table at {path}")

@@ -21,7 +21,7 @@ from nse_hw.profilers.units import ExportJob, arch_hash, default_cache
 
 from nse_hw import __version__
 from nse_hw.errors import NseError
-from nse_hw.hostcpu import cpu_status, this_cpu
+from nse_hw.hostcpu import OTHER, cpu_status, this_cpu
 from nse_hw.latency import LatencyTable, calibrate, predict
 from nse_hw.latency.calibration import error_summary, fit_affine, pct_errors
 from nse_hw.latency.table import table_kernels, table_precision, utc_now
@@ -143,7 +143,7 @@ def recheck(table: LatencyTable, *, nets: int = RECHECK_NETS, cache: Path | None
     without ``points``) or is another CPU's (then the difference is the CPU, not drift)."""
     cal = table.meta.get("calibration") or {}
     points = cal.get("points") or []
-    if not points or "seed" not in cal or "space" not in cal or cpu_status(table.meta, this_cpu()) == "other":
+    if not points or "seed" not in cal or "space" not in cal or cpu_status(table.meta, this_cpu()) == OTHER:
         return None
     space = _calibration_space(table, cal["space"])
     archs = sample_archs(space, samples=cal["n"], seed=cal["seed"])[:nets] if space else []

@@ -29,7 +29,7 @@ import numpy as np
 from nse_hw.profilers.netbench import Bench, measure_archs, recheck, sample_archs
 
 from nse_hw.hostcpu import describe, this_cpu
-from nse_hw.latency import calibrate, load_table, predict
+from nse_hw.latency import LatencyTable, calibrate, load_table, predict
 from nse_hw.latency.calibration import error_summary
 from nse_hw.space import load_space
 
@@ -74,12 +74,18 @@ def save(path: Path | None, report: dict) -> None:
         tmp.replace(path)
 
 
-def recheck_table(table_path: Path, work: Path, report_path: Path) -> None:
-    """Re-measure a table's stored check networks now, with the settings they were measured with (what
-    `latency validate` does first): how far this machine has drifted since the table was built."""
-    table = load_table(table_path)
+def recheck_all(table: LatencyTable, work: Path) -> dict:
+    """Re-time all of a quick table's stored check networks now, with the settings they were measured with (what
+    `latency validate` does first, for 4): how far this machine has drifted since the table was built."""
     rec = recheck(table, nets=table.meta["calibration"]["n"], cache=work / "recheck-cache", convert_cpus=set())
-    assert rec is not None, f"{table_path} stores no check networks of this CPU"
+    assert rec is not None, f"{table.name} stores no check networks of this CPU"
+    return rec
+
+
+def recheck_table(table_path: Path, work: Path, report_path: Path) -> None:
+    """``recheck_all`` of the table at ``table_path``, appended to the report's ``rechecks``."""
+    table = load_table(table_path)
+    rec = recheck_all(table, work)
     rec.update({"table": str(table_path), "built": table.meta["quick"].get("created"), "load_avg": os.getloadavg()})
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     report.setdefault("rechecks", []).append(rec)
@@ -91,12 +97,10 @@ def recheck_table(table_path: Path, work: Path, report_path: Path) -> None:
 GUARD_TRIES, GUARD_WAITS, GUARD_WAIT_S = 3, 5, 120
 
 
-def guard_check(quick: object, args: argparse.Namespace, report: dict, *, before: int) -> bool:
+def guard_check(quick: LatencyTable, args: argparse.Namespace, report: dict, *, before: int) -> bool:
     """Re-time the quick table's check networks (stored in the report before network ``before``): True if their
     median is within ±``args.guard`` of the build."""
-    rec = recheck(quick, nets=quick.meta["calibration"]["n"], cache=args.work / "recheck-cache",  # type: ignore
-                  convert_cpus=set())
-    assert rec is not None, "the quick table stores no check networks of this CPU"
+    rec = recheck_all(quick, args.work)
     rec.update(before_network=before, load_avg=os.getloadavg())
     report.setdefault("guard_rechecks", []).append(rec)
     save(args.out, report)
@@ -106,13 +110,13 @@ def guard_check(quick: object, args: argparse.Namespace, report: dict, *, before
     return ok
 
 
-def wait_steady(quick: object, args: argparse.Namespace, report: dict, *, before: int) -> bool:
+def wait_steady(quick: LatencyTable, args: argparse.Namespace, report: dict, *, before: int) -> None:
     """After a drifted recheck: wait and recheck until the machine is back within the guard (at most
     GUARD_WAITS times); stop the run if it never is."""
     for _ in range(GUARD_WAITS):
         time.sleep(GUARD_WAIT_S)
         if guard_check(quick, args, report, before=before):
-            return True
+            return
     report["stopped"] = f"before network {before}: the machine stayed beyond ±{args.guard:.0%} of the build"
     save(args.out, report)
     raise SystemExit(report["stopped"])
@@ -177,17 +181,17 @@ def main() -> None:
     for start in range(len(batches) * args.batch, args.samples, args.batch):
         part = archs[start:start + args.batch]
         for _ in range(GUARD_TRIES if args.guard else 1):
-            steady = steady or wait_steady(quick, args, report, before=start)
+            if not steady:
+                wait_steady(quick, args, report, before=start)
             t0, load0 = time.perf_counter(), os.getloadavg()
             ms = [m["ms"] for m in measure_archs(part, bench, desc=f"validate {start}-{start + len(part) - 1}")]
             record = {"first": start, "measured_ms": ms, "wall_s": round(time.perf_counter() - t0, 1),
                       "load_avg": [load0, os.getloadavg()]}
-            after = guard_check(quick, args, report, before=start + len(part)) if args.guard else True
-            if steady and after:
+            steady = guard_check(quick, args, report, before=start + len(part)) if args.guard else True
+            if steady:  # the machine held still on both sides of the batch
                 break
             report.setdefault("dropped_batches", []).append(record)  # the machine moved: measured again
             save(args.out, report)
-            steady = after
         else:
             report["stopped"] = f"batch {start}: the machine drifted beyond ±{args.guard:.0%} {GUARD_TRIES} times"
             save(args.out, report)

@@ -181,7 +181,8 @@ def summary(task: str, res: dict[str, Any]) -> dict[str, Any]:
                      "pilot8_seed0": rank_correlation(s0[:PILOT], truth[:PILOT]) if len(done) == n else None}
     if len(done) == n:
         tau8 = {f"halving{a}-{b}": out[f"halving{a}-{b}"]["pilot8_seed0"]["kendall_tau"] for a, b in SCHEDULES}
-        chosen = max(tau8, key=lambda k: (round(tau8[k], 6), -sum(map(int, k[7:].split("-")))))
+        steps = {f"halving{a}-{b}": n * a + KEEP * b for a, b in SCHEDULES}  # training steps of the schedule
+        chosen = max(tau8, key=lambda k: (round(tau8[k], 6), -steps[k]))
         out["decision"] = {"chosen": chosen, "tau8": tau8, "tau12": out[chosen]["seed0"]["kendall_tau"],
                            "target_met": out[chosen]["seed0"]["kendall_tau"] >= 0.5,
                            "beats_longest_alone_by_0.05_on_8":

@@ -17,7 +17,7 @@ from typing import Any
 
 from nse_hw.hostcpu import SAME, cpu_id, cpu_status
 from nse_hw.jsonio import read_json
-from nse_hw.latency.table import table_kernels, table_precision
+from nse_hw.latency.table import first_in, table_kernels, table_precision
 from nse_hw.paths import table_dirs, user_tables
 
 
@@ -31,12 +31,6 @@ def host_table_name(runtime: str, *, precision: str = "float32", threads: int = 
 
 def _dirs(root: Path | None) -> list[Path]:
     return [root] if root is not None else table_dirs()
-
-
-def _first(root: Path | None, name: str) -> Path:
-    """``name`` in the first folder that holds it (the user's before the shipped), else in the last folder."""
-    hits = [d / name for d in _dirs(root)]
-    return next((p for p in hits if p.is_file()), hits[-1])
 
 
 def peek_meta(path: Path) -> dict[str, Any] | None:
@@ -73,7 +67,7 @@ def default_host_table(here: dict[str, Any], *, runtime: str, precision: str = "
     """This CPU's table if there is one, else the shipped name (which may be another CPU's: callers warn)."""
     mine = tables_of_cpu(here, runtime=runtime, precision=precision, threads=threads, kernels=kernels, root=root)
     name = host_table_name(runtime, precision=precision, threads=threads, kernels=kernels)
-    return mine[0] if mine else _first(root, f"{name}.json")
+    return mine[0] if mine else first_in(_dirs(root), f"{name}.json")
 
 
 def default_profile_out(here: dict[str, Any], *, runtime: str, precision: str = "float32", threads: int = 1,
@@ -84,7 +78,7 @@ def default_profile_out(here: dict[str, Any], *, runtime: str, precision: str = 
     out_dir = root if root is not None else user_tables()
     if quick:
         return out_dir / f"{host_table_name(runtime, **kw, cpu=cpu_id(here), quick=True)}.json"
-    shipped = _first(root, f"{host_table_name(runtime, **kw)}.json")
+    shipped = first_in(_dirs(root), f"{host_table_name(runtime, **kw)}.json")
     meta = peek_meta(shipped) if shipped.exists() else None
     if meta is None or cpu_status(meta, here) == SAME:
         return out_dir / shipped.name

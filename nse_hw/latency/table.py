@@ -328,14 +328,20 @@ def _sweep(path: Path) -> None:
 
 # --- files --------------------------------------------------------------------------------------------------
 
+def first_in(dirs: list[Path], name: str) -> Path:
+    """``name`` in the first of ``dirs`` that holds it (the user's table folder before the shipped one), else in
+    the last of them."""
+    hits = [d / name for d in dirs]
+    return next((p for p in hits if p.is_file()), hits[-1])
+
+
 def resolve_table_path(name_or_path: str | Path) -> Path:
     """A path as given, or a table by name (``host-litert`` -> host-litert.json in the user's table folder if it
     holds one, else the shipped one: :func:`nse_hw.paths.table_dirs`)."""
     path = Path(name_or_path)
     if path.suffix == ".json" or path.exists():
         return path
-    hits = [d / f"{name_or_path}.json" for d in table_dirs()]
-    return next((p for p in hits if p.is_file()), hits[-1])
+    return first_in(table_dirs(), f"{name_or_path}.json")
 
 
 def known_tables() -> list[str]:
