@@ -115,3 +115,31 @@ def tau_ceiling(icc: float | None, *, retrains: int = 1) -> float | None:
         return 0.0
     rel = retrains * icc / (1 + (retrains - 1) * icc)
     return 2 / math.pi * math.asin(math.sqrt(min(1.0, rel)))
+
+
+def paired_t_power(*, n: int, effect: float, sd: float, alpha: float = 0.05) -> float:
+    """Power of a two-sided paired t test on ``n`` pairs whose differences have SD ``sd`` when their true mean is
+    ``effect``: P(|T| > t_crit) for T noncentral t with n - 1 df and noncentrality effect·sqrt(n)/sd."""
+    if n < 2 or sd <= 0:
+        raise ValueError(f"need n >= 2 and sd > 0, got n={n}, sd={sd}")
+    df, nc = n - 1, effect * math.sqrt(n) / sd
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+
+
+def seeds_for_power(*, effect: float, sd: float, power: float = 0.8, alpha: float = 0.05, n_max: int = 10_000) -> int:
+    """The fewest pairs (seeds) for which ``paired_t_power`` reaches ``power``."""
+    for n in range(2, n_max + 1):
+        if paired_t_power(n=n, effect=effect, sd=sd, alpha=alpha) >= power:
+            return n
+    raise ValueError(f"more than {n_max} seeds needed for effect {effect} at SD {sd}")
+
+
+def pick_difference_sd(*, arch_sd: float, seed_sd: float, retrains: int = 1) -> float:
+    """SD of one seed's paired difference between two methods' picks, each scored by the mean of ``retrains``
+    retrains, bounding the picks' own spread by the window's architecture SD (``variance_components``): both
+    picks vary across search seeds as independent in-window draws would, so sqrt(2·arch² + 2·seed²/retrains).
+    A method that picks alike every seed has a smaller spread, so this errs towards more seeds."""
+    if retrains < 1:
+        raise ValueError(f"retrains must be >= 1, got {retrains}")
+    return math.sqrt(2 * arch_sd**2 + 2 * seed_sd**2 / retrains)

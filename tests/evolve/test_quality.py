@@ -7,8 +7,11 @@ import pytest
 from nse_hw.evolve.quality import (
     mean_sd,
     paired_difference,
+    paired_t_power,
+    pick_difference_sd,
     rank_correlation,
     round_gains,
+    seeds_for_power,
     spread_ranks,
     tau_ceiling,
     variance_components,
@@ -104,3 +107,23 @@ def test_tau_ceiling_on_paper():
     assert tau_ceiling(1.0) == pytest.approx(1.0) and tau_ceiling(-0.2) == 0.0 and tau_ceiling(None) is None
     with pytest.raises(ValueError, match="retrains"):
         tau_ceiling(0.5, retrains=0)
+
+
+def test_power_matches_the_published_paired_t_tables():
+    # G*Power, one-sample/paired t, two-sided α 0.05: d = 1 needs n = 10 (power 0.803), d = 0.5 needs n = 34
+    assert paired_t_power(n=10, effect=1.0, sd=1.0) == pytest.approx(0.8031, abs=1e-4)
+    assert paired_t_power(n=9, effect=1.0, sd=1.0) < 0.8
+    assert seeds_for_power(effect=1.0, sd=1.0) == 10 and seeds_for_power(effect=0.5, sd=1.0) == 34
+    assert paired_t_power(n=5, effect=0.0, sd=1.0) == pytest.approx(0.05)  # no effect: the test's own α
+    with pytest.raises(ValueError, match="n >= 2"):
+        paired_t_power(n=1, effect=1.0, sd=1.0)
+    with pytest.raises(ValueError, match="seeds needed"):
+        seeds_for_power(effect=0.01, sd=10.0, n_max=50)
+
+
+def test_pick_difference_sd_on_paper():
+    # arch 0.5, seed 1: 2 * 0.25 + 2 * 1 = 2.5; two retrains halve the seed part: 0.5 + 1 = 1.5
+    assert pick_difference_sd(arch_sd=0.5, seed_sd=1.0) == pytest.approx(math.sqrt(2.5))
+    assert pick_difference_sd(arch_sd=0.5, seed_sd=1.0, retrains=2) == pytest.approx(math.sqrt(1.5))
+    with pytest.raises(ValueError, match="retrains"):
+        pick_difference_sd(arch_sd=0.5, seed_sd=1.0, retrains=0)
