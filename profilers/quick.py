@@ -31,6 +31,7 @@ from nse_hw.profilers.netbench import Bench, fit_calibration, sample_archs
 from nse_hw.profilers.table_builder import profile_host
 from nse_hw.profilers.units import ExportJob
 
+from nse_hw.atomic import atomic_write
 from nse_hw.errors import NseError
 from nse_hw.latency import LatencyTable, load_table, space_keys
 from nse_hw.latency.family import FAMILY_FEATURES, ROWS_PER_FEATURE, features_of, shape_of
@@ -49,6 +50,9 @@ QUICK_CAL_NETS = 4
 # and each calibration network 4 rounds x (5 warm-up + 25 timed) runs instead of 4 x (20 + 50): on a 40-100 ms
 # network the warm-ups were 29% of the build. The 2026-12-06 build on 2 cores spent ~80 s on the 4 networks.
 QUICK_RUNS = 100
+# A slow spell while the units are timed shows as a check far off (2026-12-06 17:41: 22% on 4 networks where seed
+# 4's build read 1.7%): the units are timed again once, and the pass whose check is closer is kept.
+QUICK_RETIMES = 1
 QUICK_NET_WARMUP, QUICK_NET_RUNS = 5, 100
 
 
@@ -174,24 +178,46 @@ def profile_quick(space: SearchSpace, *, runtime: str, out: Path, threads: int =
                        "give --reference TABLE that covers the space, or run the full profile")
     subset = quick_keys(all_keys)
     cal_archs = sample_archs(space, samples=cal_nets, seed=cal_seed)
-    res = profile_host(space, runtime=runtime, out=out, threads=threads, warmup=warmup, runs=runs,
-                       cpu_cache=cpu_cache, cache=cache, convert_cpus=convert_cpus, progress=progress,
-                       space_ref=space_ref, precision=precision, kernels=kernels, only_keys=subset,
-                       prefetch=[ExportJob.for_arch(a, precision=precision) for a in cal_archs])
-    filled = predict_rest(load_table(out), ref, all_keys)
-    filled.meta.pop("calibration", None)  # fitted on other LUT sums: refitted below (networks stay cached)
-    filled.save(out, replace=True)
+    passes: list[tuple[float, bytes]] = []  # (check MAPE, the table file) of every timing pass
+    measured = 0
+    for attempt in range(1 + QUICK_RETIMES):
+        if attempt:  # the machine moved while the units were timed: time them (and the null model) again
+            log.warning("the quick table is %.1f%% off (mean) on its %d check networks (> %.0f%%): the machine may "
+                        "have been busy while its units were timed; timing them again (%d of %d)",
+                        passes[-1][0], cal_nets, CHECK_MAPE, attempt, QUICK_RETIMES)
+            stale = load_table(out)
+            for k in subset:
+                stale.entries.pop(k, None)
+            stale.meta.pop("invoke_overhead", None)
+            stale.save(out, replace=True)
+        res = profile_host(space, runtime=runtime, out=out, threads=threads, warmup=warmup, runs=runs,
+                           cpu_cache=cpu_cache, cache=cache, convert_cpus=convert_cpus, progress=progress,
+                           space_ref=space_ref, precision=precision, kernels=kernels, only_keys=subset,
+                           prefetch=[ExportJob.for_arch(a, precision=precision) for a in cal_archs])
+        measured += res.measured
+        filled = predict_rest(load_table(out), ref, all_keys)
+        filled.meta.pop("calibration", None)  # fitted on other LUT sums: refitted below (networks stay cached)
+        filled.save(out, replace=True)
+        table = load_table(out)
+        bench = Bench.for_table(table, warmup=min(warmup, QUICK_NET_WARMUP), runs=min(runs, QUICK_NET_RUNS),
+                                cache=cache, convert_cpus=convert_cpus, progress=progress)
+        cal = fit_calibration(table, cal_archs, bench, seed=cal_seed, space=space.name, form="identity")
+        passes.append((cal["raw_mape"], out.read_bytes()))
+        if cal["raw_mape"] <= CHECK_MAPE:
+            break
+    best = min(range(len(passes)), key=lambda i: passes[i][0])  # judged by the check networks only
+    if best != len(passes) - 1:
+        atomic_write(out, lambda tmp: tmp.write_bytes(passes[best][1]))
     table = load_table(out)
-    bench = Bench.for_table(table, warmup=min(warmup, QUICK_NET_WARMUP), runs=min(runs, QUICK_NET_RUNS), cache=cache,
-                            convert_cpus=convert_cpus, progress=progress)
-    cal = fit_calibration(table, cal_archs, bench, seed=cal_seed, space=space.name, form="identity")
+    cal = table.meta["calibration"]
+    table.meta["quick"]["check_mape_per_pass"] = [round(m, 2) for m, _ in passes]
     if cal["raw_mape"] > CHECK_MAPE:
-        log.warning("the quick table is %.1f%% off (mean) on its %d check networks, measured just now (> %.0f%%): "
-                    "the machine may have been busy while units were timed; rerun on a quiet machine, or run the "
-                    "full profile", cal["raw_mape"], cal["n"], CHECK_MAPE)
+        log.warning("the quick table is %.1f%% off (mean) on its %d check networks, measured just now (> %.0f%%), "
+                    "after %d timing passes: the machine may be busy; rerun on a quiet machine, or run the full "
+                    "profile", cal["raw_mape"], cal["n"], CHECK_MAPE, len(passes))
     wall = time.perf_counter() - start
-    table.meta["quick"].update({"wall_s_this_run": round(wall, 1), "measured_this_run": res.measured,
+    table.meta["quick"].update({"wall_s_this_run": round(wall, 1), "measured_this_run": measured,
                                 "cores_allowed": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                                 else None})
     table.save()
-    return QuickResult(out, res.measured, table.meta["quick"]["predicted"], cal, wall)
+    return QuickResult(out, measured, table.meta["quick"]["predicted"], cal, wall)
