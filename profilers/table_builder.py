@@ -34,7 +34,8 @@ from nse_hw.atomic import atomic_write_text, check_writable_dir
 from nse_hw.errors import NseError
 from nse_hw.hostcpu import OTHER, cpu_status, describe, table_cpu
 from nse_hw.latency import LatencyTable, arch_components, load_table, space_keys
-from nse_hw.latency.table import table_kernels, table_lock, utc_now
+from nse_hw.latency.lock import table_lock
+from nse_hw.latency.table import table_kernels, utc_now
 from nse_hw.progress import progress_bar
 from nse_hw.space import Arch, SearchSpace
 

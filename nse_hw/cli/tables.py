@@ -64,7 +64,7 @@ def import_cmd(file: Path, fmt: str, device: str, out: Path | None, arch_file: s
                fresh: bool) -> None:
     """Map a public latency table FILE onto our keys (entries marked `imported`)."""
     from nse_hw.latency.importers import FORMATS, import_table
-    from nse_hw.latency.table import table_lock
+    from nse_hw.latency.lock import table_lock
     from nse_hw.space import load_arch
 
     if fmt not in FORMATS:
@@ -108,7 +108,7 @@ def transfer_cmd(device_path: str, host_path: str | None, spaces: tuple[str, ...
                  no_shape_correction: bool, allow_partial: bool, donor_paths: tuple[str, ...]) -> None:
     """Fit a per-family model on the device's entries and predict every entry it lacks (`predicted`)."""
     from nse_hw.latency import load_table, space_keys
-    from nse_hw.latency.table import table_lock
+    from nse_hw.latency.lock import table_lock
     from nse_hw.latency.transfer import transfer_table
     from nse_hw.space import load_space
 

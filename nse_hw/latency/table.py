@@ -11,19 +11,15 @@ checked on load, on :meth:`LatencyTable.set` and on save: a negative or NaN late
 look cheaper (a stem at -500 ms let a ~574 ms net pass an 80 ms budget).
 
 Several processes may write one table (a running ``profile``, ``tables import``, ``latency calibrate``): every
-write holds an exclusive lock (:func:`table_lock`) and merges with what is on disk (:func:`merge_tables`), so no
-writer's entries are lost to another's stale in-memory copy.
+write holds an exclusive lock (:func:`nse_hw.latency.lock.table_lock`) and merges with what is on disk
+(:func:`merge_tables`), so no writer's entries are lost to another's stale in-memory copy.
 """
 
 from __future__ import annotations
 
 import copy
-import fcntl
 import math
-import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +28,7 @@ from typing import Any
 from nse_hw.atomic import atomic_write_json
 from nse_hw.errors import LatencyMiss, NseError
 from nse_hw.jsonio import MAX_DEPTH, nesting_depth, read_json
+from nse_hw.latency.lock import table_lock
 from nse_hw.paths import table_dirs
 
 
@@ -265,65 +262,6 @@ def merge_tables(disk: LatencyTable, mine: LatencyTable, base: dict[str, Any] | 
                        "table was written there meanwhile; not merging (use another --out)")
     base = base or {"meta": {}, "entries": {}}
     return merge_meta(disk.meta, mine.meta, base["meta"]), merge_entries(disk.entries, mine.entries, base["entries"])
-
-
-_HELD: dict[Path, int] = {}  # lock files this process holds -> nesting depth (a save inside an update)
-
-
-def lock_path(path: str | Path) -> Path:
-    path = Path(path)
-    return path.parent / f".{path.name}.lock"
-
-
-@contextmanager
-def table_lock(path: str | Path) -> Iterator[None]:
-    """Hold the exclusive advisory lock of table ``path`` (``flock`` on ``.<name>.lock`` beside it).
-
-    Re-entrant within a process. On entry, temp files that killed writers left beside the table are removed:
-    every writer of the table holds this lock, so any that exist now are stale.
-    """
-    lock = lock_path(path).resolve()
-    if lock in _HELD:
-        _HELD[lock] += 1
-        try:
-            yield
-        finally:
-            _HELD[lock] -= 1
-        return
-    fd = _acquire(lock)
-    _HELD[lock] = 1
-    try:
-        _sweep(Path(path))
-        yield
-    finally:
-        del _HELD[lock]
-        with suppress(OSError):
-            os.unlink(lock)  # before unlocking: a waiter holding the old inode sees it is gone and retries
-        os.close(fd)
-
-
-def _acquire(lock: Path) -> int:
-    while True:
-        try:
-            lock.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as exc:
-            raise NseError(f"cannot lock {lock}: {exc.strerror or exc}") from None
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            st, now = os.fstat(fd), os.stat(lock)
-            if (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino):
-                return fd
-        except FileNotFoundError:
-            pass
-        os.close(fd)  # the previous holder removed it while we waited: lock the new one
-
-
-def _sweep(path: Path) -> None:
-    for pattern in (f".{path.name}.*.tmp", f".{path.name}.probe", f"..{path.name}.probe.*.tmp"):
-        for stale in path.parent.glob(pattern):
-            with suppress(OSError):
-                stale.unlink()
 
 
 # --- files --------------------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ import pytest
 
 from nse_hw.errors import NseError
 from nse_hw.latency import LatencyTable, load_table
-from nse_hw.latency.table import TABLE_FORMAT, lock_path, merge_entries, table_lock
+from nse_hw.latency.lock import lock_path, table_lock
+from nse_hw.latency.table import TABLE_FORMAT, merge_entries
 
 META = {"device": "host", "runtime": "litert", "threads": 1}
 GOOD = {"ms": 1.5, "p10": 1.4, "p90": 1.7, "n": 10, "source": "measured"}
