@@ -177,8 +177,9 @@ def train_model(arch: ArchLike, *, out: str | Path, data: str | None = None, pre
     from nse_hw.config import from_dict
     from nse_hw.space import Arch
     from nse_hw.train.recipe import TrainConfig, default_config_path, load_train_config
+    from nse_hw.train.rundir import LAST
     from nse_hw.train.threads import settle_threads
-    from nse_hw.train.trainer import LAST, read_train_checkpoint, train
+    from nse_hw.train.trainer import read_train_checkpoint, train
 
     if resume:
         if preset or config or epochs is not None or seed is not None:

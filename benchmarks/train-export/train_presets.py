@@ -19,7 +19,8 @@ import torch
 
 from nse_hw.space import load_arch
 from nse_hw.train.recipe import TRAIN_CONFIGS, load_train_config
-from nse_hw.train.trainer import RESULT, train
+from nse_hw.train.rundir import RESULT
+from nse_hw.train.trainer import train
 
 
 def run_preset(arch_path: Path, preset: str, out: Path) -> dict:

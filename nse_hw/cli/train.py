@@ -14,7 +14,8 @@ from nse_hw.evolve.rundir import search_data
 from nse_hw.space import Arch
 from nse_hw.train import dist
 from nse_hw.train.recipe import TrainConfig, default_config_path, load_train_config
-from nse_hw.train.trainer import LAST, read_train_checkpoint, train
+from nse_hw.train.rundir import LAST
+from nse_hw.train.trainer import read_train_checkpoint, train
 
 
 def resolve_arch_arg(path: str) -> tuple[Arch, Path]:

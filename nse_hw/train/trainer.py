@@ -31,9 +31,9 @@ from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from nse_hw import __version__
-from nse_hw.atomic import atomic_write_json, atomic_write_text, exclusive_dir, is_bookkeeping
+from nse_hw.atomic import atomic_write_json, atomic_write_text
 from nse_hw.blocks import build_network
-from nse_hw.config import edited_keys, to_dict
+from nse_hw.config import to_dict
 from nse_hw.errors import NseError
 from nse_hw.progress import progress_bar
 from nse_hw.space import Arch, adapt_arch, save_arch
@@ -43,11 +43,11 @@ from nse_hw.train.checkpoint import load_checkpoint, save_checkpoint
 from nse_hw.train.data import DataBundle, load_data, make_loader, native_resolution
 from nse_hw.train.recipe import TrainConfig, make_ema, make_optimizer, make_scheduler
 from nse_hw.train.report import write_curve, write_metrics
+from nse_hw.train.rundir import BEST, LAST, RESULT, check_config_unedited, open_run_dir
 from nse_hw.train.threads import torch_threads
 
 log = logging.getLogger(__name__)
 CKPT_FORMAT = "nse-hw/train-checkpoint/1"
-LAST, BEST, RESULT = "last.pt", "best.pt", "result.json"
 _REQUIRED = ("arch", "proxy_arch", "config", "data", "model", "epoch")
 
 
@@ -90,48 +90,6 @@ def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], *, source: 
 
 def arch_summary(arch: Arch) -> str:
     return f"{'x'.join(map(str, arch.input))}->{arch.classes} ({len(arch.layers)} layers)"
-
-
-HEADER = ("arch.json", "proxy_arch.json", "config.yaml")  # written before the first epoch
-
-
-def check_run_dir(out: Path, *, resume: bool) -> None:
-    """Refuse to mix runs: a new run needs a directory without a run in it; a resume needs its last.pt.
-    (``_open_run_dir`` has refused a file in the directory's place before it took the lock.)
-
-    A run that ended before its first checkpoint left only its header: it can be started again, not resumed.
-    """
-    content = [p for p in out.iterdir() if not is_bookkeeping(p)] if out.is_dir() else []
-    failed_start = bool(content) and not (out / LAST).exists() and {p.name for p in content} <= set(HEADER)
-    if resume:
-        if failed_start:
-            raise NseError(f"cannot resume: the run in {out} ended before its first epoch finished; start it "
-                           f"again without --resume")
-        if not (out / LAST).is_file():
-            raise NseError(f"cannot resume: {out / LAST} does not exist")
-        return
-    if failed_start:
-        log.info("%s holds a run that ended before its first checkpoint; starting it again", out)
-    elif content:
-        hint = f"resume it with --resume {out}" if (out / LAST).exists() else "choose another --out"
-        raise NseError(f"output directory {out} exists and is not empty; {hint}")
-
-
-def _check_config_unedited(out: Path, config: dict[str, Any]) -> None:
-    edited = edited_keys(out / "config.yaml", config)
-    if edited:
-        raise NseError(f"{out / 'config.yaml'} was edited since the run started ({', '.join(edited)}); --resume "
-                       f"continues with the config in {LAST}: undo the edit, or start a new run with --config")
-
-
-def _open_run_dir(out: Path, *, resume: bool, held: ExitStack) -> None:
-    """Rank 0: lock ``out`` for the rest of the run (removing debris of interrupted writes), then check it."""
-    if out.exists() and not out.is_dir():
-        raise NseError(f"output directory {out} is a file; choose another --out")
-    if resume and not out.is_dir():
-        raise NseError(f"cannot resume: no directory {out}")
-    held.enter_context(exclusive_dir(out))
-    check_run_dir(out, resume=resume)
 
 
 def _seed_everything(seed: int) -> None:
@@ -394,10 +352,10 @@ def _train(arch: Arch, *, data: str, cfg: TrainConfig, out: str | Path, preset: 
     dist.init_distributed()
     out = Path(out)
     with ExitStack() as held:
-        dist.on_main(lambda: _open_run_dir(out, resume=resume, held=held))  # before rank 0 writes anything
+        dist.on_main(lambda: open_run_dir(out, resume=resume, held=held))  # before rank 0 writes anything
         state = read_train_checkpoint(out / LAST) if resume else None
         if state is not None:
-            dist.on_main(lambda: _check_config_unedited(out, state["config"]))
+            dist.on_main(lambda: check_config_unedited(out, state["config"]))
         run = _Run(arch, data=data, cfg=cfg, out=out, preset=preset)
         if state is not None:
             run.restore(state, str(out / LAST))

@@ -53,7 +53,7 @@ def test_kill_then_resume_gives_the_uninterrupted_result(tiny_files, tmp_path, w
 
 def test_a_run_that_died_before_its_first_checkpoint_can_be_started_again(tiny_files, tmp_path):
     from nse_hw.errors import NseError
-    from nse_hw.train.trainer import check_run_dir
+    from nse_hw.train.rundir import check_run_dir
 
     run = tmp_path / "run"
     run.mkdir()

@@ -16,10 +16,10 @@ from nse_hw.space import Arch, adapt_arch, load_arch
 from nse_hw.train.data import load_data
 from nse_hw.train.recipe import load_train_config
 from nse_hw.train.report import read_metrics
+from nse_hw.train.rundir import check_run_dir
 from nse_hw.train.trainer import (
     CKPT_FORMAT,
     augment,
-    check_run_dir,
     eval_state_dict,
     evaluate,
     load_weights,
