@@ -146,3 +146,22 @@ def test_a_run_in_use_or_with_an_edited_config_is_refused(setup):
     for content in ({}, {"state": {"round": "x"}}):
         save_checkpoint({"format": "nse-hw/search-checkpoint/1", **content}, out / "checkpoint.pt")
         _one_line_error(_run("--resume", str(out)), "is not a complete search checkpoint")
+
+
+@pytest.mark.parametrize("task, needle", [
+    ("ct-fmnist-99", "unknown data source 'ct-fmnist-99'"),
+    ({"canvas": 24, "scale": [0.2, 0.8], "clutter": [1, 2], "crop": 4}, "smaller than the network's total stride 32"),
+    ({"canvas": 48, "clutter": [4, 40], "crop": 10}, "cannot fit"),
+])
+def test_a_task_that_cannot_be_used_is_one_line(tmp_path, task, needle):
+    """Issue 21's bad input for named tasks: an unknown name, a canvas below the space's total stride, clutter
+    that cannot fit the canvas: exit 2 before anything is written."""
+    import yaml
+
+    if isinstance(task, dict):
+        path = tmp_path / "task.yaml"
+        path.write_text(yaml.safe_dump({"kind": "cluttered-fashion-mnist", "test_placements": 1, "seed": 0, **task}))
+        task = str(path)
+    _one_line_error(_run("--latency", "80ms", "--data", task, "--preset", "smoke", "--out", str(tmp_path / "r")),
+                    needle)
+    assert not (tmp_path / "r").exists()
