@@ -13,7 +13,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -98,16 +98,18 @@ def remove_stale_temps(path: Path, *, subdirs: tuple[str, ...] = ()) -> list[Pat
 
 @contextmanager
 def exclusive_dir(path: str | Path, *, subdirs: tuple[str, ...] = ()) -> Iterator[Path]:
-    """Hold an exclusive lock on the run directory ``path`` (created if absent) for the block.
+    """Hold an exclusive lock on the run directory ``path`` (created if absent, and removed again if the block
+    fails before anything was written in it) for the block.
 
     A second process writing the same run is refused in one line instead of interleaving its files with ours.
     ``flock`` is released by the kernel when the process dies, so a kill -9 never leaves a stale lock (only the
     file, which the next holder reuses). Inside the lock the temp files of interrupted writes are removed.
     """
+    created = not Path(path).exists()
     path = check_writable_dir(path)
     lock = path / LOCK_NAME
     fh = open(lock, "a+")  # noqa: SIM115 -- held open for the whole block
-    held = False
+    held = failed = False
     try:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -125,7 +127,13 @@ def exclusive_dir(path: str | Path, *, subdirs: tuple[str, ...] = ()) -> Iterato
         fh.flush()
         remove_stale_temps(path, subdirs=subdirs)
         yield path
+    except BaseException:
+        failed = True
+        raise
     finally:
         if held:  # still ours: remove it before the lock goes (a waiter that opened it sees the inode change)
             lock.unlink(missing_ok=True)
         fh.close()
+        if created and failed and held:  # refused before writing anything: leave no empty directory behind
+            with suppress(OSError):  # not empty: something was written, keep it
+                path.rmdir()

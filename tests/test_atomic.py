@@ -64,3 +64,22 @@ def test_atomic_write_leaves_the_old_file_when_the_writer_fails(tmp_path):
     with pytest.raises(RuntimeError):
         atomic_write(path, boom)
     assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+
+def test_a_run_directory_refused_before_any_write_is_not_left_behind(tmp_path):
+    """Bad input found inside the lock (e.g. a task canvas below the network's stride): the directory this call
+    created is removed again; one that existed, or that got a file, stays."""
+    with pytest.raises(NseError), exclusive_dir(tmp_path / "new"):
+        raise NseError("refused")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "old").mkdir()
+    with pytest.raises(NseError), exclusive_dir(tmp_path / "old"):
+        raise NseError("refused")
+    assert (tmp_path / "old").is_dir()
+    with pytest.raises(NseError), exclusive_dir(tmp_path / "written") as run:
+        (run / "arch.json").write_text("{}")
+        raise NseError("failed later")
+    assert (tmp_path / "written" / "arch.json").read_text() == "{}"
+    with exclusive_dir(tmp_path / "ok"):
+        pass
+    assert (tmp_path / "ok").is_dir()  # a run that ends well keeps its (even empty) directory
