@@ -31,7 +31,6 @@ from nse_hw.profilers.netbench import Bench, fit_calibration, sample_archs
 from nse_hw.profilers.table_builder import profile_host
 from nse_hw.profilers.units import ExportJob
 
-from nse_hw.atomic import atomic_write
 from nse_hw.errors import NseError
 from nse_hw.latency import LatencyTable, load_table, space_keys
 from nse_hw.latency.family import FAMILY_FEATURES, ROWS_PER_FEATURE, features_of, shape_of
@@ -178,7 +177,8 @@ def profile_quick(space: SearchSpace, *, runtime: str, out: Path, threads: int =
                        "give --reference TABLE that covers the space, or run the full profile")
     subset = quick_keys(all_keys)
     cal_archs = sample_archs(space, samples=cal_nets, seed=cal_seed)
-    passes: list[tuple[float, bytes]] = []  # (check MAPE, the table file) of every timing pass
+    prefetch = [ExportJob.for_arch(a, precision=precision) for a in cal_archs]
+    passes: list[tuple[float, LatencyTable]] = []  # (check MAPE, the table as written) of every timing pass
     measured = 0
     for attempt in range(1 + QUICK_RETIMES):
         if attempt:  # the machine moved while the units were timed: time them (and the null model) again
@@ -193,7 +193,7 @@ def profile_quick(space: SearchSpace, *, runtime: str, out: Path, threads: int =
         res = profile_host(space, runtime=runtime, out=out, threads=threads, warmup=warmup, runs=runs,
                            cpu_cache=cpu_cache, cache=cache, convert_cpus=convert_cpus, progress=progress,
                            space_ref=space_ref, precision=precision, kernels=kernels, only_keys=subset,
-                           prefetch=[ExportJob.for_arch(a, precision=precision) for a in cal_archs])
+                           prefetch=prefetch)
         measured += res.measured
         filled = predict_rest(load_table(out), ref, all_keys)
         filled.meta.pop("calibration", None)  # fitted on other LUT sums: refitted below (networks stay cached)
@@ -202,13 +202,13 @@ def profile_quick(space: SearchSpace, *, runtime: str, out: Path, threads: int =
         bench = Bench.for_table(table, warmup=min(warmup, QUICK_NET_WARMUP), runs=min(runs, QUICK_NET_RUNS),
                                 cache=cache, convert_cpus=convert_cpus, progress=progress)
         cal = fit_calibration(table, cal_archs, bench, seed=cal_seed, space=space.name, form="identity")
-        passes.append((cal["raw_mape"], out.read_bytes()))
+        passes.append((cal["raw_mape"], table))
         if cal["raw_mape"] <= CHECK_MAPE:
             break
     best = min(range(len(passes)), key=lambda i: passes[i][0])  # judged by the check networks only
+    table = passes[best][1]
     if best != len(passes) - 1:
-        atomic_write(out, lambda tmp: tmp.write_bytes(passes[best][1]))
-    table = load_table(out)
+        table.save(out, replace=True)  # under the table's lock, like every write
     cal = table.meta["calibration"]
     table.meta["quick"]["check_mape_per_pass"] = [round(m, 2) for m, _ in passes]
     if cal["raw_mape"] > CHECK_MAPE:
