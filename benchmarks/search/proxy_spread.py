@@ -188,17 +188,20 @@ def summarize(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
 
 def print_summary(s: dict[str, Any]) -> None:
     print("test top-1 in points; τ max: the Kendall τ a perfect ranker reaches against 1 / 3 retrain seeds")
-    print("recipe          retrains  seed SD  arch SD  arch-means SD  range   ICC    F p      τ max 1/3  wall s/run")
+    print("recipe          retrains  seed SD  arch SD  arch-means SD  range   ICC [95% CI]          F p      "
+          "τ max 1/3  wall s/run")
     for recipe, d in s.items():
         a = d["anova"]
         if a is None:
             print(f"{recipe:<15} {d['retrains']:>8}  (not enough finished archs)")
             continue
         icc = "-" if a["icc"] is None else f"{a['icc']:.2f}"
+        if a.get("icc_ci95"):
+            icc += " [{:.2f}, {:.2f}]".format(*a["icc_ci95"])
         fp = "-" if a["f_p"] is None else f"{a['f_p']:.3g}"
         tau = "/".join("-" if d["tau_ceiling"][m] is None else f"{d['tau_ceiling'][m]:.2f}" for m in ("1", "3"))
         print(f"{recipe:<15} {d['retrains']:>8}  {a['seed_sd']:>6.2f}  {a['arch_sd']:>7.2f}  "
-              f"{a['arch_means_sd']:>13.2f}  {a['means_range']:>5.2f}  {icc:>5}  {fp:>7}  {tau:>9}  "
+              f"{a['arch_means_sd']:>13.2f}  {a['means_range']:>5.2f}  {icc:<19}  {fp:>7}  {tau:>9}  "
               f"{d['wall_s']['mean']:>8.0f}")
         for i, v in d["per_arch"].items():
             print(f"    arch{int(i):02d}: " + ", ".join(f"{x:.2f}" for x in v))

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import integrate, stats
 
 
 def _num(x: float) -> float | None:
@@ -85,7 +85,9 @@ def variance_components(groups: Mapping[Any, Sequence[float]]) -> dict[str, Any]
     Balanced groups of k >= 2 values each. Returns the within-arch (seed) SD sqrt(MSW), the SD of the arch
     means, the arch effect's SD sqrt(max(0, (MSB - MSW) / k)), ICC(1) = (MSB - MSW) / (MSB + (k - 1) MSW) (the share
     of one retrain's variance that is the architecture's, 0 = pure noise, 1 = noise-free), the F test's p-value
-    for "all archs equal", and the range of the arch means. ICC is None where both mean squares are 0."""
+    for "all archs equal", the range of the arch means, and the ICC's 95% confidence interval from the F
+    distribution (McGraw & Wong 1996, case 1: how little 8 archs x 2 seeds pin an ICC down). ICC is None where both
+    mean squares are 0; its interval is None where MSW is 0."""
     sizes = {len(v) for v in groups.values()}
     if len(groups) < 2 or len(sizes) != 1 or (k := sizes.pop()) < 2:
         raise ValueError(f"need >= 2 archs with the same number (>= 2) of seeds each, got sizes "
@@ -96,9 +98,15 @@ def variance_components(groups: Mapping[Any, Sequence[float]]) -> dict[str, Any]
     msb = k * float(((means - a.mean()) ** 2).sum()) / (n - 1)
     msw = float(((a - means[:, None]) ** 2).sum()) / (n * (k - 1))
     icc = None if msb + msw == 0 else (msb - msw) / (msb + (k - 1) * msw)
-    p = None if msw == 0 else _num(stats.f.sf(msb / msw, n - 1, n * (k - 1)))
+    df1, df2 = n - 1, n * (k - 1)
+    p = ci = None
+    if msw > 0:
+        f = msb / msw
+        p = _num(stats.f.sf(f, df1, df2))
+        f_lo, f_hi = f / stats.f.ppf(0.975, df1, df2), f * stats.f.ppf(0.975, df2, df1)
+        ci = [(f_lo - 1) / (f_lo + k - 1), (f_hi - 1) / (f_hi + k - 1)]
     return {"archs": n, "seeds": k, "seed_sd": math.sqrt(msw), "arch_means_sd": float(means.std(ddof=1)),
-            "arch_sd": math.sqrt(max(0.0, (msb - msw) / k)), "icc": icc, "f_p": p,
+            "arch_sd": math.sqrt(max(0.0, (msb - msw) / k)), "icc": icc, "icc_ci95": ci, "f_p": p,
             "means_range": float(means.max() - means.min())}
 
 
@@ -143,3 +151,37 @@ def pick_difference_sd(*, arch_sd: float, seed_sd: float, retrains: int = 1) -> 
     if retrains < 1:
         raise ValueError(f"retrains must be >= 1, got {retrains}")
     return math.sqrt(2 * arch_sd**2 + 2 * seed_sd**2 / retrains)
+
+
+def expected_max_normal(k: int) -> float:
+    """E[max of k independent standard normals] (numerical integration of k·x·φ(x)·Φ(x)^(k-1)): 0 for k = 1,
+    1/sqrt(π) for 2, 3/(2·sqrt(π)) for 3."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if k == 1:
+        return 0.0
+    return float(integrate.quad(lambda x: k * x * stats.norm.pdf(x) * stats.norm.cdf(x) ** (k - 1),
+                                -np.inf, np.inf)[0])
+
+
+def selection_gain(*, arch_sd: float, corr: float, k: int) -> float:
+    """Expected true gain, in the accuracy's units, of keeping the best of ``k`` uniform in-window draws by a
+    score whose correlation with the true accuracy is ``corr`` (bivariate normal), over one draw kept blindly:
+    arch_sd·corr·E[max of k normals]. ``arch_sd`` is the window's architecture-effect SD (``variance_components``):
+    no ranker, however good, gets more than arch_sd·E[max of k] out of k candidates."""
+    if not -1 <= corr <= 1:
+        raise ValueError(f"corr must lie in [-1, 1], got {corr}")
+    return arch_sd * corr * expected_max_normal(k)
+
+
+def icc_rule_power(*, icc: float, archs: int, seeds: int, min_icc: float, alpha: float = 0.05) -> float:
+    """Probability that a pilot of ``archs`` x ``seeds`` retrains passes the rule "ICC(1) >= min_icc and F-test
+    p < alpha" when the task's true ICC is ``icc`` (balanced one-way random effects, normal errors). Both parts are
+    thresholds on the same F = MSB/MSW: ICC >= m  <=>  F >= (1 + (k - 1)·m) / (1 - m); and F is (1 + k·θ) times an
+    F(n - 1, n(k - 1)) variable, θ = icc / (1 - icc) the arch-to-seed variance ratio."""
+    if not (0 <= icc < 1 and min_icc < 1) or archs < 2 or seeds < 2:
+        raise ValueError(f"need 0 <= icc < 1, min_icc < 1, archs >= 2, seeds >= 2; got {icc}, {min_icc}, "
+                         f"{archs}, {seeds}")
+    df1, df2, k = archs - 1, archs * (seeds - 1), seeds
+    threshold = max((1 + (k - 1) * min_icc) / (1 - min_icc), stats.f.isf(alpha, df1, df2))
+    return float(stats.f.sf(threshold / (1 + k * icc / (1 - icc)), df1, df2))

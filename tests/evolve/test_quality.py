@@ -3,8 +3,11 @@
 import math
 
 import pytest
+from scipy import stats
 
 from nse_hw.evolve.quality import (
+    expected_max_normal,
+    icc_rule_power,
     mean_sd,
     paired_difference,
     paired_t_power,
@@ -12,6 +15,7 @@ from nse_hw.evolve.quality import (
     rank_correlation,
     round_gains,
     seeds_for_power,
+    selection_gain,
     spread_ranks,
     tau_ceiling,
     variance_components,
@@ -88,6 +92,42 @@ def test_variance_components_on_paper():
     # F = 8 on (1, 2) df is t^2 with t = sqrt(8) on 2 df: two-sided p = 1 - t / sqrt(2 + t^2)
     assert v["f_p"] == pytest.approx(1 - math.sqrt(8) / math.sqrt(10))
     assert v["means_range"] == 4.0
+
+
+def test_icc_interval_matches_shrout_fleiss_published_example():
+    # Shrout & Fleiss (1979), 6 targets x 4 judges, one-way model: ICC(1,1) 0.17, 95% CI [-0.13, 0.72], F 1.79 on
+    # (5, 18) df, p 0.165 (the same figures as NAG's g04ga example and R's psych::ICC)
+    v = variance_components({1: [9, 2, 5, 8], 2: [6, 1, 3, 2], 3: [8, 4, 6, 8], 4: [7, 1, 2, 6], 5: [10, 5, 6, 9],
+                             6: [6, 2, 4, 7]})
+    assert v["icc"] == pytest.approx(0.17, abs=0.005) and v["f_p"] == pytest.approx(0.165, abs=0.0005)
+    assert v["icc_ci95"] == pytest.approx([-0.13, 0.72], abs=0.005)
+    assert variance_components({"a": [2.0, 2.0], "b": [3.0, 3.0]})["icc_ci95"] is None  # MSW 0: no interval
+
+
+def test_expected_max_and_selection_gain_on_paper():
+    # E[max of 2] = 1/sqrt(π), of 3 = 3/(2 sqrt(π)); keeping the best of 2 by a score of correlation 0.5 with the
+    # truth, arch SD 2: 2 * 0.5 / sqrt(π)
+    assert expected_max_normal(1) == 0.0
+    assert expected_max_normal(2) == pytest.approx(1 / math.sqrt(math.pi))
+    assert expected_max_normal(3) == pytest.approx(3 / (2 * math.sqrt(math.pi)))
+    assert selection_gain(arch_sd=2.0, corr=0.5, k=2) == pytest.approx(1 / math.sqrt(math.pi))
+    assert selection_gain(arch_sd=2.0, corr=0.0, k=16) == 0.0
+    with pytest.raises(ValueError, match="k must"):
+        expected_max_normal(0)
+    with pytest.raises(ValueError, match="corr"):
+        selection_gain(arch_sd=1.0, corr=1.5, k=2)
+
+
+def test_icc_rule_power_on_paper():
+    # no arch effect and a rule that only asks p < α: it passes exactly α of the time
+    assert icc_rule_power(icc=0.0, archs=8, seeds=2, min_icc=-1.0) == pytest.approx(0.05)
+    # k = 2, ICC >= 0.6 <=> F >= 1.6 / 0.4 = 4 (above F's 5% point on (7, 8) df, 3.50); true ICC 0.6 scales F by
+    # 1 + 2 * 1.5 = 4, so the rule passes with P(F(7, 8) >= 1)
+    assert icc_rule_power(icc=0.6, archs=8, seeds=2, min_icc=0.6) == pytest.approx(stats.f.sf(1.0, 7, 8))
+    powers = [icc_rule_power(icc=i, archs=8, seeds=2, min_icc=0.6) for i in (0.3, 0.45, 0.6, 0.8)]
+    assert powers == sorted(powers) and powers[0] < 0.5 < powers[-1]  # more real effect, more passes
+    with pytest.raises(ValueError, match="icc"):
+        icc_rule_power(icc=1.0, archs=8, seeds=2, min_icc=0.6)
 
 
 def test_variance_components_pure_noise_and_errors():
