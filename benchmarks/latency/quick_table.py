@@ -60,6 +60,9 @@ def score(table, archs, measured: np.ndarray) -> dict:
             "lut_sum_ms": raw.tolist(), "calibrated_ms": cal.tolist()}
 
 
+RESERVED = {"quick", "full"}  # the report's own tables: --also names must not overwrite them
+
+
 def show(name: str, s: dict) -> None:
     for kind in ("raw", "calibrated"):
         if v := s[kind]:
@@ -165,15 +168,22 @@ def main() -> None:
     report["quick_meta"] = quick.meta["quick"]
     report["quick_calibration"] = {k: quick.meta["calibration"].get(k) for k in (
         "slope", "intercept_ms", "n", "seed", "loo_mape", "form", "raw_mape")}
-    also = {name: load_table(path) for name, path in (a.split("=", 1) for a in args.also)}
+    also_args = [a.split("=", 1) for a in args.also]
+    def taken(name: str) -> bool:  # a key of the report that is not an earlier --also table's scores
+        return name in RESERVED or (name in report and not (isinstance(report[name], dict) and "raw" in report[name]))
+
+    if bad := [a for a in also_args if len(a) != 2 or taken(a[0])]:
+        ap.error(f"--also NAME=TABLE: {'='.join(bad[0])!r}: NAME must be new and not one of {sorted(RESERVED)} "
+                 "(the report's own entries)")
+    also = {name: load_table(path) for name, path in also_args}
     archs = sample_archs(load_space(SPACE), samples=args.samples, seed=args.seed)
     bench = Bench.for_table(full, cache=args.work / "val-cache", convert_cpus=set())
     report.update({"samples": args.samples, "seed": args.seed, "validate_cores": sorted(os.sched_getaffinity(0))})
     batches = report.setdefault("batches", [])
     measured_before = sum(len(b["measured_ms"]) for b in batches)
-    if also and measured_before:  # tables added later: scored on what is already measured
+    if measured_before:  # rescored on what is already measured (tables added later, or a report to mend)
         meas = np.array([x for b in batches for x in b["measured_ms"]])
-        for name, table in also.items():
+        for name, table in {"quick": quick, "full": full, **also}.items():
             report[name] = score(table, archs[:measured_before], meas)
             show(name, report[name])
         save(args.out, report)
