@@ -60,7 +60,11 @@ def score(table, archs, measured: np.ndarray) -> dict:
             "lut_sum_ms": raw.tolist(), "calibrated_ms": cal.tolist()}
 
 
-RESERVED = {"quick", "full"}  # the report's own tables: --also names must not overwrite them
+# the report's own entries: an --also table's scores go under its NAME at the top level, so it must not be one
+RESERVED = frozenset({
+    "quick", "full", "cpu", "cores_allowed", "quick_table", "build_wall_s", "build_cpu_s", "build_convert_cpus",
+    "load_avg_before_build", "load_avg_after_build", "quick_meta", "quick_calibration", "samples", "seed",
+    "validate_cores", "batches", "networks_done", "dropped_batches", "guard_rechecks", "stopped", "mended"})
 
 
 def show(name: str, s: dict) -> None:
@@ -169,12 +173,9 @@ def main() -> None:
     report["quick_calibration"] = {k: quick.meta["calibration"].get(k) for k in (
         "slope", "intercept_ms", "n", "seed", "loo_mape", "form", "raw_mape")}
     also_args = [a.split("=", 1) for a in args.also]
-    def taken(name: str) -> bool:  # a key of the report that is not an earlier --also table's scores
-        return name in RESERVED or (name in report and not (isinstance(report[name], dict) and "raw" in report[name]))
-
-    if bad := [a for a in also_args if len(a) != 2 or taken(a[0])]:
-        ap.error(f"--also NAME=TABLE: {'='.join(bad[0])!r}: NAME must be new and not one of {sorted(RESERVED)} "
-                 "(the report's own entries)")
+    if bad := [a for a in also_args if len(a) != 2 or a[0] in RESERVED]:
+        ap.error(f"--also NAME=TABLE: {'='.join(bad[0])!r}: NAME must not be one of the report's own entries "
+                 f"({', '.join(sorted(RESERVED))})")
     also = {name: load_table(path) for name, path in also_args}
     archs = sample_archs(load_space(SPACE), samples=args.samples, seed=args.seed)
     bench = Bench.for_table(full, cache=args.work / "val-cache", convert_cpus=set())

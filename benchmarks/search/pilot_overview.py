@@ -19,8 +19,10 @@ import argparse
 import json
 from pathlib import Path
 
+from proxy_spread import arch_groups
 from scipy import stats
 
+from nse_hw.atomic import atomic_write_json
 from nse_hw.evolve.quality import expected_max_normal, icc_rule_power, selection_gain, variance_components
 
 HERE = Path(__file__).parent
@@ -43,10 +45,7 @@ def groups(files: list[str], recipe: str) -> dict[int, list[float]]:
     recs = [r for f in files for r in json.loads((HERE / f).read_text())["records"]
             if r.get("kind") == "train" and r.get("recipe_name") == recipe]
     seeds = {r["retrain_seed"] for r in recs}
-    out: dict[int, list[float]] = {}
-    for r in sorted(recs, key=lambda r: r["retrain_seed"]):
-        out.setdefault(r["arch_index"], []).append(100 * r["test_top1"])
-    return {i: v for i, v in out.items() if len(v) == len(seeds)}
+    return {i: v for i, v in arch_groups(recs, recipe).items() if len(v) == len(seeds)}
 
 
 def main() -> None:
@@ -76,9 +75,7 @@ def main() -> None:
     print(f"\nE[max of {CANDIDATES} standard normals] = {expected_max_normal(CANDIDATES):.3f}")
     report = {"format": "nse-hw/pilot-overview/1", "pilots": rows, "rule_power_2_seeds": power,
               "candidates": CANDIDATES, "expected_max_normal": expected_max_normal(CANDIDATES)}
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=1) + "\n")
-    tmp.replace(args.out)
+    atomic_write_json(args.out, report)
     print(f"\n{args.out}")
 
 

@@ -163,6 +163,14 @@ def run_jobs(store: Store, proto: dict[str, Any], runs: Path, archs: list[Path],
                     space=space.name)
 
 
+def arch_groups(records: list[dict[str, Any]], recipe: str) -> dict[int, list[float]]:
+    """Test top-1 in points of ``recipe``'s retrains, per arch index, in retrain-seed order."""
+    groups: dict[int, list[float]] = {}
+    for r in sorted((r for r in records if r.get("recipe_name") == recipe), key=lambda r: r["retrain_seed"]):
+        groups.setdefault(r["arch_index"], []).append(100 * r["test_top1"])
+    return groups
+
+
 def summarize(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
     store.write(lambda d: None)
     out: dict[str, Any] = {}
@@ -173,9 +181,7 @@ def summarize(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
     seeds = sorted({*proto["retrain_seeds"], *(r["retrain_seed"] for r in pooled)})
     for recipe in proto["recipes"]:
         recs = [r for r in store.records("train") + pooled if r.get("recipe_name") == recipe]
-        groups: dict[int, list[float]] = {}
-        for r in sorted(recs, key=lambda r: r["retrain_seed"]):
-            groups.setdefault(r["arch_index"], []).append(100 * r["test_top1"])
+        groups = arch_groups(recs, recipe)
         full = {i: v for i, v in groups.items() if len(v) == len(seeds)}
         anova = variance_components(full) if len(full) >= 2 else None
         icc = anova["icc"] if anova else None
