@@ -11,12 +11,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from nse_hw.profilers.host import RUNNERS, get_runner, summarize
 from nse_hw.profilers.pipeline import exported
+from nse_hw.profilers.speed import ProbeSettings, SpeedProbe
+from nse_hw.profilers.timing import Evictor, time_session
 from nse_hw.profilers.units import ExportJob, arch_hash, default_cache
 
 from nse_hw import __version__
@@ -43,6 +46,7 @@ class Bench:
     rounds: int = 4
     precision: str = "float32"  # int8: networks quantised as `nse-hw export --int8` does, like the table's units
     kernels: str = "xnnpack"  # LiteRT's op resolver path, the table's (meta.kernels)
+    probe: ProbeSettings | None = None  # the table's speed probe: put each network's times on the table's scale
 
     @classmethod
     def for_table(cls, table: LatencyTable, **kw: Any) -> Bench:
@@ -52,7 +56,7 @@ class Bench:
                            "measured on the host only (use a host-* table)")
         if not isinstance(meta.get("threads"), int) or meta.get("runtime") not in RUNNERS:
             raise NseError(f"table {table.name} does not say which runtime/threads it was measured with")
-        kw = {k: v for k, v in kw.items() if v is not None}
+        kw = {"probe": ProbeSettings.of(meta)} | {k: v for k, v in kw.items() if v is not None}
         return cls(meta["runtime"], meta["threads"], precision=table_precision(meta),
                    kernels=table_kernels(meta) or "xnnpack", **kw)
 
@@ -74,29 +78,54 @@ def sample_archs(space: SearchSpace, *, samples: int, seed: int) -> list[Arch]:
     return [space.sample(rng) for _ in range(samples)]
 
 
-def measure_archs(archs: Sequence[Arch], bench: Bench, *, desc: str = "networks") -> list[dict[str, float]]:
+def measure_archs(archs: Sequence[Arch], bench: Bench, *, desc: str = "networks") -> list[dict[str, Any]]:
     """Median, p10, p90 and n of each whole network, end to end.
 
     The runs are split into ``bench.rounds`` rounds that visit every network in turn, so a slow spell of the
-    machine (the other core's load shares L3 and memory) lands on all networks alike, not on one.
+    machine (the other core's load shares L3 and memory) lands on all networks alike, not on one. With
+    ``bench.probe`` the table's speed probe is re-timed every ~10 s and each round's times are put on the table's
+    scale (:mod:`nse_hw.profilers.speed`); the figures are then on that scale, and each network also gets
+    ``as_timed_ms`` (its median as timed), ``per_probe`` (its median in probe times) and ``probe_ratio`` (the
+    probe's median time while it ran over the reference: how much slower the machine was than at the build).
     """
     runner = get_runner(bench.runtime, threads=bench.threads, kernels=bench.kernels)
     jobs = [ExportJob.for_arch(a, precision=bench.precision) for a in archs]
-    stream = exported(jobs, runtime=bench.runtime, cache=bench.cache or default_cache(),
+    lead = [ExportJob.for_key(bench.probe.key, precision=bench.precision)] if bench.probe else []
+    stream = exported(lead + jobs, runtime=bench.runtime, cache=bench.cache or default_cache(),
                       convert_cpus=bench.convert_cpus, progress=bench.progress)
     per_round = -(-bench.runs // bench.rounds)
     bar = progress_bar(total=len(jobs) * bench.rounds, desc=desc, unit="net",
                        disable=None if bench.progress is None else not bench.progress)
     paths: list[Path] = []
-    times: list[list[np.ndarray]] = [[] for _ in jobs]
+    times: list[list[tuple[np.ndarray, float]]] = [[] for _ in jobs]  # (run times, clock) per round
+    probe = None
     with bar:
+        if lead:
+            probe = _probe(next(stream)[1], runner, bench.probe)
         for r in range(bench.rounds):
             for i, path in enumerate(paths if r else (p for _, p in stream)):  # round 0 also exports
                 if r == 0:
                     paths.append(path)
-                times[i].append(runner.load(path).time(warmup=bench.warmup, runs=per_round))
+                run = partial(runner.load(path).time, warmup=bench.warmup, runs=per_round)
+                times[i].append(probe.timed(run) if probe else (run(), 0.0))
                 bar.update()
-    return [summarize(np.concatenate(t)) for t in times]
+    if probe is None:
+        return [summarize(np.concatenate([t for t, _ in ts])) for ts in times]
+    probe.tick(force=True)
+    ref = bench.probe.reference_ms
+    out = []
+    for ts in times:
+        per = np.concatenate([t / probe.at(c) for t, c in ts])
+        out.append(summarize(per * ref) | {
+            "as_timed_ms": float(np.median(np.concatenate([t for t, _ in ts]))), "per_probe": float(np.median(per)),
+            "probe_ratio": float(np.median([probe.at(c) for _, c in ts])) / ref})
+    return out
+
+
+def _probe(path: Path, runner: Any, s: ProbeSettings) -> SpeedProbe:
+    evictor = Evictor() if s.cpu_cache == "evicted" else None
+    return SpeedProbe(lambda: float(np.median(time_session(runner.load(path), warmup=s.warmup, runs=s.runs,
+                                                           cpu_cache=s.cpu_cache, evictor=evictor))))
 
 
 def _layers(arch: Arch) -> str:
@@ -123,12 +152,21 @@ def validate(table: LatencyTable, archs: Sequence[Arch], bench: Bench, *,
             for a, lab, r, c, m, e, ec in zip(archs, labels or [""] * len(archs), raw.tolist(), cal_ms.tolist(),
                                               measured, pct_errors(raw, meas).tolist(),
                                               pct_errors(cal_ms, meas).tolist(), strict=True)]
+    for row, m in zip(rows, measured, strict=True):
+        row.update({k: m[k] for k in ("as_timed_ms", "probe_ratio") if k in m})
+    summary = {"raw": error_summary(raw, meas), "calibrated": error_summary(cal_ms, meas) if cal else None}
+    speed = None
+    if bench.probe:  # the same predictions against the times as taken, for comparison
+        timed = np.array([m["as_timed_ms"] for m in measured])
+        summary["as_timed"] = error_summary(cal_ms if cal else raw, timed)
+        speed = {"reference_ms": bench.probe.reference_ms, "key": bench.probe.key,
+                 "probe_ratio": float(np.median([m["probe_ratio"] for m in measured]))}
     return {"table": str(table.path), "device": "host", "runtime": bench.runtime, "threads": bench.threads,
             "precision": bench.precision, "kernels": bench.kernels, "cpu": this_cpu(),
             "table_cpu_status": cpu_status(table.meta, this_cpu()),
             "warmup": bench.warmup, "runs": bench.runs, "rounds": bench.rounds, "tool_version": __version__,
             "created": utc_now(), "calibration": cal or None, "archs": rows,
-            "summary": {"raw": error_summary(raw, meas), "calibrated": error_summary(cal_ms, meas) if cal else None}}
+            "speed": speed, "summary": summary}
 
 
 DRIFT_WARN = 0.05  # re-timed check networks off their stored times by more than this: the machine has moved
@@ -151,12 +189,15 @@ def recheck(table: LatencyTable, *, nets: int = RECHECK_NETS, cache: Path | None
         return None
     bench = Bench.for_table(table, warmup=cal.get("warmup"), runs=cal.get("runs"), rounds=cal.get("rounds"),
                             cache=cache, convert_cpus=convert_cpus, progress=progress)
-    now = [m["ms"] for m in measure_archs(archs, bench, desc="recheck")]
+    measured = measure_archs(archs, bench, desc="recheck")
+    now = [m["ms"] for m in measured]
     then = [pt["measured_ms"] for pt in points[:nets]]
     ratio = [n / t for n, t in zip(now, then, strict=True)]
     median = float(np.median(ratio))
+    probe = float(np.median([m["probe_ratio"] for m in measured])) if bench.probe else None
     return {"calibrated_at": cal.get("created"), "rechecked_at": utc_now(), "then_ms": then, "now_ms": now,
-            "now_over_then": ratio, "median_ratio": median, "drifted": abs(median - 1) > DRIFT_WARN}
+            "now_over_then": ratio, "median_ratio": median, "drifted": abs(median - 1) > DRIFT_WARN,
+            "probe_ratio": probe}
 
 
 def _calibration_space(table: LatencyTable, name: str) -> SearchSpace | None:
@@ -177,6 +218,9 @@ def drift_message(drift: dict[str, Any]) -> str:
     r, m = drift["now_over_then"], drift["median_ratio"]
     head = (f"the table's {len(r)} check networks, re-timed now, take {m:.2f}x (median; {min(r):.2f}-{max(r):.2f}x) "
             f"their time at calibration ({drift['calibrated_at']})")
+    if drift.get("probe_ratio") is not None:  # both times on the table's scale: what the probe did not take out
+        head = (f"this machine runs at {drift['probe_ratio']:.2f}x the speed probe's time at the table's build; "
+                f"on the table's scale {head}")
     if not drift["drifted"]:
         return head + ": this machine runs as it did then"
     return (head + f": this machine is {abs(m - 1) * 100:.0f}% {'slower' if m > 1 else 'faster'} than then (a busy "

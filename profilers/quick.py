@@ -166,7 +166,8 @@ def profile_quick(space: SearchSpace, *, runtime: str, out: Path, threads: int =
                   runs: int = QUICK_RUNS, cpu_cache: str = "evicted", cache: Path | None = None,
                   convert_cpus: set[int] | None = None, progress: bool | None = None, space_ref: str | None = None,
                   precision: str = "float32", kernels: str = "xnnpack", reference: Path | None = None,
-                  cal_nets: int = QUICK_CAL_NETS, cal_seed: int = QUICK_CAL_SEED) -> QuickResult:
+                  cal_nets: int = QUICK_CAL_NETS, cal_seed: int = QUICK_CAL_SEED,
+                  speed_probe: bool = True) -> QuickResult:
     """Measure :func:`quick_keys` of ``space`` into ``out``, predict the rest host-to-host from ``reference``
     (default: :func:`reference_table`), calibrate on ``cal_nets`` measured networks; resumable like profile."""
     start = time.perf_counter()
@@ -193,7 +194,7 @@ def profile_quick(space: SearchSpace, *, runtime: str, out: Path, threads: int =
         res = profile_host(space, runtime=runtime, out=out, threads=threads, warmup=warmup, runs=runs,
                            cpu_cache=cpu_cache, cache=cache, convert_cpus=convert_cpus, progress=progress,
                            space_ref=space_ref, precision=precision, kernels=kernels, only_keys=subset,
-                           prefetch=prefetch)
+                           prefetch=prefetch, speed_probe=speed_probe)
         measured += res.measured
         filled = predict_rest(load_table(out), ref, all_keys)
         filled.meta.pop("calibration", None)  # fitted on other LUT sums: refitted below (networks stay cached)

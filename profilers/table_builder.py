@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 
 from nse_hw.profilers.host import Runner, get_runner, host_description, summarize
 from nse_hw.profilers.pipeline import exported
+from nse_hw.profilers.speed import PROBE_KEY, SpeedProbe, rereference, scaled, speed_meta
 from nse_hw.profilers.timing import CPU_CACHE_MODES, NULL_KEY, Evictor, time_session
 from nse_hw.profilers.units import (
     EXPORTER,
@@ -137,12 +139,56 @@ def _load_record(before: dict[str, float] | None, loads: list[float]) -> dict[st
     return {"max": round(peak, 2), "median_this_run": round(float(sorted(loads)[len(loads) // 2]), 2)}
 
 
+class _Scale:
+    """Entries timed since the probe's last sample wait here until its next one brackets them, then go into the
+    table on the probe's scale (reference: ``meta.speed.reference_ms``, this run's first probe time for a new
+    table until :meth:`finish` puts every scaled entry on the median of all the table's probe times)."""
+
+    def __init__(self, table: LatencyTable, probe: SpeedProbe) -> None:
+        self.table, self.probe = table, probe
+        self.pending: list[tuple[str, dict[str, float], float]] = []
+        probe.tick(force=True)
+        self.reference = speed_meta(table.meta)["reference_ms"] or probe.samples[0][1]
+
+    @property
+    def speed(self) -> dict[str, Any]:
+        return speed_meta(self.table.meta)  # looked up each time: a save replaces the table's meta with a merge
+
+    def add(self, name: str, stats: dict[str, float], clock: float) -> None:
+        """An entry timed at ``clock`` (after :meth:`SpeedProbe.timed` ticked the probe if due)."""
+        if self.pending and self.pending[0][2] < self.probe.samples[-1][0]:  # bracketed by the newest sample
+            self._flush()
+        self.pending.append((name, stats, clock))
+
+    def _flush(self) -> None:
+        for name, stats, clock in self.pending:
+            p = self.probe.at(clock)
+            self.table.set(name, source="measured", probe_ms=round(p, 6),
+                           **_net_of(scaled(stats, probe_ms=p, reference_ms=self.reference),
+                                     self.table.meta["invoke_overhead"]["ms"]))
+        self.pending.clear()
+        self.speed["reference_ms"] = self.reference
+        self.table.save()
+
+    def finish(self) -> None:
+        self.probe.tick(force=True)
+        self._flush()
+        self.speed["runs"].append({"created": utc_now(), **self.probe.record()})
+        new = statistics.median(p for r in self.speed["runs"] for p in r["probe_ms"])
+        moved = rereference(self.table.entries, old_ms=self.reference, new_ms=new)
+        self.speed["reference_ms"] = round(new, 6)
+        log.info("speed probe: %d timings, %.3f-%.3f ms; %d entries on the reference %.3f ms",
+                 len(self.probe.samples), min(p for _, p in self.probe.samples),
+                 max(p for _, p in self.probe.samples), moved, new)
+
+
 def profile_host(space: SearchSpace | None, *, runtime: str, out: Path, threads: int = 1, warmup: int = 20,
                  runs: int = 200, cpu_cache: str = "evicted", cache: Path | None = None,
                  convert_cpus: set[int] | None = None, progress: bool | None = None,
                  space_ref: str | None = None, precision: str = "float32",
                  archs: tuple[tuple[str, Arch], ...] = (), kernels: str = "xnnpack",
-                 only_keys: list[str] | None = None, prefetch: Sequence[ExportJob] = ()) -> ProfileResult:
+                 only_keys: list[str] | None = None, prefetch: Sequence[ExportJob] = (),
+                 speed_probe: bool = True) -> ProfileResult:
     """Measure every key of ``space`` and of ``archs`` ((reference, arch) pairs: a network of any shape, e.g.
     MobileNetV2 at 160 px) missing from the table at ``out`` (created if absent) on this host.
 
@@ -152,7 +198,9 @@ def profile_host(space: SearchSpace | None, *, runtime: str, out: Path, threads:
     ``kernels``: LiteRT's op resolver path (``xnnpack`` or ``builtin``). ``only_keys``: measure just these keys
     of the space (``profile --quick`` measures a subset and predicts the rest). ``prefetch``: models to export
     (not time) in the same stream after the keys, so a whole-network step that follows finds them converted by
-    cores that would otherwise wait (``--quick``'s calibration networks).
+    cores that would otherwise wait (``--quick``'s calibration networks). ``speed_probe``: re-time a fixed unit
+    every ~10 s and put every entry on one scale (:mod:`nse_hw.profilers.speed`; entries are then saved every
+    ~10 s, so a kill loses those since the last save).
     """
     if warmup < 0 or runs < 1:
         raise NseError(f"need --warmup >= 0 and --runs >= 1, got {warmup} and {runs}")
@@ -188,22 +236,32 @@ def profile_host(space: SearchSpace | None, *, runtime: str, out: Path, threads:
                     loads[0])
     timer = _Timer(runner, warmup, runs, cpu_cache, evictor)
     null = [] if "invoke_overhead" in table.meta else [ExportJob.for_key(NULL_KEY, precision=precision)]  # kept
-    jobs = null + [ExportJob.for_key(k, precision=precision) for k in todo]
+    lead = null + ([ExportJob.for_key(PROBE_KEY, precision=precision)] if speed_probe and todo else [])
+    jobs = lead + [ExportJob.for_key(k, precision=precision) for k in todo]
     extra = [j for j in dict.fromkeys(prefetch) if j not in set(jobs)]
     stream = exported(jobs + extra, runtime=runtime, cache=cache or default_cache(), convert_cpus=convert_cpus,
                       progress=progress)
     bar = progress_bar(stream, total=len(jobs) + len(extra), desc=f"profile {runtime}", unit="model",
                        disable=None if progress is None else not progress)
+    scale = None
     for i, (job, path) in enumerate(bar):
         if i >= len(jobs):  # a prefetched model: converted, not timed
             continue
         if null and i == 0:
             table.meta["invoke_overhead"] = {"key": NULL_KEY, **timer.stats(path)}
-            continue
-        table.set(job.name, source="measured", **_net_of(timer.stats(path), table.meta["invoke_overhead"]["ms"]))
-        loads.append(os.getloadavg()[0])
-        table.meta["load_avg_1min"] = _load_record(table.meta.get("load_avg_1min"), loads)
-        table.meta["updated"] = utc_now()
-        table.save()
+        elif i < len(lead):
+            scale = _Scale(table, SpeedProbe(lambda p=path: timer.stats(p)["ms"]))
+        else:
+            stats, clock = scale.probe.timed(lambda p=path: timer.stats(p)) if scale else (timer.stats(path), 0.0)
+            loads.append(os.getloadavg()[0])
+            table.meta["load_avg_1min"] = _load_record(table.meta.get("load_avg_1min"), loads)
+            table.meta["updated"] = utc_now()
+            if scale is None:
+                table.set(job.name, source="measured", **_net_of(stats, table.meta["invoke_overhead"]["ms"]))
+                table.save()
+            else:
+                scale.add(job.name, stats, clock)
+    if scale is not None:
+        scale.finish()
     table.save()  # also when nothing was missing: records the space in meta
     return ProfileResult(out, len(todo), skipped, time.perf_counter() - start)

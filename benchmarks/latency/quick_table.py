@@ -23,10 +23,12 @@ import resource
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from nse_hw.profilers.netbench import Bench, measure_archs, recheck, sample_archs
+from nse_hw.profilers.speed import ProbeSettings
 
 from nse_hw.hostcpu import describe, this_cpu
 from nse_hw.latency import LatencyTable, calibrate, load_table, predict
@@ -52,12 +54,28 @@ def build(out: Path, cache: Path, convert_cpus: str) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def score(table, archs, measured: np.ndarray) -> dict:
+def score(table, archs, measured: np.ndarray, per_probe: np.ndarray | None = None) -> dict:
+    """Both predictions of ``table`` against the networks' times: on the table's scale (``per_probe`` x its probe
+    reference) where it has a speed probe and the networks were measured with it, else as timed."""
     raw = np.array([predict(a, table).lut_sum_ms for a in archs])
     cal = np.array([calibrate(r, table) for r in raw])
-    return {"table": str(table.path), "raw": error_summary(raw, measured),
-            "calibrated": error_summary(cal, measured) if table.meta.get("calibration") else None,
-            "lut_sum_ms": raw.tolist(), "calibrated_ms": cal.tolist()}
+    ref = (table.meta.get("speed") or {}).get("reference_ms")
+    on_scale = bool(ref) and per_probe is not None and len(per_probe) == len(measured)
+    truth = per_probe * ref if on_scale else measured
+    out = {"table": str(table.path), "raw": error_summary(raw, truth),
+           "calibrated": error_summary(cal, truth) if table.meta.get("calibration") else None,
+           "lut_sum_ms": raw.tolist(), "calibrated_ms": cal.tolist(), "on_probe_scale": on_scale}
+    if on_scale:
+        out |= {"probe_reference_ms": ref, "as_timed": error_summary(cal, measured)}
+    return out
+
+
+def measurements(batches: list[dict]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The networks' times as timed, and in probe times where every batch was measured with the probe."""
+    meas = np.array([x for b in batches for x in b["measured_ms"]])
+    if not all("per_probe" in b for b in batches):
+        return meas, None
+    return meas, np.array([x for b in batches for x in b["per_probe"]])
 
 
 # the report's own entries: an --also table's scores go under its NAME at the top level, so it must not be one
@@ -68,9 +86,11 @@ RESERVED = frozenset({
 
 
 def show(name: str, s: dict) -> None:
-    for kind in ("raw", "calibrated"):
-        if v := s[kind]:
-            print(f"  {name:<6} {kind:<10} n={v['n']} within ±10%: {100 * v['within_10pct']:.0f}%  MAPE "
+    for kind in ("raw", "calibrated", "as_timed"):
+        if v := s.get(kind):
+            scale = "probe scale" if s.get("on_probe_scale") else "as timed"
+            label = kind if kind == "as_timed" else f"{kind} ({scale})"
+            print(f"  {name:<6} {label:<24} n={v['n']} within ±10%: {100 * v['within_10pct']:.0f}%  MAPE "
                   f"{v['mape']:.2f}%  worst {v['max_abs_pct_err']:.1f}%  bias {v['bias_pct']:+.2f}%")
 
 
@@ -143,6 +163,8 @@ def main() -> None:
     ap.add_argument("--guard", type=float, help="re-time the quick table's check networks before the first batch "
                     "and after each; a batch whose bracketing rechecks are not both within ±GUARD of the build "
                     f"(e.g. 0.03) is measured again, at most {GUARD_TRIES} times")
+    ap.add_argument("--probe", action=argparse.BooleanOptionalAction, default=True,
+                    help="time the quick table's speed probe between networks (where it has one) [default: on]")
     ap.add_argument("--also", action="append", default=[], metavar="NAME=TABLE",
                     help="another table to score on the same measurements (repeatable)")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("quick-table-validate.json"),
@@ -178,14 +200,17 @@ def main() -> None:
                  f"({', '.join(sorted(RESERVED))})")
     also = {name: load_table(path) for name, path in also_args}
     archs = sample_archs(load_space(SPACE), samples=args.samples, seed=args.seed)
-    bench = Bench.for_table(full, cache=args.work / "val-cache", convert_cpus=set())
+    # timed as the --full table's networks were; with the quick table's speed probe where it has one, so each
+    # table with a probe is scored on its own scale (score) and the others as timed
+    bench = replace(Bench.for_table(full, cache=args.work / "val-cache", convert_cpus=set()),
+                    probe=ProbeSettings.of(quick.meta) if args.probe else None)
     report.update({"samples": args.samples, "seed": args.seed, "validate_cores": sorted(os.sched_getaffinity(0))})
     batches = report.setdefault("batches", [])
     measured_before = sum(len(b["measured_ms"]) for b in batches)
     if measured_before:  # rescored on what is already measured (tables added later, or a report to mend)
-        meas = np.array([x for b in batches for x in b["measured_ms"]])
+        meas, per_probe = measurements(batches)
         for name, table in {"quick": quick, "full": full, **also}.items():
-            report[name] = score(table, archs[:measured_before], meas)
+            report[name] = score(table, archs[:measured_before], meas, per_probe)
             show(name, report[name])
         save(args.out, report)
     steady = guard_check(quick, args, report, before=len(batches) * args.batch) if args.guard else True
@@ -195,9 +220,11 @@ def main() -> None:
             if not steady:
                 wait_steady(quick, args, report, before=start)
             t0, load0 = time.perf_counter(), os.getloadavg()
-            ms = [m["ms"] for m in measure_archs(part, bench, desc=f"validate {start}-{start + len(part) - 1}")]
-            record = {"first": start, "measured_ms": ms, "wall_s": round(time.perf_counter() - t0, 1),
-                      "load_avg": [load0, os.getloadavg()]}
+            got = measure_archs(part, bench, desc=f"validate {start}-{start + len(part) - 1}")
+            record = {"first": start, "measured_ms": [m.get("as_timed_ms", m["ms"]) for m in got],
+                      "wall_s": round(time.perf_counter() - t0, 1), "load_avg": [load0, os.getloadavg()]}
+            if bench.probe:  # also in probe times, and how slow the machine ran against the quick table's build
+                record |= {"per_probe": [m["per_probe"] for m in got], "probe_ratio": [m["probe_ratio"] for m in got]}
             steady = guard_check(quick, args, report, before=start + len(part)) if args.guard else True
             if steady:  # the machine held still on both sides of the batch
                 break
@@ -209,9 +236,10 @@ def main() -> None:
             raise SystemExit(report["stopped"])
         batches.append(record)
         done = archs[:start + len(part)]
-        meas = np.array([x for b in batches for x in b["measured_ms"]])
-        report.update({"networks_done": len(done), "quick": score(quick, done, meas), "full": score(full, done, meas)})
-        report.update({name: score(table, done, meas) for name, table in also.items()})
+        meas, per_probe = measurements(batches)
+        report.update({"networks_done": len(done), "quick": score(quick, done, meas, per_probe),
+                       "full": score(full, done, meas, per_probe)})
+        report.update({name: score(table, done, meas, per_probe) for name, table in also.items()})
         save(args.out, report)
         print(f"{len(done)} of {args.samples} networks (seed {args.seed}), {meas.min():.1f}-{meas.max():.1f} ms, "
               "measured once for both tables:", flush=True)

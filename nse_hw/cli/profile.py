@@ -135,6 +135,9 @@ def _profile_phone(*, device: str, **kw: Any) -> None:
 @click.option("--cpu-cache", type=click.Choice(["evicted", "warm"]), default="evicted", show_default=True,
               help="evicted: time each block as inside a network (CPU caches evicted, input fresh); "
                    "warm: back to back.")
+@click.option("--speed-probe/--no-speed-probe", default=True, show_default=True,
+              help="Host: re-time one fixed block every ~10 s and put every entry on one scale, so a slow spell of "
+                   "the machine (a VM whose speed moves) does not end up in some entries only; ~10% more time.")
 @click.option("--serial", help="Phone: adb serial (needed when several devices are attached).")
 @click.option("--benchmark-binary", type=click.Path(dir_okay=False, path_type=Path),
               help="Phone: the binary to push when the phone has none: LiteRT's benchmark_model, or with "
@@ -144,7 +147,8 @@ def _profile_phone(*, device: str, **kw: Any) -> None:
 def profile(device: str, serial: str | None, benchmark_binary: Path | None, adb: str | None, **kw: Any) -> None:
     """Measure every block SPACE can use (or the ARCH networks need) and write (or resume) the latency table.
 
-    Entries already in the table are skipped; the table is saved after every entry.
+    Entries already in the table are skipped; the table is saved as it fills (every ~10 s with the host's
+    speed probe, else after every entry).
     """
     if not kw["space"] and not kw["archs"]:
         raise NseError("give --space SPACE (every block a search space can use) or --arch FILE (one network's)")
@@ -153,8 +157,8 @@ def profile(device: str, serial: str | None, benchmark_binary: Path | None, adb:
             raise NseError("--serial, --benchmark-binary and --adb are for phones, not --device host")
         _profile_host(**kw)
     else:
-        if kw.pop("quick") or kw.pop("reference") or kw.pop("kernels") != "xnnpack":
-            raise NseError("--quick, --reference and --kernels are for --device host")
+        if kw.pop("quick") or kw.pop("reference") or kw.pop("kernels") != "xnnpack" or not kw.pop("speed_probe"):
+            raise NseError("--quick, --reference, --kernels and --no-speed-probe are for --device host")
         if kw.pop("archs"):
             raise NseError("--arch is for --device host; a phone profiles a --space (or predict with "
                            "nse-hw latency predict ARCH --device PHONE)")

@@ -88,6 +88,10 @@ def validate_cmd(table_path: str, samples: int, seed: int, arch_files: tuple[str
 
 
 def _echo_report(report: dict[str, Any]) -> None:
+    if sp := report.get("speed"):
+        click.echo(f"speed probe: this machine took {sp['probe_ratio']:.2f}x the probe's time at the table's build; "
+                   "measured times are on the table's scale ('as_timed': the same predictions against the times as "
+                   "taken)")
     for r in report["archs"]:
         cal = f"  cal {r['calibrated_ms']:8.3f} ({r['err_pct_calibrated']:+5.1f}%)" if r["calibrated_ms"] else ""
         click.echo(f"{r['label'] or r['arch']:<12} measured {r['measured_ms']:8.3f} ms  LUT {r['lut_sum_ms']:8.3f} "

@@ -4,6 +4,7 @@ import os
 import pytest
 import torch
 from nse_hw.profilers import pipeline, table_builder
+from nse_hw.profilers.speed import PROBE_KEY
 from nse_hw.profilers.table_builder import profile_host
 from nse_hw.profilers.timing import NULL_KEY
 from nse_hw.profilers.units import Add, ExportJob, build_unit, cache_path
@@ -90,15 +91,15 @@ def test_interrupted_build_keeps_finished_entries_and_resumes(built, micro, cach
         return real(times)
 
     monkeypatch.setattr(table_builder, "summarize", dies_on_third_entry)
-    with pytest.raises(KeyboardInterrupt):
-        profile_host(micro, runtime="onnxruntime", out=out, cache=cache, **FAST)
+    with pytest.raises(KeyboardInterrupt):  # no speed probe: saved after every entry (the probe's case: test_speed)
+        profile_host(micro, runtime="onnxruntime", out=out, cache=cache, speed_probe=False, **FAST)
     saved = json.loads(out.read_text())  # valid JSON: every save was atomic
     assert list(saved["entries"]) == space_keys(micro)[:2] and "invoke_overhead" in saved["meta"]
     assert not [p for p in tmp_path.iterdir() if p.name != "t.json"]  # no temp files left behind
     monkeypatch.setattr(table_builder, "summarize", real)
     # every export is cached now: resuming must not start a converter
     monkeypatch.setattr(pipeline, "ProcessPoolExecutor", lambda *a, **k: pytest.fail("re-converted"))
-    res = profile_host(micro, runtime="onnxruntime", out=out, cache=cache, **FAST)
+    res = profile_host(micro, runtime="onnxruntime", out=out, cache=cache, speed_probe=False, **FAST)
     assert (res.measured, res.skipped) == (5, 2)
     table = load_table(out)
     assert list(table.entries) == space_keys(micro)
@@ -137,7 +138,8 @@ def test_litert_build_of_a_subset(micro, tmp_path):
     table = load_table(profile_host(micro, runtime="litert", out=table_path, cache=tmp_path / "c", **FAST).path)
     assert table.meta["runtime"] == "litert" and len(table.entries) == 7
     files = list((tmp_path / "c").rglob("*.tflite"))
-    assert len(files) == 8  # the entries and the trivial model
+    assert len(files) == 9  # the entries, the trivial model and the speed probe
+    assert table.meta["speed"]["reference_ms"] > 0 and all(e["probe_ms"] > 0 for e in table.entries.values())
 
 
 @pytest.mark.slow
@@ -155,7 +157,9 @@ def test_prefetched_models_are_converted_not_timed(micro, tmp_path, monkeypatch)
     table = load_table(res.path)
     assert res.measured == 3 and list(table.entries) == keys
     net_file = cache_path(net, runtime="onnxruntime", cache=tmp_path / "c")
-    assert net_file.is_file() and net_file not in timed and len(timed) == 4  # the overhead model and 3 keys
+    probe = cache_path(ExportJob.for_key(PROBE_KEY), runtime="onnxruntime", cache=tmp_path / "c")
+    assert net_file.is_file() and net_file not in timed
+    assert len([p for p in timed if p != probe]) == 4 and timed.count(probe) >= 2  # overhead, 3 keys; the probe
 
 
 def test_bad_settings_fail_before_work(micro, tmp_path):
