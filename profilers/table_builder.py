@@ -200,7 +200,7 @@ def profile_host(space: SearchSpace | None, *, runtime: str, out: Path, threads:
     (not time) in the same stream after the keys, so a whole-network step that follows finds them converted by
     cores that would otherwise wait (``--quick``'s calibration networks). ``speed_probe``: re-time a fixed unit
     every ~10 s and put every entry on one scale (:mod:`nse_hw.profilers.speed`; entries are then saved every
-    ~10 s, so a kill loses those since the last save).
+    ~10 s, so a kill loses those since the last save); ignored when extending a table begun without it.
     """
     if warmup < 0 or runs < 1:
         raise NseError(f"need --warmup >= 0 and --runs >= 1, got {warmup} and {runs}")
@@ -236,7 +236,9 @@ def profile_host(space: SearchSpace | None, *, runtime: str, out: Path, threads:
                     loads[0])
     timer = _Timer(runner, warmup, runs, cpu_cache, evictor)
     null = [] if "invoke_overhead" in table.meta else [ExportJob.for_key(NULL_KEY, precision=precision)]  # kept
-    lead = null + ([ExportJob.for_key(PROBE_KEY, precision=precision)] if speed_probe and todo else [])
+    # a table begun without the probe goes on without it: its entries stay on one scale (as timed)
+    probed = speed_probe and bool(todo) and ("speed" in table.meta or not table.entries)
+    lead = null + ([ExportJob.for_key(PROBE_KEY, precision=precision)] if probed else [])
     jobs = lead + [ExportJob.for_key(k, precision=precision) for k in todo]
     extra = [j for j in dict.fromkeys(prefetch) if j not in set(jobs)]
     stream = exported(jobs + extra, runtime=runtime, cache=cache or default_cache(), convert_cpus=convert_cpus,

@@ -180,3 +180,14 @@ def test_a_kill_loses_only_the_entries_since_the_last_probe_and_the_resume_puts_
     assert len(speed["runs"]) == 1  # the killed run recorded no run; its probe times are not in the median
     assert [e["ms"] / _base(k) for k, e in t.entries.items()] == pytest.approx([speed["reference_ms"]] * len(t.entries),
                                                                                rel=1e-5)
+
+
+def test_a_table_begun_without_the_probe_goes_on_without_it(drifting, tiny_space, tmp_path):
+    out = tmp_path / "t.json"
+    kw = {"runtime": "onnxruntime", "out": out, "cpu_cache": "warm", "warmup": 0, "runs": 3, "progress": False}
+    keys = space_keys(tiny_space)
+    table_builder.profile_host(tiny_space, only_keys=keys[:3], speed_probe=False, **kw)
+    table_builder.profile_host(tiny_space, **kw)  # the probe asked for (the default), the table has none
+    t = load_table(out)
+    assert len(t.entries) == len(keys) and "speed" not in t.meta
+    assert not any("probe_ms" in e for e in t.entries.values())
