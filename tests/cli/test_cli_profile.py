@@ -80,9 +80,12 @@ def test_calibrate_then_validate_on_other_networks(setup):
     assert (setup / "v.png").read_bytes()[:4] == b"\x89PNG"
     assert len(rep["archs"]) == 3 and rep["archs"][0]["label"].endswith("a.json")
     assert (rep["runtime"], rep["threads"], rep["runs"], rep["seed"]) == ("onnxruntime", 1, 5, seed)
-    for kind in ("raw", "calibrated"):
+    for kind in ("raw", "calibrated", "as_timed"):  # as_timed: the speed probe's scaling left out
         s = rep["summary"][kind]
         assert s["n"] == 3 and set(s) >= {"within_10pct", "mape", "max_abs_pct_err", "bias_pct"}
+    table_speed = load_table(setup / "t.json").meta["speed"]  # the profile timed its probe: so did validate
+    assert rep["speed"]["reference_ms"] == table_speed["reference_ms"] and rep["speed"]["probe_ratio"] > 0
+    assert drift["probe_ratio"] > 0 and all(r["as_timed_ms"] > 0 for r in rep["archs"])
     r = rep["archs"][1]
     assert r["err_pct_raw"] == pytest.approx(100 * (r["lut_sum_ms"] - r["measured_ms"]) / r["measured_ms"])
     assert r["err_pct_calibrated"] == pytest.approx(
@@ -163,3 +166,16 @@ def test_default_runs_keep_an_existing_tables_own(tmp_path, tiny_space):
     assert default_runs(tmp_path / "t.json", quick=False) == 37
     (tmp_path / "bad.json").write_text("{not json")
     assert default_runs(tmp_path / "bad.json", quick=False) == 200  # refused later, by the table reader
+
+
+def test_validate_says_first_how_fast_the_machine_ran_against_the_tables_probe(capsys):
+    from nse_hw.cli.validate import _echo_report
+
+    s = {"n": 1, "within_10pct": 1.0, "mape": 2.0, "max_abs_pct_err": 2.0, "bias_pct": 2.0, "bias_ms": 0.1}
+    row = {"label": "n0", "arch": "x", "measured_ms": 5.0, "lut_sum_ms": 5.1, "err_pct_raw": 2.0,
+           "calibrated_ms": None}
+    _echo_report({"speed": {"probe_ratio": 1.13}, "archs": [row],
+                  "summary": {"raw": s, "calibrated": None, "as_timed": s | {"mape": 9.0}}})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("speed probe: this machine took 1.13x the probe's time at the table's build")
+    assert out[-1].startswith("as_timed   n=1 within ±10%: 100%  MAPE 9.00%")
