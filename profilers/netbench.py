@@ -109,16 +109,17 @@ def measure_archs(archs: Sequence[Arch], bench: Bench, *, desc: str = "networks"
                 run = partial(runner.load(path).time, warmup=bench.warmup, runs=per_round)
                 times[i].append(probe.timed(run) if probe else (run(), 0.0))
                 bar.update()
+    as_timed = [np.concatenate([t for t, _ in ts]) for ts in times]
     if probe is None:
-        return [summarize(np.concatenate([t for t, _ in ts])) for ts in times]
+        return [summarize(t) for t in as_timed]
     probe.tick(force=True)
     ref = bench.probe.reference_ms
     out = []
-    for ts in times:
-        per = np.concatenate([t / probe.at(c) for t, c in ts])
-        out.append(summarize(per * ref) | {
-            "as_timed_ms": float(np.median(np.concatenate([t for t, _ in ts]))), "per_probe": float(np.median(per)),
-            "probe_ratio": float(np.median([probe.at(c) for _, c in ts])) / ref})
+    for ts, timed in zip(times, as_timed, strict=True):
+        p = [probe.at(c) for _, c in ts]  # the probe's time at each round's middle
+        per = np.concatenate([t / pc for (t, _), pc in zip(ts, p, strict=True)])
+        out.append(summarize(per * ref) | {"as_timed_ms": float(np.median(timed)), "per_probe": float(np.median(per)),
+                                           "probe_ratio": float(np.median(p)) / ref})
     return out
 
 

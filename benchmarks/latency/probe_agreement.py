@@ -47,15 +47,15 @@ def entry_spread(new: dict, old: dict, *, min_ms: float = 0.3, window: int = 21)
     scaled = np.array([new["entries"][k]["ms"] for k in keys])
     probe = np.array([new["entries"][k]["probe_ms"] for k in keys])
     before = np.array([old["entries"][k]["ms"] for k in keys])
+    as_timed = (scaled + ov) * probe / ref - ov  # the probe's scaling undone (it was applied before the overhead)
     out = {"n": len(keys), "min_ms": min_ms, "window": window}
-    for name, x in (("as_timed", (scaled + ov) * probe / ref - ov), ("probe_scale", scaled)):
+    for name, x in (("as_timed", as_timed), ("probe_scale", scaled)):
         r = np.log(x / before)
         h = window // 2
         drift = np.array([np.median(r[max(0, i - h):i + h + 1]) for i in range(len(r))])
         out[name] = {"median_ratio": float(np.exp(np.median(r))), "sd_log": float(r.std()),
                      "sd_log_drift": float(drift.std()), "sd_log_rest": float((r - drift).std())}
-    out["corr_as_timed_with_probe"] = float(np.corrcoef(np.log(((scaled + ov) * probe / ref - ov) / before),
-                                                        np.log(probe))[0, 1])
+    out["corr_as_timed_with_probe"] = float(np.corrcoef(np.log(as_timed / before), np.log(probe))[0, 1])
     return out
 
 

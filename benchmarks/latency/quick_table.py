@@ -60,7 +60,7 @@ def score(table, archs, measured: np.ndarray, per_probe: np.ndarray | None = Non
     raw = np.array([predict(a, table).lut_sum_ms for a in archs])
     cal = np.array([calibrate(r, table) for r in raw])
     ref = (table.meta.get("speed") or {}).get("reference_ms")
-    on_scale = bool(ref) and per_probe is not None and len(per_probe) == len(measured)
+    on_scale = bool(ref) and per_probe is not None  # measurements() gives per_probe for every network or none
     truth = per_probe * ref if on_scale else measured
     out = {"table": str(table.path), "raw": error_summary(raw, truth),
            "calibrated": error_summary(cal, truth) if table.meta.get("calibration") else None,
