@@ -19,7 +19,7 @@ import numpy as np
 from nse_hw.profilers.host import RUNNERS, get_runner, summarize
 from nse_hw.profilers.pipeline import exported
 from nse_hw.profilers.speed import ProbeSettings, SpeedProbe
-from nse_hw.profilers.timing import Evictor, time_session
+from nse_hw.profilers.timing import Evictor, UnitTimer
 from nse_hw.profilers.units import ExportJob, arch_hash, default_cache
 
 from nse_hw import __version__
@@ -124,9 +124,8 @@ def measure_archs(archs: Sequence[Arch], bench: Bench, *, desc: str = "networks"
 
 
 def _probe(path: Path, runner: Any, s: ProbeSettings) -> SpeedProbe:
-    evictor = Evictor() if s.cpu_cache == "evicted" else None
-    return SpeedProbe(lambda: float(np.median(time_session(runner.load(path), warmup=s.warmup, runs=s.runs,
-                                                           cpu_cache=s.cpu_cache, evictor=evictor))))
+    timer = UnitTimer(runner, s.warmup, s.runs, s.cpu_cache, Evictor() if s.cpu_cache == "evicted" else None)
+    return SpeedProbe(lambda: timer.stats(path)["ms"])  # timed as the table timed it
 
 
 def _layers(arch: Arch) -> str:

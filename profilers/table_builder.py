@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nse_hw.profilers.host import Runner, get_runner, host_description, summarize
+from nse_hw.profilers.host import Runner, get_runner, host_description
 from nse_hw.profilers.pipeline import exported
 from nse_hw.profilers.speed import PROBE_KEY, SpeedProbe, rereference, scaled, speed_meta
-from nse_hw.profilers.timing import CPU_CACHE_MODES, NULL_KEY, Evictor, time_session
+from nse_hw.profilers.timing import CPU_CACHE_MODES, NULL_KEY, Evictor, UnitTimer
 from nse_hw.profilers.units import (
     EXPORTER,
     INT8_CALIBRATION,
@@ -109,20 +109,6 @@ def check_writable(path: Path) -> None:
         probe = path.parent / f".{path.name}.probe"
         atomic_write_text(probe, "")
         probe.unlink()
-
-
-@dataclass(frozen=True)
-class _Timer:
-    runner: Runner
-    warmup: int
-    runs: int
-    cpu_cache: str
-    evictor: Evictor | None
-
-    def stats(self, path: Path) -> dict[str, float]:
-        times = time_session(self.runner.load(path), warmup=self.warmup, runs=self.runs, cpu_cache=self.cpu_cache,
-                             evictor=self.evictor)
-        return {k: round(v, 6) for k, v in summarize(times).items()}  # ns resolution
 
 
 def _net_of(stats: dict[str, float], overhead_ms: float) -> dict[str, Any]:
@@ -234,7 +220,7 @@ def profile_host(space: SearchSpace | None, *, runtime: str, out: Path, threads:
                     "time up to ~30%% slow under load (benchmarks/latency/RESULTS-latency.md); profile on a quiet "
                     "machine",
                     loads[0])
-    timer = _Timer(runner, warmup, runs, cpu_cache, evictor)
+    timer = UnitTimer(runner, warmup, runs, cpu_cache, evictor)
     null = [] if "invoke_overhead" in table.meta else [ExportJob.for_key(NULL_KEY, precision=precision)]  # kept
     # a table begun without the probe goes on without it: its entries stay on one scale (as timed)
     probed = speed_probe and bool(todo) and ("speed" in table.meta or not table.entries)

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from nse_hw.profilers.host import Session
+from nse_hw.profilers.host import Runner, Session, summarize
 
 from nse_hw.errors import NseError
 
@@ -55,3 +56,20 @@ def time_session(session: Session, *, warmup: int, runs: int, cpu_cache: str,
     if cpu_cache != "evicted":
         raise NseError(f"cpu cache mode must be one of {CPU_CACHE_MODES}, got {cpu_cache!r}")
     return session.time(warmup=warmup, runs=runs, before_each=evictor or Evictor())
+
+
+@dataclass(frozen=True)
+class UnitTimer:
+    """Times a model file as a table's entries are timed (its warm-up, runs and cache mode): what ``profile``,
+    the speed probe and the importers' extra units share."""
+
+    runner: Runner
+    warmup: int
+    runs: int
+    cpu_cache: str
+    evictor: Evictor | None
+
+    def stats(self, path: Path) -> dict[str, float]:
+        times = time_session(self.runner.load(path), warmup=self.warmup, runs=self.runs, cpu_cache=self.cpu_cache,
+                             evictor=self.evictor)
+        return {k: round(v, 6) for k, v in summarize(times).items()}  # ns resolution

@@ -199,8 +199,8 @@ def profile_keys(keys: list[str], path: Path) -> int:
     profile_host measures its units (same timer, evicted caches, minus the invoke overhead)."""
     from nse_hw.profilers.host import get_runner
     from nse_hw.profilers.pipeline import exported
-    from nse_hw.profilers.table_builder import _net_of, _Timer
-    from nse_hw.profilers.timing import Evictor
+    from nse_hw.profilers.table_builder import _net_of
+    from nse_hw.profilers.timing import Evictor, UnitTimer
     from nse_hw.profilers.units import ExportJob, default_cache
 
     from nse_hw.latency import load_table
@@ -208,7 +208,7 @@ def profile_keys(keys: list[str], path: Path) -> int:
     table = load_table(path)
     todo = [k for k in dict.fromkeys(keys) if k not in table]
     meta = table.meta
-    timer = _Timer(get_runner("litert", threads=1), meta["warmup"], meta["runs"], meta["cpu_cache"], Evictor())
+    timer = UnitTimer(get_runner("litert", threads=1), meta["warmup"], meta["runs"], meta["cpu_cache"], Evictor())
     for job, file in exported([ExportJob.for_key(k) for k in todo], runtime="litert", cache=default_cache(),
                               convert_cpus=set()):  # all converted before timing: nothing shares the timed core
         table.set(job.name, source="measured", **_net_of(timer.stats(file), meta["invoke_overhead"]["ms"]))

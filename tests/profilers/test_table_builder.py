@@ -3,10 +3,10 @@ import os
 
 import pytest
 import torch
-from nse_hw.profilers import pipeline, table_builder
+from nse_hw.profilers import pipeline, table_builder, timing
 from nse_hw.profilers.speed import PROBE_KEY
 from nse_hw.profilers.table_builder import profile_host
-from nse_hw.profilers.timing import NULL_KEY
+from nse_hw.profilers.timing import NULL_KEY, UnitTimer
 from nse_hw.profilers.units import Add, ExportJob, build_unit, cache_path
 
 from nse_hw.errors import NseError
@@ -82,7 +82,7 @@ def test_build_measures_every_key_with_provenance(built, micro, cache):
 def test_interrupted_build_keeps_finished_entries_and_resumes(built, micro, cache, tmp_path, monkeypatch):
     out = tmp_path / "t.json"
     calls = []
-    real = table_builder.summarize
+    real = timing.summarize  # what UnitTimer summarises each entry's runs with
 
     def dies_on_third_entry(times):
         calls.append(1)
@@ -90,13 +90,13 @@ def test_interrupted_build_keeps_finished_entries_and_resumes(built, micro, cach
             raise KeyboardInterrupt  # like a kill in the middle of timing the third entry
         return real(times)
 
-    monkeypatch.setattr(table_builder, "summarize", dies_on_third_entry)
+    monkeypatch.setattr(timing, "summarize", dies_on_third_entry)
     with pytest.raises(KeyboardInterrupt):  # no speed probe: saved after every entry (the probe's case: test_speed)
         profile_host(micro, runtime="onnxruntime", out=out, cache=cache, speed_probe=False, **FAST)
     saved = json.loads(out.read_text())  # valid JSON: every save was atomic
     assert list(saved["entries"]) == space_keys(micro)[:2] and "invoke_overhead" in saved["meta"]
     assert not [p for p in tmp_path.iterdir() if p.name != "t.json"]  # no temp files left behind
-    monkeypatch.setattr(table_builder, "summarize", real)
+    monkeypatch.setattr(timing, "summarize", real)
     # every export is cached now: resuming must not start a converter
     monkeypatch.setattr(pipeline, "ProcessPoolExecutor", lambda *a, **k: pytest.fail("re-converted"))
     res = profile_host(micro, runtime="onnxruntime", out=out, cache=cache, speed_probe=False, **FAST)
@@ -150,8 +150,8 @@ def test_prefetched_models_are_converted_not_timed(micro, tmp_path, monkeypatch)
     net = ExportJob.for_arch(micro.sample(np.random.default_rng(0)))
     keys = space_keys(micro)[:3]
     timed = []
-    real = table_builder._Timer.stats
-    monkeypatch.setattr(table_builder._Timer, "stats", lambda self, path: timed.append(path) or real(self, path))
+    real = UnitTimer.stats
+    monkeypatch.setattr(UnitTimer, "stats", lambda self, path: timed.append(path) or real(self, path))
     res = profile_host(micro, runtime="onnxruntime", out=tmp_path / "t.json", cache=tmp_path / "c", only_keys=keys,
                        prefetch=[net, net], **FAST)
     table = load_table(res.path)
