@@ -28,6 +28,7 @@ before any of its runs):
   If no schedule beats the 1200-step stand-alone score alone by 0.05 in τ on the 8, the report says so.
 
     taskset -c 0 .venv/bin/python benchmarks/search/ranker_study.py --task ct48        # scores; resumes
+    taskset -c N .venv/bin/python benchmarks/search/ranker_study.py --task ct48 --seed N   # or one seed per core
     .venv/bin/python benchmarks/search/ranker_study.py --task ct48 --summary          # τ / ρ once retrained
 """
 
@@ -47,7 +48,6 @@ import numpy as np
 import torch
 from proxy_spread import PROTOCOLS, draw_archs
 
-from nse_hw.atomic import atomic_write_json
 from nse_hw.evolve import load_search_config, parse_latency, preset_path, resolve_table
 from nse_hw.evolve.context import Context
 from nse_hw.evolve.nse import LoopState, build_net, train_round
@@ -58,6 +58,9 @@ from nse_hw.evolve.scoring import score_paths
 from nse_hw.evolve.standalone import rung_score
 from nse_hw.space import format_layer, load_arch, load_space
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared common/
+from common.jobs import Store  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 TASKS = {"ct48": "ct-fmnist-48", "ct64": "ct-fmnist-64"}
 SEEDS = (0, 1)
@@ -66,6 +69,7 @@ SCHEDULES = ((150, 600), (300, 600), (150, 1200), (300, 1200))
 KEEP = 4  # the second rung's candidates (the search's 16 -> 4)
 HELDOUT = 4096
 PILOT = 8
+FORMAT = "nse-hw/ranker-study/1"
 SMOKE: dict[str, dict[str, Any]] = {}  # --smoke: a few steps of everything, to check the code paths only
 
 
@@ -107,31 +111,40 @@ def supernet_scores(task: str, seed: int, choices: list[list], runs: Path) -> li
                        device=ctx.device, memory_format=ctx.memory_format)
 
 
-def run_scores(task: str, out: Path, runs: Path) -> dict[str, Any]:
-    res = json.loads(out.read_text()) if out.exists() else {"protocol": __doc__.split("\n\n")[1], "scores": {}}
+def run_scores(task: str, out: Path, runs: Path, seeds: tuple[int, ...] = SEEDS) -> None:
+    """Every score of search seeds ``seeds``, each stored as it finishes and skipped when stored. Two drivers (one
+    per seed and core) may share ``out``: every write re-reads it under a lock (jobs.Store)."""
+    runs.mkdir(parents=True, exist_ok=True)
+    store = Store(out, __doc__, lock=runs / "scores.lock", fmt=FORMAT)
     choices = archs(task, runs)
-    res["archs"] = [[format_layer(x) for x in ch] for ch in choices]
-    for seed in SEEDS:
+    store.write(lambda d: d.update(archs=[[format_layer(x) for x in ch] for ch in choices]))
+
+    def put(key: str, value: dict[str, Any]) -> None:
+        store.write(lambda d: d.setdefault("scores", {}).update({key: value}))
+
+    def have(key: str) -> bool:
+        store.get("")  # re-reads what the other driver wrote
+        return key in store.data.get("scores", {})
+
+    for seed in seeds:
         key = f"supernet/s{seed}"
-        if key not in res["scores"]:
+        if not have(key):
             t = time.process_time()
-            res["scores"][key] = {"top1": supernet_scores(task, seed, choices, runs),
-                                  "cpu_s": round(time.process_time() - t, 1)}
-            atomic_write_json(out, res)
-            print(f"{key}: {res['scores'][key]}", flush=True)
+            put(key, {"top1": supernet_scores(task, seed, choices, runs),
+                      "cpu_s": round(time.process_time() - t, 1)})
+            print(f"{key}: {store.data['scores'][key]}", flush=True)
         ctx = None
         for steps in STEPS:
             for i, ch in enumerate(choices):
                 key = f"alone{steps}/s{seed}/arch{i:02d}"
-                if key in res["scores"]:
+                if have(key):
                     continue
                 ctx = ctx or context(task, seed)
                 t = time.process_time()
                 nll, top1 = rung_score(ctx, ch, steps=steps)
-                res["scores"][key] = {"nll": nll, "top1": top1, "cpu_s": round(time.process_time() - t, 1)}
-                atomic_write_json(out, res)
-                print(f"{key}: NLL {nll:.4f}, top-1 {top1:.4f} ({res['scores'][key]['cpu_s']} CPU s)", flush=True)
-    return res
+                put(key, {"nll": nll, "top1": top1, "cpu_s": round(time.process_time() - t, 1)})
+                print(f"{key}: NLL {nll:.4f}, top-1 {top1:.4f} ({store.data['scores'][key]['cpu_s']} CPU s)",
+                      flush=True)
 
 
 def retrain_means(task: str, n: int) -> dict[int, list[float]]:
@@ -197,23 +210,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--task", choices=sorted(TASKS), required=True)
     ap.add_argument("--summary", action="store_true", help="only the correlations of what is stored")
+    ap.add_argument("--seed", type=int, action="append", choices=SEEDS,
+                    help="only this search seed's scores (repeatable; default: all): one driver per seed and core")
+    ap.add_argument("--out", type=Path, help="scores JSON (default: ranker-study-TASK.json beside this script); two "
+                                             "drivers share it when run from one directory (one lock under runs/)")
     ap.add_argument("--smoke", type=Path, metavar="DIR",
                     help="check the code paths in DIR: 2 x 3 steps of everything, 256 held-out images (no figures)")
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    out, runs = HERE / f"ranker-study-{args.task}.json", Path(f"runs/ranker-study-{args.task}")
+    out, runs = args.out or HERE / f"ranker-study-{args.task}.json", Path(f"runs/ranker-study-{args.task}")
     if args.smoke:
         global STEPS, SCHEDULES, HELDOUT
         STEPS, SCHEDULES, HELDOUT = (2, 3), ((2, 3),), 256
         SMOKE.update(data={"limit_train": 512}, train={"steps_per_epoch": 3, "epochs_per_round": 1})
         out, runs = args.smoke / "ranker-study.json", args.smoke / "runs"
     if args.summary:
-        res = json.loads(out.read_text())
-        res["summary"] = summary(args.task, res)
-        atomic_write_json(out, res)
-        print(json.dumps(res["summary"], indent=1))
+        store = Store(out, __doc__, lock=runs / "scores.lock", fmt=FORMAT)
+        s = summary(args.task, store.data)
+        store.write(lambda d: d.update(summary=s))
+        print(json.dumps(s, indent=1))
         return
-    run_scores(args.task, out, runs)
+    run_scores(args.task, out, runs, tuple(args.seed or SEEDS))
     print(f"{out}: scores complete; `--summary` once the 36 retrains are in", file=sys.stderr)
 
 
