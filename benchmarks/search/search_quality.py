@@ -38,9 +38,10 @@ from typing import Any
 import yaml
 from compare_retrain import mbv2_style
 
-from nse_hw.config import to_dict
+from nse_hw.config import from_dict, to_dict
 from nse_hw.evolve import load_search_config, parse_latency, preset_path, resolve_table
 from nse_hw.evolve.ablation import ABLATIONS, ablation_config
+from nse_hw.evolve.config import SearchConfig
 from nse_hw.evolve.quality import mean_sd, paired_difference, rank_correlation, round_gains, spread_ranks
 from nse_hw.latency import predict
 from nse_hw.space import load_space, parse_layer, save_arch
@@ -61,18 +62,30 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
               "methods": list(METHODS), "search_preset": "smoke", "train_preset": "smoke",
               "finalist_retrain_seeds": [1000], "rank": {"budget": "80ms", "seed": 0, "archs": 4, "retrain_seed": 0},
               "random": {"clock": "cpu", "pick": "nse"}},
+    # the code paths of a task protocol (issue 21 part 3): a task, the halving stage, random search with its scorer
+    "ct48-smoke": {"device": "pixel1", "space": "nse27-proxyless224", "budgets": ["80ms"], "seeds": [0, 1],
+                   "methods": ["nse", "random-halving", "random", "fixed-subspace", "mbv2"],
+                   "side_seeds": {"fixed-subspace": 1, "mbv2": 1}, "search_preset": "smoke",
+                   "search_config": {"data": {"source": "ct-fmnist-48"}, "evolve": {"halving": [[4, 3], [2, 6]]}},
+                   "train_args": ["--data", "ct-fmnist-48", "--preset", "smoke"], "train_preset": "smoke",
+                   "finalist_retrain_seeds": [], "rank": None, "random": {"clock": "cpu", "pick": "nse"}},
 }
 
 
 def method_config(proto: dict[str, Any], method: str, out: Path, *, nse_cpu_s: float | None) -> Path | None:
-    """The --config file of ``method`` (None: the preset as shipped)."""
-    if method in ("nse", "mbv2"):
+    """The --config file of ``method`` (None: the preset as shipped): the preset with the protocol's
+    ``search_config`` sections merged in (a task, the halving stage), then the method's own changes."""
+    if method == "mbv2" or (method == "nse" and not proto.get("search_config")):
         return None
-    cfg = load_search_config(preset_path(proto["search_preset"]))
-    if method == "random":
+    cfg = to_dict(load_search_config(preset_path(proto["search_preset"])))
+    for section, values in proto.get("search_config", {}).items():
+        cfg[section].update(values)
+    cfg = from_dict(SearchConfig, cfg).check()
+    if method.startswith("random"):
         cfg.baseline.time_s = nse_cpu_s
         cfg.baseline.clock, cfg.baseline.pick = proto["random"]["clock"], proto["random"]["pick"]
-    else:
+        cfg.baseline.halving = method == "random-halving"
+    elif method != "nse":
         cfg = ablation_config(cfg, method, pool=len(load_space(proto["space"]).pool))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(yaml.safe_dump(to_dict(cfg.check()), sort_keys=False))
@@ -129,20 +142,26 @@ def methods_step(store: Store, proto: dict[str, Any], runs: Path, cpu: int, budg
     for budget in budgets:
         for seed in proto["seeds"]:
             with Job(runs, f"seed/{budget}/{seed}") as mine:
-                for method in proto["methods"] if mine else ():
+                for method in methods_of(proto, seed) if mine else ():
                     s = search(store, proto, runs, budget, seed, method, cpu)
                     retrain(store, proto, search_arch(s), runs / budget / f"train-{method}-seed{seed}-r{seed}",
-                            f"train/{budget}/{method}/seed{seed}/r{seed}", cpu, budget=budget, seed=seed,
-                            method=method, retrain_seed=seed)
+                            f"train/{budget}/{method}/seed{seed}/r{seed}", cpu, recipe=proto.get("train_args"),
+                            budget=budget, seed=seed, method=method, retrain_seed=seed)
     seed = proto["seeds"][0]
     for budget in budgets:
-        for method in proto["methods"]:
+        for method in proto["methods"] if proto["finalist_retrain_seeds"] else ():
             with Job(runs, f"finalist/{budget}/{method}") as mine:
                 s = first_search(store, proto, runs, budget, method, cpu) if mine else None
                 for rs in proto["finalist_retrain_seeds"] if s else ():
                     retrain(store, proto, search_arch(s), runs / budget / f"train-{method}-seed{seed}-r{rs}",
-                            f"train/{budget}/{method}/seed{seed}/r{rs}", cpu, budget=budget, seed=seed,
-                            method=method, retrain_seed=rs)
+                            f"train/{budget}/{method}/seed{seed}/r{rs}", cpu, recipe=proto.get("train_args"),
+                            budget=budget, seed=seed, method=method, retrain_seed=rs)
+
+
+def methods_of(proto: dict[str, Any], seed: int) -> list[str]:
+    """The methods run at ``seed``: all, except those ``side_seeds`` limits to its first N seeds."""
+    side = proto.get("side_seeds", {})
+    return [m for m in proto["methods"] if m not in side or seed in proto["seeds"][:side[m]]]
 
 
 def first_search(store: Store, proto: dict[str, Any], runs: Path, budget: str, method: str, cpu: int) -> dict | None:
@@ -207,9 +226,9 @@ def summarize(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
         gains = round_gains({s["seed"]: s["round_best"] for s in srch["nse"]})
         out["budgets"][budget] = {"methods": per, "nse_minus": diffs, "nse_round_gains": gains,
                                   "nse_paired_round_gains": paired_gains(srch["nse"])}
-    r = proto["rank"]
+    r = proto.get("rank")
     ranks = [t for t in trains if t["method"] == "rank"]
-    out["rank"] = {"budget": r["budget"], "seed": r["seed"], "archs": len(ranks),
+    out["rank"] = {} if r is None else {"budget": r["budget"], "seed": r["seed"], "archs": len(ranks),
                    **(rank_correlation([t["score"] for t in ranks], [t["test_top1"] for t in ranks])
                       if len(ranks) >= 3 else {}),
                    "archs_detail": [{k: t[k] for k in ("rank", "of", "score", "ms", "test_top1")} for t in ranks]}
@@ -294,7 +313,7 @@ def print_summary(s: dict[str, Any]) -> None:
             print(f"  NSE round {g['from_round']} -> {g['to_round']}: {_pm(g)} pt (supernet score); "
                   f"t p {_p(g['t_p'])}, Wilcoxon p {_p(g['wilcoxon_p'])}")
     r = s["rank"]
-    if r.get("kendall_tau") is not None:
+    if r and r.get("kendall_tau") is not None:
         print(f"\nranking ({r['budget']}, seed {r['seed']}, {r['archs']} archs): Kendall τ {r['kendall_tau']:.3f} "
               f"(p {_p(r['kendall_p'])}), Spearman ρ {r['spearman_rho']:.3f} (p {_p(r['spearman_p'])})")
 
@@ -302,26 +321,29 @@ def print_summary(s: dict[str, Any]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("step", nargs="?", default="all", choices=["all", "methods", "rank", "summary"])
-    ap.add_argument("--smoke", action="store_true", help="the smoke protocol (whole pipeline, minutes)")
+    ap.add_argument("--protocol", choices=sorted(PROTOCOLS), default="full",
+                    help="full (issue 8, Fashion-MNIST), a task's (issue 21), or a smoke run of either")
+    ap.add_argument("--smoke", action="store_true", help="= --protocol smoke (whole pipeline, minutes)")
     ap.add_argument("--cpu", type=int, default=0, help="core every job is pinned to (taskset -c)")
     ap.add_argument("--out", help="results JSON (default: benchmarks/search/search-quality.json; smoke: under --runs)")
     ap.add_argument("--runs", help="run directories (default: runs/search-quality[-smoke])")
     ap.add_argument("--budget", help="only this budget's searches and retrains (run one driver per budget and "
                                      "core on the same --out; the rank step runs with its own budget)")
     args = ap.parse_args()
-    name = "smoke" if args.smoke else "full"
-    proto = PROTOCOLS[name]
+    name = "smoke" if args.smoke else args.protocol
+    proto, smoke = PROTOCOLS[name], "smoke" in name
     if args.budget and args.budget not in proto["budgets"]:
         ap.error(f"--budget must be one of {', '.join(proto['budgets'])}")  # one line, exit 2
     budgets = [args.budget] if args.budget else proto["budgets"]
-    runs = Path(args.runs or f"runs/search-quality{'-smoke' if args.smoke else ''}")
-    out = Path(args.out or (runs / "search-quality.json" if args.smoke else "benchmarks/search/search-quality.json"))
+    runs = Path(args.runs or f"runs/search-quality{'' if name == 'full' else '-' + name}")
+    default = f"benchmarks/search/search-quality{'' if name == 'full' else '-' + name}.json"
+    out = Path(args.out or (runs / "search-quality.json" if smoke else default))
     runs.mkdir(parents=True, exist_ok=True)
     store = Store(out, {"name": name, **proto}, lock=runs / "results.lock")  # jobs.STORE_FORMAT
     t = time.perf_counter()
     if args.step in ("all", "methods"):
         methods_step(store, proto, runs, args.cpu, budgets)
-    if args.step == "rank" or (args.step == "all" and proto["rank"]["budget"] in budgets):
+    if proto.get("rank") and (args.step == "rank" or (args.step == "all" and proto["rank"]["budget"] in budgets)):
         rank_step(store, proto, runs, args.cpu)
     summary = summarize(store, proto)
     print_summary(summary)
