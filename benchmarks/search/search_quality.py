@@ -2,6 +2,7 @@
 MobileNetV2-style network, every result retrained with one recipe; plus the supernet's ranking quality.
 
     taskset -c 0 .venv/bin/python benchmarks/search/search_quality.py [all|methods|rank|summary] [--smoke] [--cpu 0]
+    taskset -c 1 .venv/bin/python benchmarks/search/search_quality.py --protocol ct48 --cpu 1   # issue 21, part 3
 
 The protocol (PROTOCOLS below) is fixed before running and stored in the JSON; a re-run with another protocol is
 refused. Every finished search or retrain is appended to the JSON at once (atomic write) and skipped on a re-run,
@@ -18,6 +19,11 @@ retrain resumes). Each job is the real CLI in a subprocess pinned with taskset t
 - mbv2: no search: mb_k3_e6 in every searchable layer if it fits, else mb_k3_e3 (then e1) everywhere, then layers
   widened back to e6 from the last one to the first while the budget holds (benchmarks/search/compare_retrain.py's
   rule); the same arch for every seed.
+
+A task protocol (issue 21: `ct48`, `ct48-smoke`) merges its ``search_config`` sections into every method's
+config (the task, the held-out size, NSE's successive-halving stage), retrains with its ``train_args``, adds
+``random-halving`` (random search scoring its draws with NSE's halving scorer, ``baseline.halving``) and runs the
+methods in ``side_seeds`` at its first N seeds only.
 
 Retrain: `nse-hw train ARCH --preset P --seed S` (configs/train/fashion-mnist.yaml), retrain seed = search seed;
 the seed-0 result of every method is also retrained with the finalist seeds (the recipe's own noise). Rank: the
