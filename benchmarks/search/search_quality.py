@@ -127,8 +127,8 @@ def search(store: Store, proto: dict[str, Any], runs: Path, budget: str, seed: i
     print(f"search {budget} {method} seed {seed} ...", flush=True)
     rec.update(run_cli(args + (["--baseline", "random"] if is_random else []), cpu))
     res = json.loads((out / "result.json").read_text())
-    rec.update({k: res.get(k) for k in ("predicted_ms", "budget_ratio", "proxy_heldout_top1", "search_s", "archs",
-                                        "time_budget")})
+    rec.update({k: res.get(k) for k in ("predicted_ms", "budget_ratio", "proxy_heldout_top1", "proxy_heldout_nll",
+                                        "search_s", "archs", "time_budget")})
     rec["round_best"] = [r["best_acc"] for r in res.get("rounds", [])]
     rec["round_paired_gain"] = [r.get("paired_gain") for r in res.get("rounds", [])]
     # the JSON alone resumes the benchmark (a later session may not have the run directories)
@@ -137,8 +137,15 @@ def search(store: Store, proto: dict[str, Any], runs: Path, budget: str, seed: i
     if method == "nse" and (budget, seed) == (r.get("budget"), r.get("seed")):
         rec["rank_picks"] = rank_archs(out, r["archs"])
     print(f"  {rec['wall_s']:.0f} s wall, {rec['cpu_s']:.0f} s CPU; {rec['predicted_ms']:.2f} ms "
-          f"({rec['budget_ratio']:.3f} of budget), proxy score {rec['proxy_heldout_top1']:.4f}", flush=True)
+          f"({rec['budget_ratio']:.3f} of budget), proxy score {proxy_score(rec)}", flush=True)
     return store.add(rec)
+
+
+def proxy_score(rec: dict[str, Any]) -> str:
+    """The score the pick was made by: held-out top-1, or NLL after successive halving."""
+    if rec.get("proxy_heldout_top1") is not None:
+        return f"top-1 {rec['proxy_heldout_top1']:.4f}"
+    return f"NLL {rec['proxy_heldout_nll']:.4f}" if rec.get("proxy_heldout_nll") is not None else "-"
 
 
 def methods_step(store: Store, proto: dict[str, Any], runs: Path, cpu: int, budgets: list[str]) -> None:
