@@ -73,11 +73,11 @@ FORMAT = "nse-hw/ranker-study/1"
 SMOKE: dict[str, dict[str, Any]] = {}  # --smoke: a few steps of everything, to check the code paths only
 
 
-def context(task: str, seed: int, run: Path | None = None) -> Context:
+def context(task: str, seed: int, run: Path | None = None, train: dict[str, Any] | None = None) -> Context:
     """What `nse-hw search --latency 80ms --device pixel1 --data <task> --seed SEED` builds, held-out 4096."""
     cfg = load_search_config(preset_path("default"), seed=seed)
     cfg = replace(cfg, data=replace(cfg.data, source=TASKS[task], limit_heldout=HELDOUT, **SMOKE.get("data", {})),
-                  train=replace(cfg.train, **SMOKE.get("train", {}))).check()
+                  train=replace(cfg.train, **{**SMOKE.get("train", {}), **(train or {})})).check()
     info = RunInfo(parse_latency("80ms"), str(resolve_table(device="pixel1", table=None).path), "pixel1", "nse")
     return Context.build(cfg, info, RunDir(run) if run else SimpleNamespace())  # type: ignore[arg-type]
 
@@ -91,9 +91,11 @@ def archs(task: str, runs: Path) -> list[list]:
     return [space.choices_of(a) for a in mine]
 
 
-def supernet_scores(task: str, seed: int, choices: list[list], runs: Path) -> list[float]:
-    """One NSE round on the union of the archs' ops per layer; held-out top-1 of each arch as the search scores."""
-    ctx = context(task, seed, runs / f"supernet-s{seed}")
+def supernet_scores(task: str, seed: int, choices: list[list], runs: Path, *, train: dict[str, Any] | None = None,
+                    name: str = "supernet") -> list[float]:
+    """One NSE round on the union of the archs' ops per layer; held-out top-1 of each arch as the search scores.
+    ``train``: changes to the preset's train section (supernet_ct48.py's variants)."""
+    ctx = context(task, seed, runs / f"{name}-s{seed}", train)
     ctx.run.path.mkdir(parents=True, exist_ok=True)
     feasible = ctx.latency.feasible_ops(ctx.budget.ms)
     union = []
