@@ -227,6 +227,7 @@ def main() -> None:
         SMOKE.update(data={"limit_train": 512}, train={"steps_per_epoch": 3, "epochs_per_round": 1})
         out, runs = args.smoke / "ranker-study.json", args.smoke / "runs"
     if args.summary:
+        runs.mkdir(parents=True, exist_ok=True)  # the lock's folder, where only the JSON was copied
         store = Store(out, __doc__, lock=runs / "scores.lock", fmt=FORMAT)
         s = summary(args.task, store.data)
         store.write(lambda d: d.update(summary=s))

@@ -68,6 +68,18 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
               "methods": list(METHODS), "search_preset": "smoke", "train_preset": "smoke",
               "finalist_retrain_seeds": [1000], "rank": {"budget": "80ms", "seed": 0, "archs": 4, "retrain_seed": 0},
               "random": {"clock": "cpu", "pick": "nse"}},
+    # issue 21 part 3, values by the rules fixed in RESULTS-search.md before the ranker study's first score: ct48;
+    # NSE's train section from supernet_ct48.py (lr and steps x3: the cheapest variant whose supernet learns);
+    # evolve.halving: ranker_study.py chose (150, 600), whose τ on 12 (+0.09) is above the supernet score's (-0.12);
+    # 20 seeds by power_analysis.py on the pooled 8 x 3 pilot (SD of a paired difference 1.49 points)
+    "ct48": {"device": "pixel1", "space": "nse27-proxyless224", "budgets": ["80ms"], "seeds": list(range(20)),
+             "methods": ["nse", "random-halving", "random", "fixed-subspace", "mbv2"],
+             "side_seeds": {"fixed-subspace": 5, "mbv2": 5}, "search_preset": "default",
+             "search_config": {"data": {"source": "ct-fmnist-48", "limit_heldout": 4096},
+                               "train": {"lr": 0.006, "epochs_per_round": 6},
+                               "evolve": {"halving": [[16, 150], [4, 600]]}},
+             "train_args": ["--data", "ct-fmnist-48", "--preset", "bench"], "train_preset": "bench",
+             "finalist_retrain_seeds": [], "rank": None, "random": {"clock": "cpu", "pick": "nse"}},
     # the code paths of a task protocol (issue 21 part 3): a task, the halving stage, random search with its scorer
     "ct48-smoke": {"device": "pixel1", "space": "nse27-proxyless224", "budgets": ["80ms"], "seeds": [0, 1],
                    "methods": ["nse", "random-halving", "random", "fixed-subspace", "mbv2"],
