@@ -46,13 +46,17 @@ class Store:
                 die(f"{path} holds another protocol than this one; use another --out or delete it", 2)
             self.data = old
 
-    def get(self, rid: str) -> dict[str, Any] | None:
-        """The record ``rid``, read afresh (the other driver may have written it)."""
+    def refresh(self) -> dict[str, Any]:
+        """The data as the file holds it now (the other driver may have written it), read under the lock."""
         with open(self.lock, "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_SH)
             if self.path.exists():
                 self.data = json.loads(self.path.read_text())
-        return next((r for r in self.data["records"] if r["id"] == rid), None)
+        return self.data
+
+    def get(self, rid: str) -> dict[str, Any] | None:
+        """The record ``rid``, read afresh."""
+        return next((r for r in self.refresh()["records"] if r["id"] == rid), None)
 
     def write(self, change: Callable[[dict[str, Any]], None]) -> None:
         """Re-read under the lock, apply ``change`` to the data, write atomically."""

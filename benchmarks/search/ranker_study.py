@@ -125,8 +125,7 @@ def run_scores(task: str, out: Path, runs: Path, seeds: tuple[int, ...] = SEEDS)
         store.write(lambda d: d.setdefault("scores", {}).update({key: value}))
 
     def have(key: str) -> bool:
-        store.get("")  # re-reads what the other driver wrote
-        return key in store.data.get("scores", {})
+        return key in store.refresh().get("scores", {})
 
     for seed in seeds:
         key = f"supernet/s{seed}"

@@ -68,8 +68,7 @@ def main() -> None:
     store = Store(args.out, __doc__, lock=runs / "store.lock", fmt=FORMAT)
     choices = archs(TASK, runs)
     for name, train in VARIANTS.items():
-        store.get("")
-        if name in store.data.get("variants", {}):
+        if name in store.refresh().get("variants", {}):
             continue
         t = time.process_time()
         top1 = supernet_scores(TASK, SEED, choices, runs, train=train, name=name)
