@@ -6,9 +6,9 @@ MobileNetV2-style network, every result retrained with one recipe; plus the supe
 
 The protocol (PROTOCOLS below) is fixed before running and stored in the JSON; a re-run with another protocol is
 refused. Every finished search or retrain is appended to the JSON at once (atomic write) and skipped on a re-run,
-so the driver resumes after a kill (a killed search restarts from scratch, to keep its time honest; a killed
-retrain resumes). Each job is the real CLI in a subprocess pinned with taskset to --cpu, OMP_NUM_THREADS=1,
---threads 1. Methods, per (budget, seed):
+so the driver resumes after a kill (a killed search or retrain resumes from its last checkpoint; a resumed
+search's clock adds the seconds its checkpoint recorded, so its time is one uninterrupted run's). Each job is the
+real CLI in a subprocess pinned with taskset to --cpu, OMP_NUM_THREADS=1, --threads 1. Methods, per (budget, seed):
 
 - nse: `nse-hw search` with the preset as shipped.
 - random: `--baseline random` with baseline.time_s = that NSE run's search CPU seconds (result.json search_s;
@@ -118,7 +118,8 @@ def search(store: Store, proto: dict[str, Any], runs: Path, budget: str, seed: i
     if rec := store.get(rid):
         return rec
     out = runs / budget / f"{method}-seed{seed}"
-    if out.exists():  # a killed search restarts: its time must be one clean run's
+    resume = method != "mbv2" and (out / "run.json").exists()  # a killed search resumes (its clock too)
+    if out.exists() and not resume:
         shutil.rmtree(out)
     rec: dict[str, Any] = {"id": rid, "kind": "search", "budget": budget, "budget_ms": parse_latency(budget),
                            "seed": seed, "method": method, "run": str(out)}
@@ -133,12 +134,19 @@ def search(store: Store, proto: dict[str, Any], runs: Path, budget: str, seed: i
         return store.add(rec)
     is_random = method.startswith("random")
     nse_cpu = search(store, proto, runs, budget, seed, cpu_from, cpu)["search_s"]["cpu"] if is_random else None
-    cfg = configure(proto, method, runs / "configs" / f"{budget}-{method}-seed{seed}.yaml", nse_cpu_s=nse_cpu)
-    args = ["search", "--latency", budget, "--device", proto["device"], "--space", proto["space"], "--seed",
-            str(seed), "--out", str(out)] + (["--config", str(cfg)] if cfg else ["--preset", proto["search_preset"]])
-    print(f"search {budget} {method} seed {seed} ...", flush=True)
-    rec.update(run_cli(args + (["--baseline", "random"] if is_random else []), cpu))
+    if resume:
+        args = ["search", "--resume", str(out)]
+    else:
+        cfg = configure(proto, method, runs / "configs" / f"{budget}-{method}-seed{seed}.yaml", nse_cpu_s=nse_cpu)
+        how = ["--config", str(cfg)] if cfg else ["--preset", proto["search_preset"]]
+        args = ["search", "--latency", budget, "--device", proto["device"], "--space", proto["space"], "--seed",
+                str(seed), "--out", str(out), *how, *(["--baseline", "random"] if is_random else [])]
+    print(f"search {budget} {method} seed {seed}{' (resumed)' if resume else ''} ...", flush=True)
+    rec.update(run_cli(args, cpu))
     res = json.loads((out / "result.json").read_text())
+    if res["search_s"].get("resumes"):  # this process ran only the part after the kill: the run's own totals
+        rec.update(process_s={"wall": rec["wall_s"], "cpu": rec["cpu_s"]}, wall_s=res["search_s"]["wall"],
+                   cpu_s=res["search_s"]["cpu"])
     rec.update({k: res.get(k) for k in ("predicted_ms", "budget_ratio", "proxy_heldout_top1", "proxy_heldout_nll",
                                         "search_s", "archs", "time_budget")})
     rec["round_best"] = [r["best_acc"] for r in res.get("rounds", [])]

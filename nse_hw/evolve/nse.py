@@ -1,8 +1,8 @@
 """The NSE loop: rounds of {train W and α, sample in-budget archs, score, Pareto, keep/retire/refill, reset}.
 
 Resumable: a checkpoint (supernet, α, optimisers, RNG state, round/epoch, subspaces and queues, Pareto set,
-history) is written atomically after every epoch and at every round's end; every random stream is derived from
-(seed, round, epoch, purpose), so a resumed run repeats exactly what the killed one would have done.
+history, seconds spent) is written atomically after every epoch and at every round's end; every random stream is
+derived from (seed, round, epoch, purpose), so a resumed run repeats exactly what the killed one would have done.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -119,18 +119,20 @@ def build_net(ctx: Context, state: LoopState) -> tuple[SuperNet, RoundTrainer]:
     return net, trainer
 
 
-def save(ctx: Context, state: LoopState, net: SuperNet | None, trainer: RoundTrainer | None) -> None:
+def save(ctx: Context, state: LoopState, net: SuperNet | None, trainer: RoundTrainer | None, clock: Clock) -> None:
+    """The checkpoint, with the time spent so far (a resumed run adds it to its own: ``Clock.resumed``)."""
     if net is not None and not all(torch.isfinite(p).all() for p in net.parameters()):
         raise NanLoss("parameters", state.step)  # never overwrite a good checkpoint with NaNs
     if is_main():
         ctx.run.save_checkpoint({
             "state": state.to_dict(), "net": net.state_dict() if net is not None else None,
             "opt_w": trainer.opt_w.state_dict() if trainer else None,
-            "opt_a": trainer.opt_a.state_dict() if trainer else None, "torch_rng": torch.get_rng_state()})
+            "opt_a": trainer.opt_a.state_dict() if trainer else None, "torch_rng": torch.get_rng_state(),
+            "spent": clock.spent()})
     barrier()
 
 
-def train_round(ctx: Context, state: LoopState, net: SuperNet, trainer: RoundTrainer) -> None:
+def train_round(ctx: Context, state: LoopState, net: SuperNet, trainer: RoundTrainer, clock: Clock) -> None:
     cfg, r = ctx.cfg, state.round
     for e in range(state.epoch, cfg.train.epochs_per_round):
         loader = ctx.loader(ctx.data.train, seed=derive_seed(cfg.seed, r, e), train=True)
@@ -148,7 +150,7 @@ def train_round(ctx: Context, state: LoopState, net: SuperNet, trainer: RoundTra
         log.info("round %d epoch %d: loss %.3f, train acc %.3f, E[latency] %.2f ms (target %.2f)", r + 1, e + 1,
                  stats["loss"], stats["acc"], stats["expected_ms"], trainer.target_ms)
         try:
-            save(ctx, state, net, trainer)
+            save(ctx, state, net, trainer, clock)
         except NanLoss as exc:
             raise _nan_error(ctx, state, exc) from None
 
@@ -280,9 +282,9 @@ def _checkpoint_content(ctx: Context) -> Iterator[None]:
 
 def nse_search(ctx: Context) -> Candidate:
     """Run (or continue) the search in ``ctx.run``; returns the final architecture's candidate."""
-    start = Clock()
+    start = Clock()  # loading the checkpoint counts: an uninterrupted run never does it, but it is short
     state, ckpt = resume_state(ctx)
-    clock = replace(start, resumed=ckpt is not None)
+    clock = start.resumed(ckpt)
     while not state.done:
         net, trainer = build_net(ctx, state)
         if ckpt is not None and ckpt.get("net") is not None and state.epoch > 0:
@@ -291,9 +293,9 @@ def nse_search(ctx: Context) -> Candidate:
                 trainer.opt_w.load_state_dict(ckpt["opt_w"])
                 trainer.opt_a.load_state_dict(ckpt["opt_a"])
         ckpt = None
-        train_round(ctx, state, net, trainer)
+        train_round(ctx, state, net, trainer, clock)
         state = end_round(ctx, state, net, trainer)
-        save(ctx, state, None, None)
+        save(ctx, state, None, None, clock)
         if is_main() and not state.done:  # progress to look at while the next round trains
             plot_rounds(ctx.run, ctx.space, ctx.budget.ms, state.round)
     if is_main():  # also after a resume that found every round done (a kill may have come before the plots)

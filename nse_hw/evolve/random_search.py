@@ -11,6 +11,10 @@ search at NSE's compute. With ``baseline.halving`` every draw is scored as NSE's
 first rung (``evolve.halving``: its steps, one init seed, held-out NLL), draws continue while the time left covers
 the later rungs too, and the later rungs rank the best draws as they rank NSE's: the comparison then asks only
 whether the supernet's proposals beat uniform ones.
+
+Resumable: after every scored arch a checkpoint holds the scores, the draw queue, the generator's state and the
+seconds spent; each arch's training is seeded by its index, so a resumed search scores what the killed one would
+have, and its time budget counts the seconds before the kill too (``Clock.resumed``).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from nse_hw.evolve.pareto import Candidate, pareto_front
 from nse_hw.evolve.standalone import halve, rung_score, train_and_score
 from nse_hw.latency import predict
 from nse_hw.progress import progress_bar
-from nse_hw.space import Layer
+from nse_hw.space import Layer, format_layer, parse_layer
 from nse_hw.train.dist import is_main
 
 log = logging.getLogger(__name__)
@@ -79,17 +83,42 @@ def halving_reserve(first_rung_s_per_arch: float, rungs: list[list[int]]) -> flo
     return first_rung_s_per_arch * sum(n * steps for n, steps in rungs[1:]) / steps1
 
 
+def _layers(choices: list[Layer]) -> list[str]:
+    return [format_layer(c) for c in choices]
+
+
+def _restore(ctx: Context, ckpt: dict, rng: np.random.Generator) -> tuple[list[list[Layer]], list[Candidate]]:
+    """The queue and scored archs of a random search's checkpoint; ``rng`` is set to its state."""
+    try:
+        st = ckpt["random"]
+        rng.bit_generator.state = st["rng"]
+        queue = [[parse_layer(x) for x in ch] for ch in st["queue"]]
+        cands = [Candidate([parse_layer(x) for x in ch], float(ms), float(acc), kind="random")
+                 for ch, ms, acc in st["scored"]]
+    except (KeyError, TypeError, ValueError, NseError) as exc:
+        raise NseError(f"{ctx.run.checkpoint} is not a random search's checkpoint "
+                       f"({type(exc).__name__}: {exc})") from None
+    log.info("resuming after %d scored architectures", len(cands))
+    return queue, cands
+
+
 def random_search(ctx: Context) -> Candidate:
     """Sample, train-and-score, write the pick as arch.json (plus baseline.json with every scored arch).
 
     Without ``baseline.time_s``: ``baseline.archs`` archs drawn at once (as always). With it: batches of
     ``baseline.archs`` new archs are drawn until the time is spent (see ``budget_spent``)."""
     b = ctx.cfg.baseline
-    clock = Clock()
+    start = Clock()
     rng = np.random.default_rng(derive_seed(ctx.cfg.seed, UNIFORM))
-    queue, seen = sample_uniform(ctx, b.archs, rng), set()
-    cands: list[Candidate] = []
-    bar = progress_bar(total=None if b.time_s else len(queue), desc="random search", disable=not is_main())
+    ckpt = ctx.run.load_checkpoint()
+    clock = start.resumed(ckpt)
+    if ckpt is None:
+        queue, cands = sample_uniform(ctx, b.archs, rng), []
+    else:
+        queue, cands = _restore(ctx, ckpt, rng)
+    seen = {arch_key(c.choices) for c in cands}
+    bar = progress_bar(total=None if b.time_s else len(queue) + len(cands), initial=len(cands),
+                       desc="random search", disable=not is_main())
     rungs = ctx.cfg.evolve.halving if b.halving else []
 
     def reserve() -> float:
@@ -109,6 +138,10 @@ def random_search(ctx: Context) -> Candidate:
         ms = predict(ctx.space.arch(ch), ctx.table).total_ms
         score = -rung_score(ctx, ch, steps=rungs[0][1])[0] if rungs else train_and_score(ctx, ch, len(cands))
         cands.append(Candidate(ch, ms, score, kind="random"))
+        if is_main():
+            ctx.run.save_checkpoint({"random": {"queue": [_layers(ch) for ch in queue],
+                                                "scored": [[_layers(c.choices), c.ms, c.acc] for c in cands],
+                                                "rng": rng.bit_generator.state}, "spent": clock.spent()})
         bar.update(1)
         log.info("random arch %d%s: %.2f ms, held-out %s %.4f", len(cands), "" if b.time_s else f"/{b.archs}",
                  ms, "-NLL" if rungs else "top-1", cands[-1].acc)

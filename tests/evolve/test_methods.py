@@ -87,6 +87,16 @@ def test_budget_spent():
         Clock().seconds("gpu")
 
 
+def test_a_resumed_clock_adds_the_seconds_its_checkpoint_recorded():
+    fresh = Clock()
+    assert fresh.resumed(None) is fresh and fresh.spent()["resumes"] == 0
+    later = fresh.resumed({"spent": {"wall": 100.0, "cpu": 40.0, "since": "start", "resumes": 1}})
+    assert 40.0 <= later.seconds("cpu") < 40.0 + 5 and 100.0 <= later.seconds("wall") < 100.0 + 5
+    assert later.spent()["since"] == "start" and later.spent()["resumes"] == 2
+    old = fresh.resumed({"state": {}})  # a checkpoint of an older version: its time is unknown, and said so
+    assert old.seconds("cpu") < 5 and old.spent()["since"] == "resume" and old.spent()["resumes"] == 1
+
+
 def test_pick_final_is_nse_rule():
     scored = [Candidate([], 5.0, 0.50), Candidate([], 9.0, 0.46), Candidate([], 11.0, 0.60)]
     front = [scored[i] for i in pareto_front(scored)]
@@ -133,3 +143,14 @@ def test_time_budgeted_random_search_draws_new_archs_batch_after_batch(tmp_path,
     assert len(scored) == 5 and len({tuple(c["layers"]) for c in scored}) == 5
     assert json.loads((tmp_path / "r" / "result.json").read_text())["proxy_heldout_top1"] == pytest.approx(
         max(c["acc"] for c in scored), abs=1e-4)  # pick 'best' (the default)
+    # stopped after 3 (mid-batch, as a kill would) and resumed to 5: the same 5 archs and scores, one resume
+    monkeypatch.setattr(module, "budget_spent", lambda s, b, done, *, limit: done >= 3)
+    args = ["search", "--latency", f"{tiny_budget_ms()}ms", "--table", str(table), "--config", str(cfg), "--out",
+            str(tmp_path / "k"), "--baseline", "random"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    monkeypatch.setattr(module, "budget_spent", lambda s, b, done, *, limit: done >= 5)
+    res = CliRunner().invoke(cli, ["search", "--resume", str(tmp_path / "k")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "k" / "baseline.json").read_text())["scored"] == scored
+    spent = json.loads((tmp_path / "k" / "result.json").read_text())["search_s"]
+    assert spent["resumes"] == 1 and spent["since"] == "start"

@@ -57,6 +57,9 @@ def test_run_directory_and_final_arch(tiny_run):
     assert "round 2" in (run / "search.log").read_text()
     res = CliRunner().invoke(cli, ["latency", "predict", str(run / "arch.json"), "--table", str(table)])
     assert res.exit_code == 0 and "total" in res.output
+    spent, ckpt = json.loads((run / "result.json").read_text())["search_s"], load_checkpoint(run / "checkpoint.pt")
+    assert spent["since"] == "start" and spent["resumes"] == 0
+    assert 0 < ckpt["spent"]["cpu"] <= spent["cpu"]  # the checkpoint carries the time a resumed run adds to its own
 
 
 def test_rounds_keep_retire_refill(tiny_run):
@@ -171,6 +174,10 @@ def test_resume_after_sigkill_reaches_the_same_result(tmp_path, tiny_run):
                          text=True, env=_env(), timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "resuming at round 1, epoch 1" in (out / "search.log").read_text()
+    # the seconds before the kill (to its last checkpoint) count: the result is one run's time, resumed once
+    spent = json.loads((out / "result.json").read_text())["search_s"]
+    before = load_checkpoint(tmp_path / "first.pt")["spent"]
+    assert spent["since"] == "start" and spent["resumes"] == 1 and spent["cpu"] > before["cpu"] > 0
     # every random stream is derived from (seed, round, epoch): the resumed run finds what the uninterrupted one did
     assert load_arch(out / "arch.json") == load_arch(tiny_run[0] / "arch.json")
 
