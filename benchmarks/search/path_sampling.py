@@ -44,7 +44,7 @@ def search(store: Store, proto: dict[str, Any], runs: Path, variant: str, cpu: i
     rid = f"search/{variant}"
     out = runs / f"search-{variant}"
     with Job(runs, rid) as mine:
-        store.write(lambda d: None)
+        store.refresh()
         if (rec := store.get(rid)) or not mine:
             return rec
         cfg = load_search_config(preset_path(proto["search_preset"]))
@@ -75,7 +75,7 @@ def rank_jobs(store: Store, proto: dict[str, Any], runs: Path, variant: str, cpu
     for c in rank_archs(Path(s["run"]), proto["rank"]["archs"]):
         rid = f"rank/{variant}/rank{c['rank']:03d}"
         with Job(runs, rid) as mine:
-            store.write(lambda d: None)
+            store.refresh()
             if store.get(rid) or not mine:
                 continue
             arch = runs / f"rank-{variant}" / f"rank{c['rank']:03d}.json"
@@ -89,7 +89,7 @@ def rank_jobs(store: Store, proto: dict[str, Any], runs: Path, variant: str, cpu
 
 def remaining(store: Store, proto: dict[str, Any]) -> int:
     """Jobs not yet recorded: missing searches (counted with their retrains) and missing retrains."""
-    store.write(lambda d: None)
+    store.refresh()
     n = 0
     for v in proto["variants"]:
         s = store.get(f"search/{v}")
@@ -102,7 +102,7 @@ def remaining(store: Store, proto: dict[str, Any]) -> int:
 
 
 def summarize(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
-    store.write(lambda d: None)
+    store.refresh()
     out: dict[str, Any] = {}
     for v in proto["variants"]:
         t = sorted((r for r in store.records("train") if r.get("variant") == v), key=lambda r: r["rank"])
@@ -134,7 +134,7 @@ def main() -> None:
             search(store, PROTOCOL, runs, v, args.cpu)
         for v in PROTOCOL["variants"]:
             rank_jobs(store, PROTOCOL, runs, v, args.cpu)
-        store.write(lambda d: None)
+        store.refresh()
         if len(store.data["records"]) == before:  # the rest is in the other driver's hands: wait
             print(f"waiting for the other driver ({left} jobs left)", flush=True)
             time.sleep(20)

@@ -153,7 +153,7 @@ def run_jobs(store: Store, proto: dict[str, Any], runs: Path, archs: list[Path],
         with Job(runs, rid) as mine:
             if not mine:  # the other driver has it
                 continue
-            store.write(lambda d: None)  # it may have finished while we waited
+            store.refresh()  # it may have finished while we waited
             if store.get(rid):
                 continue
             ms = predict(load_arch(archs[i]), table).total_ms
@@ -172,7 +172,7 @@ def arch_groups(records: list[dict[str, Any]], recipe: str) -> dict[int, list[fl
 
 
 def summarize(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
-    store.write(lambda d: None)
+    store.refresh()
     out: dict[str, Any] = {}
     pooled = []
     if other := proto.get("pool_with"):  # the earlier protocol's retrains of the same archs and recipes

@@ -128,7 +128,7 @@ def run_step(p: dict[str, Any], store: Store, source: dict[str, Any], runs: Path
 
 
 def summarize(p: dict[str, Any], store: Store, source: dict[str, Any]) -> dict[str, Any]:
-    store.write(lambda d: None)  # the other driver's latest records
+    store.refresh()  # the other driver's latest records
     budget = p["budget"]
 
     mine = store.data["records"]

@@ -83,7 +83,7 @@ def run_step(store: Store, runs: Path, cpu: int) -> None:
 
 
 def summarize(store: Store, source: dict[str, Any]) -> dict[str, Any]:
-    store.write(lambda d: None)  # the other driver's latest records
+    store.refresh()  # the other driver's latest records
     budget = PROTOCOL["budget"]
 
     nse, nse_cpu = seed_accs(source["records"], "nse", budget), seed_cpus(source["records"], "nse", budget)

@@ -234,7 +234,7 @@ def rank_step(store: Store, proto: dict[str, Any], runs: Path, cpu: int) -> None
 
 
 def summarize(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
-    store.write(lambda d: None)  # the other driver's latest records
+    store.refresh()  # the other driver's latest records
     trains, searches = store.records("train"), {r["id"]: r for r in store.records("search")}
     out: dict[str, Any] = {"budgets": {}}
     for budget in proto["budgets"]:

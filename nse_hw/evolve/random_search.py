@@ -36,6 +36,7 @@ from nse_hw.train.dist import is_main
 
 log = logging.getLogger(__name__)
 UNIFORM = 11
+TIME_BAR = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f}{unit} [{elapsed}<{remaining}]"
 
 
 def sample_uniform(ctx: Context, n: int, rng: np.random.Generator, *, batch: int = 4096,
@@ -117,8 +118,10 @@ def random_search(ctx: Context) -> Candidate:
     else:
         queue, cands = _restore(ctx, ckpt, rng)
     seen = {arch_key(c.choices) for c in cands}
-    bar = progress_bar(total=None if b.time_s else len(queue) + len(cands), initial=len(cands),
-                       desc="random search", disable=not is_main())
+    # with a time budget the bar counts its seconds (so it shows the time left), else the archs
+    bar = progress_bar(total=b.time_s or len(queue) + len(cands), unit=f" {b.clock} s" if b.time_s else " arch",
+                       desc="random search", disable=not is_main(), bar_format=TIME_BAR if b.time_s else None)
+    bar.update(min(clock.seconds(b.clock), b.time_s) if b.time_s else len(cands))
     rungs = ctx.cfg.evolve.halving if b.halving else []
 
     def reserve() -> float:
@@ -142,7 +145,7 @@ def random_search(ctx: Context) -> Candidate:
             ctx.run.save_checkpoint({"random": {"queue": [_layers(ch) for ch in queue],
                                                 "scored": [[_layers(c.choices), c.ms, c.acc] for c in cands],
                                                 "rng": rng.bit_generator.state}, "spent": clock.spent()})
-        bar.update(1)
+        bar.update(min(clock.seconds(b.clock), b.time_s) - bar.n if b.time_s else 1)
         log.info("random arch %d%s: %.2f ms, held-out %s %.4f", len(cands), "" if b.time_s else f"/{b.archs}",
                  ms, "-NLL" if rungs else "top-1", cands[-1].acc)
     bar.close()

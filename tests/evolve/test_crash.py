@@ -61,3 +61,32 @@ def test_kill_then_resume_gives_the_uninterrupted_result(tmp_path, reference, wh
     assert _debris(out) == []
     # the plots describe every round, even when the kill came after the last checkpoint and before plotting
     assert (out / "plots" / "pareto.png").stat().st_mtime >= (out / "rounds" / "round-02.json").stat().st_mtime
+
+
+@pytest.fixture(scope="module")
+def random_reference(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ref-random")
+    res = _run(BIN / "nse-hw", *_args(tmp, tmp / "run"), "--baseline", "random")
+    assert res.returncode == 0, res.stderr[-2000:]
+    return tmp / "run"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when,name,n", [
+    ("mid-write", "checkpoint.pt", 2),                              # the 2nd arch scored, its checkpoint half-written
+    ("call", "nse_hw.evolve.random_search:train_and_score", 2),     # while the 2nd arch trains
+])
+def test_kill_then_resume_a_random_search_gives_the_uninterrupted_result(tmp_path, random_reference, when, name, n):
+    out = tmp_path / "run"
+    killed = _run(sys.executable, CRASH, when, name, n, "--", *_args(tmp_path, out), "--baseline", "random")
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    res = _run(BIN / "nse-hw", "search", "--resume", out)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "resuming after 1 scored architectures" in (out / "search.log").read_text()
+    assert load_arch(out / "arch.json") == load_arch(random_reference / "arch.json")
+    for f in ("baseline.json", "result.json"):
+        ref, got = ({k: v for k, v in json.loads((d / f).read_text()).items() if k not in ("table", "search_s")}
+                    for d in (random_reference, out))
+        assert got == ref, f
+    assert json.loads((out / "result.json").read_text())["search_s"]["resumes"] == 1
+    assert _debris(out) == []
