@@ -8,6 +8,7 @@ derived from (seed, round, epoch, purpose), so a resumed run repeats exactly wha
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from nse_hw.evolve.sampling import sample_in_window
 from nse_hw.evolve.scoring import score_paths
 from nse_hw.evolve.trainer import NanLoss, RoundTrainer
 from nse_hw.latency import predict
+from nse_hw.progress import format_duration, time_left
 from nse_hw.space import Op, parse_op
 from nse_hw.supernet import Path, SuperNet
 from nse_hw.supernet.fast import crop_dead_taps
@@ -132,7 +134,10 @@ def save(ctx: Context, state: LoopState, net: SuperNet | None, trainer: RoundTra
     barrier()
 
 
-def train_round(ctx: Context, state: LoopState, net: SuperNet, trainer: RoundTrainer, clock: Clock) -> None:
+def train_round(ctx: Context, state: LoopState, net: SuperNet, trainer: RoundTrainer, clock: Clock, *,
+                epochs_before: int) -> None:
+    """The round's remaining epochs, a checkpoint after each; ``epochs_before``: the search's epochs done when
+    this process started (for the time left: this process's pace, round-end scoring included)."""
     cfg, r = ctx.cfg, state.round
     for e in range(state.epoch, cfg.train.epochs_per_round):
         loader = ctx.loader(ctx.data.train, seed=derive_seed(cfg.seed, r, e), train=True)
@@ -147,8 +152,11 @@ def train_round(ctx: Context, state: LoopState, net: SuperNet, trainer: RoundTra
             raise _nan_error(ctx, state, exc) from None
         state.step, state.epoch = stats.pop("step"), e + 1
         state.epochs.append({"epoch": e + 1, **{k: round(float(v), 5) for k, v in stats.items()}})
-        log.info("round %d epoch %d: loss %.3f, train acc %.3f, E[latency] %.2f ms (target %.2f)", r + 1, e + 1,
-                 stats["loss"], stats["acc"], stats["expected_ms"], trainer.target_ms)
+        left = time_left(time.perf_counter() - clock.wall0, r * cfg.train.epochs_per_round + e + 1, epochs_before,
+                         ctx.rounds * cfg.train.epochs_per_round)
+        log.info("round %d epoch %d: loss %.3f, train acc %.3f, E[latency] %.2f ms (target %.2f); rounds: %s left",
+                 r + 1, e + 1, stats["loss"], stats["acc"], stats["expected_ms"], trainer.target_ms,
+                 format_duration(left) if left is not None else "?")
         try:
             save(ctx, state, net, trainer, clock)
         except NanLoss as exc:
@@ -285,6 +293,7 @@ def nse_search(ctx: Context) -> Candidate:
     start = Clock()  # loading the checkpoint counts: an uninterrupted run never does it, but it is short
     state, ckpt = resume_state(ctx)
     clock = start.resumed(ckpt)
+    before = state.round * ctx.cfg.train.epochs_per_round + state.epoch
     while not state.done:
         net, trainer = build_net(ctx, state)
         if ckpt is not None and ckpt.get("net") is not None and state.epoch > 0:
@@ -293,7 +302,7 @@ def nse_search(ctx: Context) -> Candidate:
                 trainer.opt_w.load_state_dict(ckpt["opt_w"])
                 trainer.opt_a.load_state_dict(ckpt["opt_a"])
         ckpt = None
-        train_round(ctx, state, net, trainer, clock)
+        train_round(ctx, state, net, trainer, clock, epochs_before=before)
         state = end_round(ctx, state, net, trainer)
         save(ctx, state, None, None, clock)
         if is_main() and not state.done:  # progress to look at while the next round trains
