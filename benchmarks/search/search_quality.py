@@ -265,7 +265,27 @@ def summarize(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
                    **(rank_correlation([t["score"] for t in ranks], [t["test_top1"] for t in ranks])
                       if len(ranks) >= 3 else {}),
                    "archs_detail": [{k: t[k] for k in ("rank", "of", "score", "ms", "test_top1")} for t in ranks]}
+    out["progress"] = progress(store, proto)
     store.write(lambda d: d.update(summary=out))
+    return out
+
+
+def progress(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
+    """Jobs done of those planned (searches and seed retrains; the finalists' and the rank step's apart), the CPU
+    hours they took, and the hours left at the mean CPU seconds of each kind's done jobs (a search not yet run:
+    NSE's; before any record: None)."""
+    planned = [(b, m, s) for b in proto["budgets"] for s in proto["seeds"] for m in methods_of(proto, s)]
+    done = {k: {(r["budget"], r["method"], r["seed"]): r["cpu_s"] for r in store.records(k)
+                if r["method"] in proto["methods"] and (k == "search" or r.get("retrain_seed") == r.get("seed"))}
+            for k in ("search", "train")}
+    out: dict[str, Any] = {}
+    for kind, d in done.items():
+        by_method = {m: [v for (_, mm, _), v in d.items() if mm == m] for m in proto["methods"]}
+        means = {m: sum(v) / len(v) for m, v in by_method.items() if v}
+        fallback = means.get("nse") or (sum(d.values()) / len(d) if d else None)
+        left = [means.get(m, fallback) for (b, m, s) in planned if (b, m, s) not in d]
+        out[kind] = {"done": len(d), "planned": len(planned), "cpu_h": round(sum(d.values()) / 3600, 2),
+                     "cpu_h_left": None if None in left else round(sum(left) / 3600, 1)}
     return out
 
 
@@ -345,6 +365,9 @@ def print_summary(s: dict[str, Any]) -> None:
         for g in b["nse_round_gains"]:
             print(f"  NSE round {g['from_round']} -> {g['to_round']}: {_pm(g)} pt (supernet score); "
                   f"t p {_p(g['t_p'])}, Wilcoxon p {_p(g['wilcoxon_p'])}")
+    for kind, g in s.get("progress", {}).items():
+        left = "-" if g["cpu_h_left"] is None else f"~{g['cpu_h_left']}"
+        print(f"{kind}: {g['done']} of {g['planned']} done ({g['cpu_h']} CPU h); {left} CPU h left")
     r = s["rank"]
     if r and r.get("kendall_tau") is not None:
         print(f"\nranking ({r['budget']}, seed {r['seed']}, {r['archs']} archs): Kendall τ {r['kendall_tau']:.3f} "
