@@ -102,8 +102,9 @@ class BaselineConfig:
     steps: int = 150
     lr: float = 0.05
     # Compute budget (None: exactly `archs` archs). Otherwise keep drawing, training and scoring archs until
-    # this many seconds of `clock` ('cpu': this process's CPU seconds; 'wall') are spent since the search began;
-    # the arch in flight finishes. For equal compute, set it to an NSE run's result.json search_s.
+    # this many seconds of `clock` ('cpu': CPU seconds; 'wall') are spent since the search began (a resumed search
+    # counts those before the kill too); the arch in flight finishes. For equal compute, set it to an NSE run's
+    # result.json search_s.
     time_s: float | None = None
     clock: str = "cpu"
     # Final pick. 'best': the most accurate scored arch (the fastest on a tie). 'nse': NSE's final rule on the
