@@ -348,6 +348,20 @@ def _p(x: float | None) -> str:
     return "-" if x is None else f"{x:.3g}"
 
 
+def markdown_table(b: dict[str, Any]) -> str:
+    """One budget's methods: seeds, retrained test top-1 (mean ± SD), NSE minus the method paired by seed with
+    its t and Wilcoxon p, and the search's CPU seconds over NSE's (same seed)."""
+    rows = ["| method | seeds | test top-1 % | NSE − method (points) | paired t p | Wilcoxon p | CPU / NSE's |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for m, d in b["methods"].items():
+        diff = b["nse_minus"].get(m)
+        paired = "-" if diff is None else f"{_pm(diff)} (n {diff['n']})"
+        rows.append(f"| {m} | {d['test_top1']['n']} | {_pm(d['test_top1'])} | {paired} | "
+                    f"{_p(diff and diff['t_p'])} | {_p(diff and diff['wilcoxon_p'])} | "
+                    f"{_pm(d['search_cpu_vs_nse'], 1)} |")
+    return "\n".join(rows)
+
+
 def print_summary(s: dict[str, Any]) -> None:
     for budget, b in s["budgets"].items():
         print(f"\n{budget}: retrained test top-1 % (mean ± SD over seeds), predicted latency / budget, CPU s of the "
@@ -365,6 +379,8 @@ def print_summary(s: dict[str, Any]) -> None:
         for g in b["nse_round_gains"]:
             print(f"  NSE round {g['from_round']} -> {g['to_round']}: {_pm(g)} pt (supernet score); "
                   f"t p {_p(g['t_p'])}, Wilcoxon p {_p(g['wilcoxon_p'])}")
+    for budget, b in s["budgets"].items():
+        print(f"\n{budget} as Markdown (the README and results tables):\n{markdown_table(b)}")
     for kind, g in s.get("progress", {}).items():
         left = "-" if g["cpu_h_left"] is None else f"~{g['cpu_h_left']}"
         print(f"{kind}: {g['done']} of {g['planned']} done ({g['cpu_h']} CPU h); {left} CPU h left")
