@@ -22,11 +22,12 @@ fi
 # torch==2.13.0 must be in the same pip command as litert-torch: only that exact pin picks the local CPU build.
 # ExecuTorch (--format pte, --runtime executorch) is an extra for pip users; here it is installed too (+317 MB,
 # ~20 s), so both commands below the README and CI cover every runtime (benchmarks/deployment/RESULTS-deployment.md); so are
-# the docs tools (mkdocs) and `build` (tests/test_wheel.py builds the wheel).
-if ! .venv/bin/python -c "import nse_hw, torch, litert_torch, ai_edge_litert, onnxruntime, executorch, mkdocs, build" \
+# timm (`latency predict timm/NAME` is tested, not skipped), the docs tools (mkdocs) and `build` (tests/test_wheel.py).
+# (timm is only looked up here, not imported: it imports torchvision before nse_hw's compatibility shim.)
+if ! .venv/bin/python -c "import importlib.util as u, nse_hw, torch, litert_torch, ai_edge_litert, onnxruntime, executorch, mkdocs, build; assert u.find_spec('timm')" \
        >/dev/null 2>&1 || [ pyproject.toml -nt .venv/.nse-hw-installed ] || [ constraints.txt -nt .venv/.nse-hw-installed ]; then
   echo "setup: installing nse-hw and its pinned dependencies into .venv (first time: a few minutes)"
-  .venv/bin/pip install -q "torch==2.13.0" -c constraints.txt -e ".[dev,executorch,docs]"
+  .venv/bin/pip install -q "torch==2.13.0" -c constraints.txt -e ".[dev,executorch,docs,timm]"
   touch .venv/.nse-hw-installed
 fi
 echo "setup: ok ($(.venv/bin/nse-hw --version))"

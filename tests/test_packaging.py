@@ -80,4 +80,4 @@ def test_dependencies_are_ranges_and_the_lock_pins_each_inside_its_range():
 
 def test_setup_installs_the_lock_with_torch_pinned_in_the_same_command():
     setup = (ROOT / "scripts" / "setup.sh").read_text()
-    assert re.search(r'pip install -q "torch==2\.13\.0" -c constraints\.txt -e "\.\[dev,executorch,docs\]"', setup)
+    assert re.search(r'pip install -q "torch==2\.13\.0" -c constraints\.txt -e "\.\[dev,executorch,docs,timm\]"', setup)
