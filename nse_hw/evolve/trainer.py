@@ -114,8 +114,10 @@ class RoundTrainer:
         self.opt_w.step()
         return loss.item(), (logits.argmax(1) == y).float().mean().item()
 
-    def arch_step(self, x: Tensor, y: Tensor, rng: np.random.Generator, step: int) -> tuple[float, float]:
-        """Two-path α step: CE on a held-out batch + λ·penalty(E[latency]); then prune low logits."""
+    def arch_step(self, x: Tensor, y: Tensor, rng: np.random.Generator, step: int,
+                  pruned_log: list[str] | None = None) -> tuple[float, float]:
+        """Two-path α step: CE on a held-out batch + λ·penalty(E[latency]); then prune low logits (each pruned
+        (layer, op) is appended to ``pruned_log``, which the epoch logs in one line)."""
         net = self.net
         probs = net.probs().detach().cpu().numpy()
         tp = broadcast_object(sample_two_path(probs, net.alive.cpu().numpy(), [not s for s in net.skippable], rng)
@@ -131,9 +133,11 @@ class RoundTrainer:
         _average_grads([net.alpha])
         self.opt_a.step()
         net.alpha.grad = None
-        pruned = net.prune(self.prune_threshold)
+        pruned = [f"layer {j}: {op}" for j, op in net.prune(self.prune_threshold)]
         if pruned:
-            log.info("pruned %s", ", ".join(f"layer {j}: {op}" for j, op in pruned))
+            log.debug("step %d: pruned %s", step, ", ".join(pruned))
+            if pruned_log is not None:
+                pruned_log.extend(pruned)
         return ce.item(), exp_ms.item()
 
     def _to(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -144,7 +148,7 @@ class RoundTrainer:
         """One pass over ``loader`` (or ``max_steps``); returns the epoch's mean stats and the step reached."""
         n = len(loader) if max_steps is None else min(len(loader), max_steps)
         sums = {"loss": 0.0, "acc": 0.0, "arch_ce": 0.0, "exp_ms": self.expected_ms_now()}
-        n_arch = 0
+        n_arch, pruned = 0, []
         with progress_bar(total=n, desc=desc, disable=not is_main(), leave=False) as bar:
             for i, (x, y) in enumerate(loader):
                 if i >= n:
@@ -154,15 +158,17 @@ class RoundTrainer:
                 sums["acc"] += acc
                 step += 1
                 if arch and step % self.arch_every == 0:
-                    ce, sums["exp_ms"] = self.arch_step(*self._to(*next(heldout)), rng, step)
+                    ce, sums["exp_ms"] = self.arch_step(*self._to(*next(heldout)), rng, step, pruned)
                     sums["arch_ce"] += ce
                     n_arch += 1
                 bar.set_postfix(loss=f"{sums['loss'] / (i + 1):.3f}", acc=f"{sums['acc'] / (i + 1):.3f}",
                                 E_ms=f"{sums['exp_ms']:.2f}", refresh=False)  # shown at the bar's next redraw
                 bar.update(1)
+        if pruned:  # one line per epoch, not one per α step (the terminal shows the log between the bars)
+            log.info("pruned %d (layer, op) pairs this epoch: %s", len(pruned), ", ".join(pruned))
         return {"loss": sums["loss"] / max(n, 1), "acc": sums["acc"] / max(n, 1),
                 "arch_ce": sums["arch_ce"] / max(n_arch, 1), "expected_ms": self.expected_ms_now(),
-                "steps": n, "step": step}
+                "steps": n, "step": step, "pruned": len(pruned)}
 
 
 def weight_optimizer(params: list[torch.nn.Parameter], kind: str, *, lr: float, momentum: float,

@@ -1,4 +1,9 @@
-"""Weight-step path sampling: 'uniform' (every live op on with path_prob) and 'budget' (tilted to the target)."""
+"""Weight-step path sampling: 'uniform' (every live op on with path_prob) and 'budget' (tilted to the target); an
+epoch's pruning, logged once."""
+
+import dataclasses
+import itertools
+import logging
 
 import numpy as np
 import pytest
@@ -50,3 +55,18 @@ def test_budget_paths_have_the_targets_latency(tiny_space):
         tr.net.alive[1, 0] = False
     p2 = tr.path_probs()
     assert p2[1, 0] == 0 and not np.array_equal(p, p2)
+
+
+def test_an_epoch_logs_its_pruned_ops_in_one_line(tiny_space, caplog):
+    tr, _ = _trainer(tiny_space, "uniform", target_ms=1.0)
+    tr = dataclasses.replace(tr, prune_threshold=100.0)  # every op is below it: all but what a layer must keep go
+    alive = int(tr.net.alive.sum())
+    torch.manual_seed(0)
+    batch = (torch.randn(4, 1, 16, 16), torch.randint(0, 4, (4,)))
+    with caplog.at_level(logging.INFO, logger="nse_hw"):
+        stats = tr.epoch([batch] * 4, itertools.repeat(batch), rng=np.random.default_rng(0), step=0, max_steps=None,
+                         arch=True, desc="epoch")
+    gone = alive - int(tr.net.alive.sum())
+    lines = [r.getMessage() for r in caplog.records if "pruned" in r.getMessage()]
+    assert gone > 1 and stats["pruned"] == gone
+    assert len(lines) == 1 and lines[0].startswith(f"pruned {gone} (layer, op) pairs this epoch: layer ")
