@@ -63,7 +63,7 @@ def _show_bytes(arg: str) -> str:
 
 @click.group(cls=CliGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nse-hw")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-v", "--verbose", count=True, help="Debug log output too (e.g. the step at which each op is pruned).")
 def cli(verbose: int) -> None:
     """Hardware-aware Neural Search-space Evolution: profile, search, train, export."""
     # Our loggers only: litert-torch logs every lowered op and onnxscript every pass on the root logger.
@@ -72,7 +72,7 @@ def cli(verbose: int) -> None:
     for name in ("nse_hw",):
         lg = logging.getLogger(name)
         lg.handlers[:] = [handler]
-        lg.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+        lg.setLevel(logging.DEBUG if verbose else logging.INFO)  # INFO by default: rounds, epochs, files written
         lg.propagate = False
 
 

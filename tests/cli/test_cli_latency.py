@@ -1,4 +1,5 @@
 import json
+import logging
 
 import pytest
 from click.testing import CliRunner
@@ -105,3 +106,10 @@ def test_note10_prices_residual_networks_with_the_add_inside_its_blocks(tmp_path
     assert any("pixel1-tflite.json" in n for n in two["extrapolated"]["add|in=48x48x24"])
     assert_refused(invoke("latency", "predict", tmp_path / "two.json", "--device", "note10", "--no-fill"),
                    "has no entry for")
+
+
+@pytest.mark.parametrize("flags,level", [([], "INFO"), (["-v"], "DEBUG"), (["-vv"], "DEBUG")])
+def test_verbose_turns_on_the_debug_log(flags, level):
+    res = CliRunner().invoke(cli, [*flags, "latency", "predict", "mobilenetv2-1.0-224", "--device", "pixel1"])
+    assert res.exit_code == 0, res.output
+    assert logging.getLevelName(logging.getLogger("nse_hw").level) == level
