@@ -64,6 +64,15 @@ def test_random_search_with_the_halving_scorer(tmp_path):
     assert result["halving"][0]["layers"] == best["layers"] == result["layers"]
 
 
+def test_a_time_budgeted_random_search_counts_its_later_rungs(tmp_path):
+    # the budget is spent at the first draw; the later rung still runs, and the search's time includes it
+    config = HALVING.replace("baseline: {archs: 2, steps: 3}", "baseline: {archs: 2, steps: 3, halving: true, "
+                                                               "time_s: 1.0e-6}")
+    _, result = _run(tmp_path, config, "--baseline", "random")
+    tb = result["time_budget"]
+    assert result["archs"] == 1 and tb["spent"] == result["search_s"]["cpu"] > tb["drawing_stopped_at"] > 0
+
+
 def test_bad_halving_configs_are_refused(tmp_path):
     for text, msg in ((HALVING.replace("[[3, 4], [1, 8]]", "[[3]]"), "evolve.halving must be"),
                       (HALVING.replace("halving:", "rerank: 2, halving:"), "exclude each other"),
