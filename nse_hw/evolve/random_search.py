@@ -154,7 +154,7 @@ def random_search(ctx: Context) -> Candidate:
     if rungs:
         ranked = sorted(cands, key=lambda c: (-c.acc, -c.ms))
         if len(rungs) > 1:
-            ranked, extra["halving"] = halve(ctx, ranked, rungs[1:], kind="halving")
+            ranked, extra["halving"] = halve(ctx, ranked, rungs[1:], kind="halving", first=2)
         else:
             ranked = [Candidate(c.choices, c.ms, c.acc, kind="halving") for c in ranked]
         best = ranked[0]

@@ -99,16 +99,17 @@ def halving_plan(n_candidates: int, rungs: Sequence[Sequence[int]]) -> list[tupl
     return plan
 
 
-def halve(ctx: Context, cands: list[Candidate], rungs: Sequence[Sequence[int]], *, kind: str,
+def halve(ctx: Context, cands: list[Candidate], rungs: Sequence[Sequence[int]], *, kind: str, first: int = 1,
           ) -> tuple[list[Candidate], list[dict[str, Any]]]:
-    """Successive halving of ``cands`` (best first: the first rung takes the head of the list).
+    """Successive halving of ``cands`` (best first: the first rung takes the head of the list); ``first``: the
+    number of its first rung in the records (2 where the caller ran rung 1 itself, as random search does).
 
     Returns the last rung's candidates, best first, with ``acc`` = -NLL (so the larger is the better, as for
     every score the final rule reads) and a record of every rung."""
     if not cands:
         raise NseError("successive halving: no candidate to rank")
     pool, record = list(cands), []
-    for r, (n, steps) in enumerate(halving_plan(len(cands), rungs)):
+    for r, (n, steps) in enumerate(halving_plan(len(cands), rungs), start=first - 1):
         scored = []
         for i, c in enumerate(pool[:n]):
             nll, top1 = rung_score(ctx, c.choices, steps=steps)

@@ -59,7 +59,7 @@ def test_random_search_with_the_halving_scorer(tmp_path):
     out, result = _run(tmp_path, config, "--baseline", "random")
     scored = json.loads((out / "baseline.json").read_text())["scored"]
     assert len(scored) == 3 and all(c["acc"] < 0 for c in scored)  # -NLL of the first rung
-    assert [r["rung"] for r in result["halving"]] == [1]  # the later rung (here: 1 of them, 8 steps)
+    assert [(r["rung"], r["steps"]) for r in result["halving"]] == [(2, 8)]  # the later rung, numbered as NSE's
     best = max(scored, key=lambda c: (c["acc"], c["ms"]))
     assert result["halving"][0]["layers"] == best["layers"] == result["layers"]
 
