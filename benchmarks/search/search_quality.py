@@ -25,7 +25,8 @@ config (the task, the held-out size, NSE's successive-halving stage), retrains w
 ``random-halving`` (random search scoring its draws with NSE's halving scorer, ``baseline.halving``) and runs the
 methods in ``side_seeds`` at its first N seeds only.
 
-Retrain: `nse-hw train ARCH --preset P --seed S` (configs/train/fashion-mnist.yaml), retrain seed = search seed;
+Retrain: `nse-hw train ARCH --preset P --seed S` (configs/train/fashion-mnist.yaml), retrain seed = search seed
+(where another method of the same seed picked the very same network, its retrain is reused: ``reused_from``);
 the seed-0 result of every method is also retrained with the finalist seeds (the recipe's own noise). Rank: the
 last round's in-window archs of one NSE run, sorted by supernet score, `spread_ranks` picks the ones to retrain.
 """
@@ -51,7 +52,7 @@ from nse_hw.evolve.ablation import ABLATIONS, ablation_config
 from nse_hw.evolve.config import SearchConfig
 from nse_hw.evolve.quality import mean_sd, paired_difference, rank_correlation, round_gains, spread_ranks
 from nse_hw.latency import predict
-from nse_hw.space import load_space, parse_layer, save_arch
+from nse_hw.space import Arch, load_space, parse_layer, save_arch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared common/
 from common.jobs import Job, Store, retrain, run_cli, search_arch  # noqa: E402
@@ -178,9 +179,14 @@ def methods_step(store: Store, proto: dict[str, Any], runs: Path, cpu: int, budg
             with Job(runs, f"seed/{budget}/{seed}") as mine:
                 for method in methods_of(proto, seed) if mine else ():
                     s = search(store, proto, runs, budget, seed, method, cpu)
+                    rid = f"train/{budget}/{method}/seed{seed}/r{seed}"
+                    if not store.get(rid) and (twin := twin_retrain(store, proto, s, method)):
+                        print(f"retrain {rid}: the network and seed of {twin['id']}, reused", flush=True)
+                        store.add({**twin, "id": rid, "method": method, "arch": str(search_arch(s)),
+                                   "reused_from": twin["id"], "wall_s": 0.0, "cpu_s": 0.0})
                     retrain(store, proto, search_arch(s), runs / budget / f"train-{method}-seed{seed}-r{seed}",
-                            f"train/{budget}/{method}/seed{seed}/r{seed}", cpu, recipe=proto.get("train_args"),
-                            budget=budget, seed=seed, method=method, retrain_seed=seed)
+                            rid, cpu, recipe=proto.get("train_args"), budget=budget, seed=seed, method=method,
+                            retrain_seed=seed)
     seed = proto["seeds"][0]
     for budget in budgets:
         for method in proto["methods"] if proto["finalist_retrain_seeds"] else ():
@@ -190,6 +196,21 @@ def methods_step(store: Store, proto: dict[str, Any], runs: Path, cpu: int, budg
                     retrain(store, proto, search_arch(s), runs / budget / f"train-{method}-seed{seed}-r{rs}",
                             f"train/{budget}/{method}/seed{seed}/r{rs}", cpu, recipe=proto.get("train_args"),
                             budget=budget, seed=seed, method=method, retrain_seed=rs)
+
+
+def twin_retrain(store: Store, proto: dict[str, Any], s: dict[str, Any], method: str) -> dict | None:
+    """Another method's retrain, at the budget and seed of search record ``s``, of the very network ``s`` picked
+    (``Arch`` equality: ``meta``, the method and its score, aside). A retrain is a pure function of network, seed
+    and recipe (ct48: random seed 0's retrain repeated random-halving seed 0's 76.10% to the last canvas), and the
+    two random searches read one draw stream, so they often pick the same network: reused, not repeated."""
+    budget, seed = s["budget"], s["seed"]
+    net = Arch.from_dict(s["arch_json"])
+    for m in methods_of(proto, seed):
+        other = store.get(f"search/{budget}/{m}/seed{seed}")
+        twin = store.get(f"train/{budget}/{m}/seed{seed}/r{seed}")
+        if m != method and other and twin and not twin.get("reused_from") and Arch.from_dict(other["arch_json"]) == net:
+            return twin
+    return None
 
 
 def methods_of(proto: dict[str, Any], seed: int) -> list[str]:
@@ -278,16 +299,18 @@ def summarize(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
 def progress(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
     """Jobs done of those planned (searches and seed retrains; the finalists' and the rank step's apart), the CPU
     hours they took, and the hours left at the mean CPU seconds of each kind's done jobs (a search not yet run:
-    NSE's; before any record: None)."""
+    NSE's; before any record: None; a reused retrain is done at no cost and left out of the means)."""
     planned = [(b, m, s) for b in proto["budgets"] for s in proto["seeds"] for m in methods_of(proto, s)]
-    done = {k: {(r["budget"], r["method"], r["seed"]): r["cpu_s"] for r in store.records(k)
-                if r["method"] in proto["methods"] and (k == "search" or r.get("retrain_seed") == r.get("seed"))}
-            for k in ("search", "train")}
+    recs = {k: [r for r in store.records(k) if r["method"] in proto["methods"]
+                and (k == "search" or r.get("retrain_seed") == r.get("seed"))] for k in ("search", "train")}
+    done = {k: {(r["budget"], r["method"], r["seed"]): r["cpu_s"] for r in v} for k, v in recs.items()}
     out: dict[str, Any] = {}
     for kind, d in done.items():
-        by_method = {m: [v for (_, mm, _), v in d.items() if mm == m] for m in proto["methods"]}
+        ran = {(r["budget"], r["method"], r["seed"]) for r in recs[kind] if not r.get("reused_from")}
+        by_method = {m: [v for k, v in d.items() if k[1] == m and k in ran] for m in proto["methods"]}
         means = {m: sum(v) / len(v) for m, v in by_method.items() if v}
-        fallback = means.get("nse") or (sum(d.values()) / len(d) if d else None)
+        costs = [v for k, v in d.items() if k in ran]
+        fallback = means.get("nse") or (sum(costs) / len(costs) if costs else None)
         left = [means.get(m, fallback) for (b, m, s) in planned if (b, m, s) not in d]
         out[kind] = {"done": len(d), "planned": len(planned), "cpu_h": round(sum(d.values()) / 3600, 2),
                      "cpu_h_left": None if None in left else round(sum(left) / 3600, 1)}
