@@ -79,10 +79,12 @@ def search(latency: str | float | None = None, *, device: str | None = None, tab
         device: The device whose shipped table prices the budget (default ``pixel1``); or give ``table``.
         table: A table name or path instead of ``device``.
         space: Search space name or YAML (default: the config's, ``nse27-proxyless224``).
-        preset: ``configs/search/<preset>.yaml``: ``default``, ``smoke`` (a one-minute run) or
-            ``imagenet-nse27``. Or give ``config``.
+        preset: ``configs/search/<preset>.yaml``: ``default``, ``smoke`` (a one-minute run),
+            ``ct-fmnist-48`` (the cluttered task's settings) or ``imagenet-nse27`` (the paper's, for GPUs). Or
+            give ``config``.
         config: A search config YAML instead of a preset.
-        data: ``fashion-mnist`` (default), a directory of Fashion-MNIST IDX files, or an ImageFolder root.
+        data: ``fashion-mnist`` (default), a task (``ct-fmnist-48``, ``ct-fmnist-64`` or a task YAML), a
+            directory of Fashion-MNIST IDX files, or an ImageFolder root (default: the preset's).
         out: The run directory (default ``runs/search/<time>``); it must not already hold a run.
         seed: Seed of every random stream (default: the config's).
         threads: torch threads (default: the config's, else the cores this process may use).

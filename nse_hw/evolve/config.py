@@ -11,7 +11,9 @@ from nse_hw.config import check_ranges, load_config
 from nse_hw.paths import CONFIGS
 
 SEARCH_CONFIGS = CONFIGS / "search"
-PRESETS = ("smoke", "default")
+# every file there is a preset: default, smoke (a one-minute run), ct-fmnist-48 (the cluttered task's settings),
+# imagenet-nse27 (the paper's, for GPUs)
+PRESETS = tuple(sorted(p.stem for p in SEARCH_CONFIGS.glob("*.yaml")))
 
 
 @dataclass

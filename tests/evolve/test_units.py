@@ -96,16 +96,45 @@ def test_untilted_when_already_in_window(nse27, nse27_model):
     assert beta == 0.0
 
 
-@pytest.mark.parametrize("name", ["smoke", "default", "imagenet-nse27"])
-def test_shipped_configs_load(name):
-    from nse_hw.evolve.config import SEARCH_CONFIGS, load_search_config
+def test_every_shipped_search_config_is_a_preset():
+    from nse_hw.evolve.config import PRESETS
 
-    cfg = load_search_config(SEARCH_CONFIGS / f"{name}.yaml")
+    assert PRESETS == ("ct-fmnist-48", "default", "imagenet-nse27", "smoke")
+
+
+@pytest.mark.parametrize("name", ["smoke", "default", "imagenet-nse27", "ct-fmnist-48"])
+def test_shipped_configs_load(name):
+    from nse_hw.evolve.config import load_search_config, preset_path
+
+    cfg = load_search_config(preset_path(name))
     assert cfg.space == "nse27-proxyless224" and cfg.evolve.subspace_size == 5
     if name == "imagenet-nse27":  # the paper's settings
         assert (cfg.train.epochs_per_round, cfg.train.lr, cfg.train.arch_lr) == (100, 0.4, 5e-3)
         assert (cfg.evolve.samples, cfg.evolve.bn_batches, cfg.train.arch_every) == (2000, 50, 2)
         assert cfg.train.arch_betas == [0.0, 0.999] and cfg.evolve.rounds is None
+
+
+def test_the_ct48_preset_is_the_default_with_the_changes_measured_for_the_task():
+    """configs/search/ct-fmnist-48.yaml = default.yaml + the five values its comments give (and the ct48
+    search-quality benchmark merges into the default preset): nothing else may drift apart."""
+    from nse_hw.config import to_dict
+    from nse_hw.evolve.config import load_search_config, preset_path
+
+    default, ct = (to_dict(load_search_config(preset_path(n))) for n in ("default", "ct-fmnist-48"))
+    default["data"].update(source="ct-fmnist-48", limit_heldout=4096)
+    default["train"].update(lr=0.006, epochs_per_round=6)
+    default["evolve"].update(halving=[[16, 150], [4, 600]])
+    assert ct == default
+
+
+def test_data_warning_names_the_task_preset_where_fashion_mnist_settings_meet_a_cluttered_task():
+    from nse_hw.evolve.run import data_warning
+
+    msg = data_warning("fashion-mnist", "ct-fmnist-64", "the default preset")
+    assert msg.startswith("the default preset is set for fashion-mnist") and "--preset ct-fmnist-48" in msg
+    assert data_warning("fashion-mnist", "fashion-mnist", "x") is None
+    assert data_warning("fashion-mnist", "/data/my-imagefolder", "x") is None  # not a task: nothing measured
+    assert data_warning("ct-fmnist-48", "ct-fmnist-64", "x") is None  # a task preset on another canvas
 
 
 def test_tilt_below_the_window_with_saturated_logits_stays_finite(nse27, nse27_model):
