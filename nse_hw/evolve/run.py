@@ -87,8 +87,8 @@ def data_warning(configured: str, data: str, what: str) -> str | None:
     ct-fmnist-48 the default preset's supernet stays at chance (benchmarks/search/supernet_ct48.py)."""
     if configured != "fashion-mnist" or load_task(data) is None:
         return None
-    return (f"{what} is set for fashion-mnist: with its supernet settings every path stayed at chance on "
-            f"ct-fmnist-48 after a round (measured); --preset ct-fmnist-48 holds settings measured to learn there")
+    return (f"{what} is set for fashion-mnist: on ct-fmnist-48 the default preset's supernet settings left every "
+            f"path at chance after a round (measured); --preset ct-fmnist-48 holds settings measured to learn there")
 
 
 def open_run(path: str | Path) -> tuple[SearchConfig, RunInfo, RunDir]:
