@@ -129,6 +129,36 @@ def pct(d: dict[str, Any]) -> str:
     return "-" if d.get("mean") is None else f"{100 * d['mean']:.2f} ± {100 * (d['sd'] or 0):.2f} (n {d['n']})"
 
 
+# A CPU second is not the same work on every CPU: on ct48, a Zen 3 VM trains a stand-alone arch ~1.9x slower
+# than a Zen 4 VM while it trains the supernet only ~1.1-1.2x slower (2026-12-07). Searches compared at equal CPU
+# seconds therefore run on one kind of CPU: the identity fields below (ISA flags aside, so records written before
+# hosts were recorded, backfilled from the session notes, compare too).
+HOST_KIND = ("vendor", "model_name", "family", "model")
+
+
+def this_host() -> dict[str, Any]:
+    """This machine's CPU fingerprint (nse_hw.hostcpu), recorded with every search and retrain."""
+    from nse_hw.hostcpu import this_cpu
+
+    return this_cpu()
+
+
+def same_host_kind(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    """Both fingerprints known and of one CPU kind (vendor, model name, family, model)."""
+    return a is not None and b is not None and all(a.get(k) == b.get(k) for k in HOST_KIND)
+
+
+def host_label(fp: dict[str, Any] | None) -> str:
+    """"AMD EPYC family 25 model 17 (Zen 4)", for messages."""
+    from nse_hw.hostcpu import uarch
+
+    if fp is None:
+        return "unknown CPU"
+    label = uarch(fp)
+    return f"{fp.get('model_name')} family {fp.get('family')} model {fp.get('model')}" + (f" ({label})" if label
+                                                                                           else "")
+
+
 def run_cli(args: list[str], cpu: int) -> dict[str, float]:
     """Run `nse-hw ARGS` pinned to ``cpu`` with 1 thread; wall and CPU seconds (user + system) of the process."""
     cmd = ["taskset", "-c", str(cpu), NSE_HW, *args, "--threads", "1"]
@@ -168,7 +198,7 @@ def retrain(store: Store, proto: dict[str, Any], arch: Path, out: Path, rid: str
     t = run_cli(args, cpu)
     res = json.loads((out / "result.json").read_text())
     rec = {"id": rid, "kind": "train", **fields, "arch": str(arch), "run": str(out), **t,
-           "test_top1": res["test_top1"], "best_val_top1": res.get("best_val_top1")}
+           "test_top1": res["test_top1"], "best_val_top1": res.get("best_val_top1"), "host": this_host()}
     print(f"  test top-1 {100 * rec['test_top1']:.2f}% ({t['wall_s']:.0f} s)", flush=True)
     return store.add(rec)
 

@@ -91,7 +91,9 @@ def print_summary(s: dict[str, Any]) -> None:
         print(f"\n{budget} as Markdown (the README and results tables):\n{markdown_table(b)}")
     for kind, g in s.get("progress", {}).items():
         left = "-" if g["cpu_h_left"] is None else f"~{g['cpu_h_left']}"
-        print(f"{kind}: {g['done']} of {g['planned']} done ({g['cpu_h']} CPU h); {left} CPU h left")
+        hosts = ", ".join(f"{n} on {h}" for h, n in g.get("hosts", {}).items())
+        print(f"{kind}: {g['done']} of {g['planned']} done ({g['cpu_h']} CPU h{'; ' + hosts if hosts else ''}); "
+              f"{left} CPU h left")
     r = s["rank"]
     if r and r.get("kendall_tau") is not None:
         print(f"\nranking ({r['budget']}, seed {r['seed']}, {r['archs']} archs): Kendall τ {r['kendall_tau']:.3f} "

@@ -38,6 +38,7 @@ import json
 import shutil
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ import yaml
 from compare_retrain import mbv2_style
 from quality_report import plot_summary, print_summary
 
+from nse_hw.atomic import atomic_write_json
 from nse_hw.config import from_dict, to_dict
 from nse_hw.evolve import load_search_config, parse_latency, preset_path, resolve_table
 from nse_hw.evolve.ablation import ABLATIONS, ablation_config
@@ -55,7 +57,7 @@ from nse_hw.latency import predict
 from nse_hw.space import Arch, load_space, parse_layer, save_arch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared common/
-from common.jobs import Job, Store, retrain, run_cli, search_arch  # noqa: E402
+from common.jobs import Job, Store, host_label, retrain, run_cli, same_host_kind, search_arch, this_host  # noqa: E402
 
 METHODS = ("nse", "random", *ABLATIONS, "mbv2")
 PROTOCOLS: dict[str, dict[str, Any]] = {
@@ -113,18 +115,28 @@ def method_config(proto: dict[str, Any], method: str, out: Path, *, nse_cpu_s: f
 
 
 def search(store: Store, proto: dict[str, Any], runs: Path, budget: str, seed: int, method: str, cpu: int, *,
-           configure: Callable[..., Path | None] = method_config, cpu_from: str = "nse") -> dict:
+           configure: Callable[..., Path | None] = method_config, cpu_from: str = "nse") -> dict | None:
     """``configure``: the --config file of a method (``method_config``'s signature; another benchmark's variants).
-    A method named random* is a random search at the CPU seconds of the same seed's ``cpu_from`` search."""
+    A method named random* is a random search at the CPU seconds of the same seed's ``cpu_from`` search, run
+    only on that search's kind of CPU (None here: it waits for a driver on such a host)."""
     rid = f"search/{budget}/{method}/seed{seed}"
     if rec := store.get(rid):
         return rec
-    out = runs / budget / f"{method}-seed{seed}"
-    resume = method != "mbv2" and (out / "run.json").exists()  # a killed search resumes (its clock too)
+    here, is_random = this_host(), method.startswith("random")
+    ref = search(store, proto, runs, budget, seed, cpu_from, cpu) if is_random else None
+    if is_random and not (ref and same_host_kind(ref.get("host"), here)):
+        print(f"search {budget} {method} seed {seed} waits for a host of {host_label(ref and ref.get('host'))} "
+              f"(its {cpu_from} search's CPU seconds are this search's budget); here: {host_label(here)}", flush=True)
+        return None
+    out, host_file = runs / budget / f"{method}-seed{seed}", runs / budget / f"{method}-seed{seed}.host.json"
+    started_here = host_file.exists() and same_host_kind(json.loads(host_file.read_text()), here)
+    # a killed search resumes (its clock too), on the kind of CPU it started on only: its seconds add up
+    resume = method != "mbv2" and (out / "run.json").exists() and started_here
     if out.exists() and not resume:
         shutil.rmtree(out)
+    atomic_write_json(host_file, here)
     rec: dict[str, Any] = {"id": rid, "kind": "search", "budget": budget, "budget_ms": parse_latency(budget),
-                           "seed": seed, "method": method, "run": str(out)}
+                           "seed": seed, "method": method, "run": str(out), "host": here}
     if method == "mbv2":
         table = resolve_table(device=proto["device"], table=None)
         out.mkdir(parents=True)
@@ -134,8 +146,7 @@ def search(store: Store, proto: dict[str, Any], runs: Path, budget: str, seed: i
         rec.update(wall_s=0.0, cpu_s=0.0, predicted_ms=round(ms, 4), budget_ratio=round(ms / rec["budget_ms"], 4),
                    arch_json=json.loads((out / "arch.json").read_text()))
         return store.add(rec)
-    is_random = method.startswith("random")
-    nse_cpu = search(store, proto, runs, budget, seed, cpu_from, cpu)["search_s"]["cpu"] if is_random else None
+    nse_cpu = ref["search_s"]["cpu"] if ref else None
     if resume:
         args = ["search", "--resume", str(out)]
     else:
@@ -179,6 +190,8 @@ def methods_step(store: Store, proto: dict[str, Any], runs: Path, cpu: int, budg
             with Job(runs, f"seed/{budget}/{seed}") as mine:
                 for method in methods_of(proto, seed) if mine else ():
                     s = search(store, proto, runs, budget, seed, method, cpu)
+                    if s is None:  # waits for another kind of CPU
+                        continue
                     rid = f"train/{budget}/{method}/seed{seed}/r{seed}"
                     if not store.get(rid) and (twin := twin_retrain(store, proto, s, method)):
                         print(f"retrain {rid}: the network and seed of {twin['id']}, reused", flush=True)
@@ -298,8 +311,9 @@ def summarize(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
 
 def progress(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
     """Jobs done of those planned (searches and seed retrains; the finalists' and the rank step's apart), the CPU
-    hours they took, and the hours left at the mean CPU seconds of each kind's done jobs (a search not yet run:
-    NSE's; before any record: None; a reused retrain is done at no cost and left out of the means)."""
+    hours they took (mixing CPUs: ``hosts`` counts the jobs run on each), and the hours left at the mean CPU seconds
+    of each kind's done jobs (a search not yet run: NSE's; before any record: None; a reused retrain is done at no
+    cost and left out of the means)."""
     planned = [(b, m, s) for b in proto["budgets"] for s in proto["seeds"] for m in methods_of(proto, s)]
     recs = {k: [r for r in store.records(k) if r["method"] in proto["methods"]
                 and (k == "search" or r.get("retrain_seed") == r.get("seed"))] for k in ("search", "train")}
@@ -312,8 +326,9 @@ def progress(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
         costs = [v for k, v in d.items() if k in ran]
         fallback = means.get("nse") or (sum(costs) / len(costs) if costs else None)
         left = [means.get(m, fallback) for (b, m, s) in planned if (b, m, s) not in d]
+        hosts = Counter(host_label(r.get("host")) for r in recs[kind] if not r.get("reused_from"))
         out[kind] = {"done": len(d), "planned": len(planned), "cpu_h": round(sum(d.values()) / 3600, 2),
-                     "cpu_h_left": None if None in left else round(sum(left) / 3600, 1)}
+                     "cpu_h_left": None if None in left else round(sum(left) / 3600, 1), "hosts": dict(hosts)}
     return out
 
 
