@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nse_hw.atomic import atomic_write_json
+from nse_hw.hostcpu import this_cpu, uarch
 
 NSE_HW = str(Path(sys.executable).parent / "nse-hw")
 # the layout Store writes, named for the benchmark it was first written for; a follow-up with its own passes fmt
@@ -136,22 +137,14 @@ def pct(d: dict[str, Any]) -> str:
 HOST_KIND = ("vendor", "model_name", "family", "model")
 
 
-def this_host() -> dict[str, Any]:
-    """This machine's CPU fingerprint (nse_hw.hostcpu), recorded with every search and retrain."""
-    from nse_hw.hostcpu import this_cpu
-
-    return this_cpu()
-
-
 def same_host_kind(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
     """Both fingerprints known and of one CPU kind (vendor, model name, family, model)."""
     return a is not None and b is not None and all(a.get(k) == b.get(k) for k in HOST_KIND)
 
 
 def host_label(fp: dict[str, Any] | None) -> str:
-    """"AMD EPYC family 25 model 17 (Zen 4)", for messages."""
-    from nse_hw.hostcpu import uarch
-
+    """"AMD EPYC family 25 model 17 (Zen 4)", for messages (``hostcpu.describe`` without the ISA flags, which
+    backfilled records lack)."""
     if fp is None:
         return "unknown CPU"
     label = uarch(fp)
@@ -198,7 +191,7 @@ def retrain(store: Store, proto: dict[str, Any], arch: Path, out: Path, rid: str
     t = run_cli(args, cpu)
     res = json.loads((out / "result.json").read_text())
     rec = {"id": rid, "kind": "train", **fields, "arch": str(arch), "run": str(out), **t,
-           "test_top1": res["test_top1"], "best_val_top1": res.get("best_val_top1"), "host": this_host()}
+           "test_top1": res["test_top1"], "best_val_top1": res.get("best_val_top1"), "host": this_cpu()}
     print(f"  test top-1 {100 * rec['test_top1']:.2f}% ({t['wall_s']:.0f} s)", flush=True)
     return store.add(rec)
 

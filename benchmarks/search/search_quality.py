@@ -53,11 +53,12 @@ from nse_hw.evolve import load_search_config, parse_latency, preset_path, resolv
 from nse_hw.evolve.ablation import ABLATIONS, ablation_config
 from nse_hw.evolve.config import SearchConfig
 from nse_hw.evolve.quality import mean_sd, paired_difference, rank_correlation, round_gains, spread_ranks
+from nse_hw.hostcpu import this_cpu
 from nse_hw.latency import predict
 from nse_hw.space import Arch, load_space, parse_layer, save_arch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared common/
-from common.jobs import Job, Store, host_label, retrain, run_cli, same_host_kind, search_arch, this_host  # noqa: E402
+from common.jobs import Job, Store, host_label, retrain, run_cli, same_host_kind, search_arch  # noqa: E402
 
 METHODS = ("nse", "random", *ABLATIONS, "mbv2")
 PROTOCOLS: dict[str, dict[str, Any]] = {
@@ -122,7 +123,7 @@ def search(store: Store, proto: dict[str, Any], runs: Path, budget: str, seed: i
     rid = f"search/{budget}/{method}/seed{seed}"
     if rec := store.get(rid):
         return rec
-    here, is_random = this_host(), method.startswith("random")
+    here, is_random = this_cpu(), method.startswith("random")
     ref = search(store, proto, runs, budget, seed, cpu_from, cpu) if is_random else None
     if is_random and not (ref and same_host_kind(ref.get("host"), here)):
         print(f"search {budget} {method} seed {seed} waits for a host of {host_label(ref and ref.get('host'))} "
