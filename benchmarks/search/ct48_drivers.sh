@@ -34,8 +34,11 @@ for c in 0 1; do
         echo "core $c: a driver is running"
         continue
     fi
-    (cd "$wt" && nohup taskset -c "$c" .venv/bin/python benchmarks/search/search_quality.py --protocol ct48 \
-        --cpu "$c" --out "$here/benchmarks/search/search-quality-ct48.json" >> "$runs/driver-cpu$c.log" 2>&1 &)
+    # One simple command in the background, every stream redirected: a backgrounded `cd && nohup` list would keep a
+    # subshell alive holding the caller's stdout, and `ct48_drivers.sh | tail` would then never return.
+    (cd "$wt" || exit 2
+     nohup taskset -c "$c" .venv/bin/python benchmarks/search/search_quality.py --protocol ct48 --cpu "$c" \
+        --out "$here/benchmarks/search/search-quality-ct48.json" < /dev/null >> "$runs/driver-cpu$c.log" 2>&1 &)
     echo "core $c: driver started (log $runs/driver-cpu$c.log)"
     sleep 5  # the first driver takes its seed's lock before the second looks
 done
