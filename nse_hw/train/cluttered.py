@@ -108,19 +108,22 @@ def compose(task: ClutterTask, images: np.ndarray, split: str, key: int, index: 
     float32 canvas x canvas in [0, 1]. Pure: the same arguments give the same canvas on any process.
     """
     rng = np.random.default_rng([task.seed, SPLIT_IDS[split], key, index])
-    c, n = task.canvas, len(images)
+    # Scalar draws in a fixed order: one call per value (a size=2 call draws the same two values, at 3x the cost),
+    # so changing this code without changing the task means keeping every draw and its order (tests pin canvases).
+    draw = rng.integers
+    c, n, k = task.canvas, len(images), task.crop
     out = np.zeros((c, c), np.float32)
-    for _ in range(int(rng.integers(task.clutter[0], task.clutter[1] + 1)) if n > 1 else 0):
-        other = images[(item + 1 + int(rng.integers(n - 1))) % n]  # any item but this one
-        y, x = rng.integers(0, ITEM_SIDE - task.crop + 1, size=2)
-        py, px = rng.integers(0, c - task.crop + 1, size=2)
-        out[py:py + task.crop, px:px + task.crop] += other[y:y + task.crop, x:x + task.crop] / np.float32(255)
+    for _ in range(int(draw(task.clutter[0], task.clutter[1] + 1)) if n > 1 else 0):
+        other = images[(item + 1 + int(draw(n - 1))) % n]  # any item but this one
+        y, x = int(draw(0, ITEM_SIDE - k + 1)), int(draw(0, ITEM_SIDE - k + 1))
+        py, px = int(draw(0, c - k + 1)), int(draw(0, c - k + 1))
+        out[py:py + k, px:px + k] += other[y:y + k, x:x + k] / np.float32(255)
     side = min(c, max(4, round(ITEM_SIDE * float(rng.uniform(*task.scale)))))
     img = zoom(images[item].astype(np.float32) / 255, side / ITEM_SIDE, order=1, grid_mode=True, mode="nearest")
     h, w = img.shape
-    py, px = int(rng.integers(0, c - h + 1)), int(rng.integers(0, c - w + 1))
+    py, px = int(draw(0, c - h + 1)), int(draw(0, c - w + 1))
     out[py:py + h, px:px + w] += img
-    return np.clip(out, 0.0, 1.0, out=out)
+    return np.minimum(out, np.float32(1), out=out)  # every term is >= 0: only the top needs clipping
 
 
 class CanvasSet(Dataset):

@@ -34,6 +34,23 @@ def test_a_canvas_is_a_pure_function_of_seed_split_key_index():
         assert not np.array_equal(a, other)
 
 
+# Fingerprints of four canvases as the task was defined when the ct48 pilot and benchmark ran (float64 sum,
+# nonzero count, sum of squares): a change to compose() that changes the task, even one draw's order, fails here.
+GOLDEN = [(("train", 0, 0), 415.50776439066976, 799, 276.465469162899),
+          (("train", 5, 123456), 559.5496154585853, 1102, 350.137456390753),
+          (("heldout", 0, 17), 587.9471758613363, 1061, 399.71874463387),
+          (("test", 0, 29999), 439.47976750833914, 785, 306.95696552749314)]
+
+
+@pytest.mark.parametrize(("where", "total", "nonzero", "squares"), GOLDEN)
+def test_canvases_are_the_task_the_benchmarks_ran_on(where, total, nonzero, squares):
+    imgs = ((np.arange(7 * 28 * 28).reshape(7, 28, 28) * 37) % 251).astype(np.uint8)
+    split, key, index = where
+    c = compose(ClutterTask("t", 48), imgs, split, key, index, index % 7).astype(np.float64)
+    assert (c.sum(), np.count_nonzero(c), (c ** 2).sum()) == (pytest.approx(total, rel=1e-9), nonzero,
+                                                              pytest.approx(squares, rel=1e-9))
+
+
 def test_no_clutter_leaves_only_the_item_and_its_scale():
     imgs = np.zeros((2, 28, 28), np.uint8)
     imgs[0] = 255  # item 0 is a white square: the canvas holds one white square of side round(28 * s)
