@@ -76,17 +76,24 @@ def test_predict_rest_scales_a_uniformly_faster_cpu(nse27):
     assert again.meta["quick"]["measured"] == 65 and again.entries == out.entries
 
 
-def _quick_args(tiny_space, tmp_path):
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """One export cache for the module's quick profiles: the same blocks at the same seeds, converted once (each
+    profile still times every unit itself; converting them is ~70 s of a test on one core)."""
+    return tmp_path_factory.mktemp("quick-exports")
+
+
+def _quick_args(tiny_space, tmp_path, exports):
     ref = _fake_ref(tiny_space)
     ref.meta.update(warmup=0, runs=3)
     ref.save(tmp_path / "ref.json")
     return ["profile", "--device", "host", "--runtime", "litert", "--space", "tiny", "--quick", "--warmup", 0,
             "--runs", 3, "--cpu-cache", "warm", "--reference", tmp_path / "ref.json", "--out", tmp_path / "q.json",
-            "--cache", tmp_path / "cache", "--convert-cpus", "none"]
+            "--cache", exports, "--convert-cpus", "none"]
 
 
 @pytest.mark.slow
-def test_profile_quick_end_to_end(tiny_space, tmp_path, monkeypatch):
+def test_profile_quick_end_to_end(tiny_space, tmp_path, exports, monkeypatch):
     """The CLI path on the tiny space: a measured subset, the rest predicted from a reference, calibrated on
     measured networks; re-running measures nothing more and keeps a valid table. (The tiny networks run in
     microseconds, so their check can be >5% off on any machine: no re-timing here, the next test covers it.)"""
@@ -94,7 +101,7 @@ def test_profile_quick_end_to_end(tiny_space, tmp_path, monkeypatch):
     from tests.fixtures.cli import invoke
 
     monkeypatch.setattr("nse_hw.profilers.quick.QUICK_RETIMES", 0)
-    args = _quick_args(tiny_space, tmp_path)
+    args = _quick_args(tiny_space, tmp_path, exports)
     out = tmp_path / "q.json"
     res = invoke(*args)
     assert res.exit_code == 0, res.output
@@ -114,14 +121,15 @@ def test_profile_quick_end_to_end(tiny_space, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_check_far_off_times_the_units_again_and_keeps_the_closer_pass(tiny_space, tmp_path, monkeypatch):
+def test_a_check_far_off_times_the_units_again_and_keeps_the_closer_pass(tiny_space, tmp_path, exports,
+                                                                         monkeypatch):
     """Every check 'fails' (threshold below 0): the subset is timed twice, the pass whose check networks agree
     better is the table on disk, and the warning says it stayed off."""
     from nse_hw.latency import load_table
     from tests.fixtures.cli import invoke
 
     monkeypatch.setattr("nse_hw.profilers.quick.CHECK_MAPE", -1.0)
-    res = invoke(*_quick_args(tiny_space, tmp_path))
+    res = invoke(*_quick_args(tiny_space, tmp_path, exports))
     assert res.exit_code == 0, res.output
     t = load_table(tmp_path / "q.json")
     q, cal = t.meta["quick"], t.meta["calibration"]
