@@ -195,3 +195,35 @@ def retrain(store: Store, proto: dict[str, Any], arch: Path, out: Path, rid: str
     print(f"  test top-1 {100 * rec['test_top1']:.2f}% ({t['wall_s']:.0f} s)", flush=True)
     return store.add(rec)
 
+
+
+def supersede_seed(store: Store, runs: Path, *, budget: str, seed: int, methods: list[str], why: str) -> list[str]:
+    """Set one seed's ``methods`` aside, so that the drivers run them again: their records at (``budget``,
+    ``seed``), searches and retrains, move to the store's ``superseded`` list with ``why`` and the time, and their
+    run directories, host files and configs to ``runs/aside/`` (a finished run left in place would be "resumed" as
+    it was). The ct48 end rule (RESULTS-search, amendment 2026-12-07 10:10): a seed whose random searches still
+    wait, at the end, for a kind of CPU no session has had since has its NSE and random searches re-run on the
+    kind at hand. Refused while a driver holds the seed. The ids moved."""
+    with Job(runs, f"seed/{budget}/{seed}") as free:
+        if not free:
+            die(f"a driver is running seed {seed} at {budget}: stop it first", 2)
+        mine = [r for r in store.refresh()["records"]
+                if (r.get("budget"), r.get("seed")) == (budget, seed) and r.get("method") in methods]
+        if not mine:
+            die(f"no records of {', '.join(methods)} at seed {seed}, {budget} to set aside", 2)
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        aside = runs / "aside" / f"superseded-{budget}-seed{seed}-{stamp}"
+        aside.mkdir(parents=True)
+        for m in methods:
+            for pattern in (f"{budget}/{m}-seed{seed}", f"{budget}/{m}-seed{seed}.host.json",
+                            f"{budget}/train-{m}-seed{seed}-r*", f"configs/{budget}-{m}-seed{seed}.yaml"):
+                for path in sorted(runs.glob(pattern)):
+                    shutil.move(path, aside / path.name)
+        ids = {r["id"] for r in mine}
+
+        def move(d: dict[str, Any]) -> None:
+            d["records"] = [r for r in d["records"] if r["id"] not in ids]
+            d.setdefault("superseded", []).append({"budget": budget, "seed": seed, "methods": methods, "why": why,
+                                                   "at": stamp, "runs_moved_to": str(aside), "records": mine})
+        store.write(move)
+    return sorted(ids)

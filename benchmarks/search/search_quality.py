@@ -58,7 +58,7 @@ from nse_hw.latency import predict
 from nse_hw.space import Arch, load_space, parse_layer, save_arch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared common/
-from common.jobs import Job, Store, host_label, retrain, run_cli, same_host_kind, search_arch  # noqa: E402
+from common.jobs import Job, Store, host_label, retrain, run_cli, same_host_kind, search_arch, supersede_seed  # noqa: E402
 
 METHODS = ("nse", "random", *ABLATIONS, "mbv2")
 PROTOCOLS: dict[str, dict[str, Any]] = {
@@ -347,7 +347,7 @@ def paired_gains(searches: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("step", nargs="?", default="all", choices=["all", "methods", "rank", "summary"])
+    ap.add_argument("step", nargs="?", default="all", choices=["all", "methods", "rank", "summary", "supersede"])
     ap.add_argument("--protocol", choices=sorted(PROTOCOLS), default="full",
                     help="full (issue 8, Fashion-MNIST), a task's (issue 21), or a smoke run of either")
     ap.add_argument("--smoke", action="store_true", help="= --protocol smoke (whole pipeline, minutes)")
@@ -356,6 +356,9 @@ def main() -> None:
     ap.add_argument("--runs", help="run directories (default: runs/search-quality[-smoke])")
     ap.add_argument("--budget", help="only this budget's searches and retrains (run one driver per budget and "
                                      "core on the same --out; the rank step runs with its own budget)")
+    ap.add_argument("--seed", type=int, help="supersede: the seed whose NSE and random searches run again "
+                                             "(ct48's end rule)")
+    ap.add_argument("--why", help="supersede: the reason, kept with the records set aside")
     args = ap.parse_args()
     name = "smoke" if args.smoke else args.protocol
     proto, smoke = PROTOCOLS[name], "smoke" in name
@@ -368,6 +371,13 @@ def main() -> None:
     runs.mkdir(parents=True, exist_ok=True)
     store = Store(out, {"name": name, **proto}, lock=runs / "results.lock")  # jobs.STORE_FORMAT
     t = time.perf_counter()
+    if args.step == "supersede":
+        if args.seed is None or not args.why or len(budgets) != 1:
+            ap.error("supersede needs --seed, --why and (with several budgets) --budget")
+        tied = ["nse", *[m for m in proto["methods"] if m.startswith("random")]]  # compared at equal CPU seconds
+        ids = supersede_seed(store, runs, budget=budgets[0], seed=args.seed, methods=tied, why=args.why)
+        print(f"set aside {len(ids)} records of seed {args.seed} ({', '.join(ids)}); the drivers run it again")
+        return
     if args.step in ("all", "methods"):
         methods_step(store, proto, runs, args.cpu, budgets)
     if proto.get("rank") and (args.step == "rank" or (args.step == "all" and proto["rank"]["budget"] in budgets)):
