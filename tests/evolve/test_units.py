@@ -172,3 +172,39 @@ def test_tilt_far_above_the_window_stays_finite(nse27, nse27_model):
     assert 10 < beta < 40 and not np.isfinite(float(nse27_model.expected_ms(torch.tensor(tilted), costs)))
     stable = float(nse27_model.expected_ms(torch.tensor(tilted), costs, stable=True))
     assert stable == pytest.approx(sum(window) / 2, rel=1e-3)
+    # and the sampler draws from it: those layers' rows were redrawn until one held an op, which never happened
+    # (a ct48 benchmark search hung there); now they are drawn from that condition exactly
+    got = sample_in_window(nse27_model, subs, probs, alive, list(nonempty), (floor, floor * 1.2), 8,
+                           np.random.default_rng(0), max_draws=8192)
+    assert len(got.paths) == 8 and all(floor <= ms <= floor * 1.2 for ms in got.ms)
+
+
+def test_nonempty_rows_by_hand():
+    """Two fair coins given at least one head: (1,0), (1,1), (0,1) each 1/3 (first head at 0 w.p. 0.5/0.75,
+    the second coin then free). Tiny p: exactly one op, in the ratio of the p's; an op with p 0 never."""
+    from nse_hw.evolve.sampling import nonempty_rows
+
+    rows = nonempty_rows(np.array([0.5, 0.5]), 30000, np.random.default_rng(0))
+    freq = {pat: np.mean([tuple(r) == pat for r in rows.tolist()]) for pat in [(True, False), (True, True),
+                                                                              (False, True)]}
+    assert rows.any(1).all() and all(abs(f - 1 / 3) < 0.015 for f in freq.values()), freq
+    rows = nonempty_rows(np.array([1e-17, 3e-17, 0.0]), 20000, np.random.default_rng(1))
+    assert (rows.sum(1) == 1).all() and not rows[:, 2].any()
+    assert rows[:, 1].mean() == pytest.approx(0.75, abs=0.015)
+
+
+def test_draw_bits_redraws_as_it_did_and_conditions_where_redrawing_would_not_end(monkeypatch):
+    from nse_hw.evolve import sampling
+
+    p = np.array([[0.3, 0.1, 0.05], [0.5, 0.5, 0.0]])
+    got = sampling.draw_bits(p, [3, 2], [True, False], 500, np.random.default_rng(7))
+    rng = np.random.default_rng(7)  # plain rejection, the sampler's stream before REDRAWS: the same bits
+    b0 = rng.random((500, 3)) < p[0]
+    while (~b0.any(1)).any():
+        e = ~b0.any(1)
+        b0[e] = rng.random((int(e.sum()), 3)) < p[0]
+    assert np.array_equal(got[0], b0) and np.array_equal(got[1], rng.random((500, 2)) < p[1, :2])
+    tiny = np.array([[1e-17, 2e-17, 1e-17]])  # P(a row is non-empty) 4e-17: redrawing alone never ends
+    monkeypatch.setattr(sampling, "REDRAWS", 50)
+    (bits,) = sampling.draw_bits(tiny, [3], [True], 4096, np.random.default_rng(0))
+    assert (bits.sum(1) == 1).all() and bits[:, 1].mean() == pytest.approx(0.5, abs=0.04)
