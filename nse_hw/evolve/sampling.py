@@ -19,6 +19,7 @@ import torch
 from nse_hw.space import Op
 from nse_hw.supernet import Path, SpaceLatency
 from nse_hw.supernet.costs import CostMatrix
+from nse_hw.supernet.paths import draw_nonempty
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ REDRAWS = 10_000  # rejection rounds for the empty rows of a non-empty layer bef
 def draw_bits(p: np.ndarray, sizes: list[int], nonempty: list[bool], n: int,
               rng: np.random.Generator) -> list[np.ndarray]:
     """``n`` draws per layer of independent Bernoulli bits; rows of non-empty layers are conditioned on holding at
-    least one op: redrawn (up to ``REDRAWS`` rounds), then drawn exactly from that condition (:func:`nonempty_rows`).
+    least one op: redrawn (up to ``REDRAWS`` rounds), then drawn exactly from that condition (``draw_nonempty``).
     A strong tilt can leave every op of a layer with p ~ 1e-17, where redrawing alone would never end."""
     bits = []
     for j, (k, ne) in enumerate(zip(sizes, nonempty, strict=True)):
@@ -91,20 +92,9 @@ def draw_bits(p: np.ndarray, sizes: list[int], nonempty: list[bool], n: int,
                 b[empty] = rng.random((int(empty.sum()), k)) < p[j, :k]
                 empty = ~b.any(1)
             if empty.any():
-                b[empty] = nonempty_rows(p[j, :k].astype(np.float64), int(empty.sum()), rng)
+                b[empty] = draw_nonempty(p[j, :k], int(empty.sum()), rng)
         bits.append(b)
     return bits
-
-
-def nonempty_rows(p: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
-    """``m`` rows of independent Bernoulli(``p``) bits conditioned on at least one being set, drawn exactly: the
-    first set bit is i with probability p_i prod_{j<i} (1 - p_j) / (1 - prod_j (1 - p_j)), the bits after it are
-    unconditioned."""
-    w = p * np.concatenate(([1.0], np.cumprod(1.0 - p)[:-1]))
-    # the CDF's top may round below 1: a draw above it takes the last op that can be drawn
-    first = np.minimum(np.searchsorted(np.cumsum(w / w.sum()), rng.random(m), side="right"), np.flatnonzero(w)[-1])
-    idx = np.arange(len(p))
-    return (idx == first[:, None]) | ((idx > first[:, None]) & (rng.random((m, len(p))) < p))
 
 
 def sample_in_window(model: SpaceLatency, subspaces: list[tuple[Op, ...]], probs: np.ndarray, alive: np.ndarray,

@@ -30,19 +30,22 @@ def _draw(p: np.ndarray, alive: np.ndarray, nonempty: bool, rng: np.random.Gener
         on = idx[rng.random(idx.size) < p[idx]]
         if on.size or not nonempty:
             return tuple(int(i) for i in on)
-    return _draw_nonempty(p[idx], idx, rng)  # P(empty) near 1 (strongly tilted p): draw the conditional exactly
+    # P(empty) near 1 (strongly tilted p): draw the conditional exactly
+    return tuple(int(i) for i in idx[draw_nonempty(p[idx], 1, rng)[0]])
 
 
-def _draw_nonempty(p: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> tuple[int, ...]:
-    """Independent Bernoulli(p) conditioned on at least one op on, exactly: while none is on yet, op i is the
-    first on with probability p_i / P(any of i.. on); the ops after the first are then independent."""
-    q = np.clip(p.astype(np.float64), 0.0, 1.0)
-    tail = -np.expm1(np.cumsum(np.log1p(-q)[::-1])[::-1])  # P(any of i.. on), exact for tiny p too
-    for i in range(q.size):
-        if tail[i] > 0 and rng.random() < q[i] / tail[i]:
-            rest = idx[i + 1:][rng.random(q.size - i - 1) < q[i + 1:]]
-            return tuple(int(k) for k in (idx[i], *rest))
-    return (int(idx[int(np.argmax(q))]),)  # every p is 0: the likeliest (first) op
+def draw_nonempty(p: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
+    """``m`` rows of independent Bernoulli(``p``) bits conditioned on at least one being on, drawn exactly: op i
+    is the first on with probability p_i prod_{j<i} (1 - p_j) / P(any on), the ops after it are then free.
+    Exact for tiny p too, where redrawing until one is on would never end. Every p 0: the first op."""
+    q = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
+    w = q * np.concatenate(([1.0], np.cumprod(1.0 - q)[:-1]))
+    idx = np.arange(q.size)
+    if not w.any():
+        return np.broadcast_to(idx == 0, (m, q.size)).copy()
+    # the CDF's top may round below 1: a draw above it takes the last op that can be the first on
+    first = np.minimum(np.searchsorted(np.cumsum(w / w.sum()), rng.random(m), side="right"), np.flatnonzero(w)[-1])
+    return (idx == first[:, None]) | ((idx > first[:, None]) & (rng.random((m, q.size)) < q))
 
 
 def sample_path(probs: np.ndarray, alive: np.ndarray, nonempty: list[bool], rng: np.random.Generator) -> Path:

@@ -179,20 +179,6 @@ def test_tilt_far_above_the_window_stays_finite(nse27, nse27_model):
     assert len(got.paths) == 8 and all(floor <= ms <= floor * 1.2 for ms in got.ms)
 
 
-def test_nonempty_rows_by_hand():
-    """Two fair coins given at least one head: (1,0), (1,1), (0,1) each 1/3 (first head at 0 w.p. 0.5/0.75,
-    the second coin then free). Tiny p: exactly one op, in the ratio of the p's; an op with p 0 never."""
-    from nse_hw.evolve.sampling import nonempty_rows
-
-    rows = nonempty_rows(np.array([0.5, 0.5]), 30000, np.random.default_rng(0))
-    freq = {pat: np.mean([tuple(r) == pat for r in rows.tolist()]) for pat in [(True, False), (True, True),
-                                                                              (False, True)]}
-    assert rows.any(1).all() and all(abs(f - 1 / 3) < 0.015 for f in freq.values()), freq
-    rows = nonempty_rows(np.array([1e-17, 3e-17, 0.0]), 20000, np.random.default_rng(1))
-    assert (rows.sum(1) == 1).all() and not rows[:, 2].any()
-    assert rows[:, 1].mean() == pytest.approx(0.75, abs=0.015)
-
-
 def test_draw_bits_redraws_as_it_did_and_conditions_where_redrawing_would_not_end(monkeypatch):
     from nse_hw.evolve import sampling
 
