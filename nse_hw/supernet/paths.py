@@ -35,17 +35,20 @@ def _draw(p: np.ndarray, alive: np.ndarray, nonempty: bool, rng: np.random.Gener
 
 
 def draw_nonempty(p: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
-    """``m`` rows of independent Bernoulli(``p``) bits conditioned on at least one being on, drawn exactly: op i
-    is the first on with probability p_i prod_{j<i} (1 - p_j) / P(any on), the ops after it are then free.
+    """``m`` rows of independent Bernoulli(``p``) bits conditioned on at least one being on, drawn exactly: while
+    none is on yet, op i is the first on with probability p_i / P(any of i.. on); the ops after it are then free.
     Exact for tiny p too, where redrawing until one is on would never end. Every p 0: the first op."""
     q = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
-    w = q * np.concatenate(([1.0], np.cumprod(1.0 - q)[:-1]))
-    idx = np.arange(q.size)
-    if not w.any():
-        return np.broadcast_to(idx == 0, (m, q.size)).copy()
-    # the CDF's top may round below 1: a draw above it takes the last op that can be the first on
-    first = np.minimum(np.searchsorted(np.cumsum(w / w.sum()), rng.random(m), side="right"), np.flatnonzero(w)[-1])
-    return (idx == first[:, None]) | ((idx > first[:, None]) & (rng.random((m, q.size)) < q))
+    tail = -np.expm1(np.cumsum(np.log1p(-q)[::-1])[::-1])  # P(any of i.. on), exact for tiny p too
+    out, pending = np.zeros((m, q.size), dtype=bool), np.arange(m)
+    for i in range(q.size):
+        if tail[i] > 0 and pending.size:  # row by row this draws what one row alone would (m=1: the same bits)
+            first = pending[rng.random(pending.size) < q[i] / tail[i]]
+            out[first, i] = True
+            out[first, i + 1:] = rng.random((first.size, q.size - i - 1)) < q[i + 1:]
+            pending = np.setdiff1d(pending, first, assume_unique=True)
+    out[pending, int(np.argmax(q))] = True  # rounding left a row without an op: the likeliest one
+    return out
 
 
 def sample_path(probs: np.ndarray, alive: np.ndarray, nonempty: list[bool], rng: np.random.Generator) -> Path:
