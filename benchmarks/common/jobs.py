@@ -227,3 +227,23 @@ def supersede_seed(store: Store, runs: Path, *, budget: str, seed: int, methods:
                                                    "at": stamp, "runs_moved_to": str(aside), "records": mine})
         store.write(move)
     return sorted(ids)
+
+
+def in_flight(runs: Path, *, quiet_min: float = 30.0) -> list[str]:
+    """A line per run directory under ``runs`` that a live process holds (its ``.nse-hw.lock`` names a running
+    pid), with the minutes since it last wrote a file there. A search writes every epoch (minutes) and a round's
+    scoring takes ~10 min on one core, so one quiet for ``quiet_min`` is flagged: the ct48 NSE seed 2 hung 40 min
+    at a round's end before anyone looked (2026-12-07)."""
+    lines = []
+    for lock in sorted(runs.glob("*/*/.nse-hw.lock")):
+        try:
+            pid = int(lock.read_text().split()[0])
+            os.kill(pid, 0)
+        except (ValueError, IndexError, ProcessLookupError, PermissionError):
+            continue
+        run = lock.parent
+        quiet = (time.time() - max(p.stat().st_mtime for p in run.iterdir() if p.name != ".nse-hw.lock")) / 60
+        flag = (f": quiet for {quiet:.0f} min, look at its stack (e.g. py-spy dump --pid {pid})"
+                if quiet >= quiet_min else "")
+        lines.append(f"in flight: {run.relative_to(runs)} (pid {pid}, last write {quiet:.0f} min ago){flag}")
+    return lines

@@ -58,7 +58,7 @@ from nse_hw.latency import predict
 from nse_hw.space import Arch, load_space, parse_layer, save_arch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared common/
-from common.jobs import Job, Store, host_label, retrain, run_cli, same_host_kind, search_arch, supersede_seed  # noqa: E402
+from common.jobs import Job, Store, host_label, in_flight, retrain, run_cli, same_host_kind, search_arch, supersede_seed  # noqa: E402
 
 METHODS = ("nse", "random", *ABLATIONS, "mbv2")
 PROTOCOLS: dict[str, dict[str, Any]] = {
@@ -384,6 +384,7 @@ def main() -> None:
         rank_step(store, proto, runs, args.cpu)
     summary = summarize(store, proto)
     print_summary(summary)
+    print(*in_flight(runs), sep="\n")
     plot_summary(summary, out.with_suffix(".png"))
     print(f"\n{out}, {out.with_suffix('.png')} ({time.perf_counter() - t:.0f} s this call)")
 
