@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nse_hw.atomic import atomic_write_json
+from nse_hw.atomic import LOCK_NAME, atomic_write_json, is_bookkeeping
 from nse_hw.hostcpu import this_cpu, uarch
 
 NSE_HW = str(Path(sys.executable).parent / "nse-hw")
@@ -196,7 +196,6 @@ def retrain(store: Store, proto: dict[str, Any], arch: Path, out: Path, rid: str
     return store.add(rec)
 
 
-
 def supersede_seed(store: Store, runs: Path, *, budget: str, seed: int, methods: list[str], why: str) -> list[str]:
     """Set one seed's ``methods`` aside, so that the drivers run them again: their records at (``budget``,
     ``seed``), searches and retrains, move to the store's ``superseded`` list with ``why`` and the time, and their
@@ -230,19 +229,20 @@ def supersede_seed(store: Store, runs: Path, *, budget: str, seed: int, methods:
 
 
 def in_flight(runs: Path, *, quiet_min: float = 30.0) -> list[str]:
-    """A line per run directory under ``runs`` that a live process holds (its ``.nse-hw.lock`` names a running
-    pid), with the minutes since it last wrote a file there. A search writes every epoch (minutes) and a round's
+    """A line per run directory under ``runs`` that a live process holds (its lock file names a running pid),
+    with the minutes since it last wrote a file there. A search writes every epoch (minutes) and a round's
     scoring takes ~10 min on one core, so one quiet for ``quiet_min`` is flagged: the ct48 NSE seed 2 hung 40 min
     at a round's end before anyone looked (2026-12-07)."""
     lines = []
-    for lock in sorted(runs.glob("*/*/.nse-hw.lock")):
+    for lock in sorted(runs.glob(f"*/*/{LOCK_NAME}")):
         try:
             pid = int(lock.read_text().split()[0])
             os.kill(pid, 0)
         except (ValueError, IndexError, ProcessLookupError, PermissionError):
             continue
         run = lock.parent
-        quiet = (time.time() - max(p.stat().st_mtime for p in run.iterdir() if p.name != ".nse-hw.lock")) / 60
+        wrote = max((p.stat().st_mtime for p in run.iterdir() if not is_bookkeeping(p)), default=lock.stat().st_mtime)
+        quiet = (time.time() - wrote) / 60
         flag = (f": quiet for {quiet:.0f} min, look at its stack (e.g. py-spy dump --pid {pid})"
                 if quiet >= quiet_min else "")
         lines.append(f"in flight: {run.relative_to(runs)} (pid {pid}, last write {quiet:.0f} min ago){flag}")

@@ -384,7 +384,8 @@ def main() -> None:
         rank_step(store, proto, runs, args.cpu)
     summary = summarize(store, proto)
     print_summary(summary)
-    print(*in_flight(runs), sep="\n")
+    for line in in_flight(runs):
+        print(line)
     plot_summary(summary, out.with_suffix(".png"))
     print(f"\n{out}, {out.with_suffix('.png')} ({time.perf_counter() - t:.0f} s this call)")
 
