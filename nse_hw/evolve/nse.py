@@ -106,7 +106,7 @@ def build_net(ctx: Context, state: LoopState) -> tuple[SuperNet, RoundTrainer]:
     if cfg.proxy.crop_dead_taps:
         full = tuple(tuple(range(len(s))) for s in subs)
         x = torch.zeros(2, ctx.proxy.channels, ctx.proxy.resolution, ctx.proxy.resolution)
-        crop_dead_taps(net, lambda: net.eval()(x, full))
+        crop_dead_taps(net, lambda: net.eval()(x, full), depthwise_grad=cfg.proxy.depthwise_grad)
     net = net.to(ctx.device, memory_format=ctx.memory_format)
     t = cfg.train
     steps = len(ctx.loader(ctx.data.train, seed=0, train=True))

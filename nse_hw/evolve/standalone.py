@@ -39,7 +39,8 @@ def train_alone(ctx: Context, choices: list[Layer], *, steps: int, seed: int) ->
                       width_mult=p.width_mult)
     net = build_network(arch, seed=seed)
     if cfg.proxy.crop_dead_taps:
-        crop_dead_taps(net, lambda: net.eval()(torch.zeros(2, p.channels, p.resolution, p.resolution)))
+        crop_dead_taps(net, lambda: net.eval()(torch.zeros(2, p.channels, p.resolution, p.resolution)),
+                       depthwise_grad=cfg.proxy.depthwise_grad)
     net = net.to(ctx.device, memory_format=ctx.memory_format)
     opt = weight_optimizer(list(net.parameters()), cfg.train.optimizer, lr=cfg.baseline.lr,
                            momentum=cfg.train.momentum, weight_decay=cfg.train.weight_decay)

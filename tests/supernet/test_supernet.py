@@ -140,14 +140,18 @@ def test_bn_recalibration_averages_the_path_statistics(tiny_space):
     torch.testing.assert_close(stem_bn.running_mean, conv.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
 
 
-def test_crop_dead_taps_is_exact(nse27):
+@pytest.mark.parametrize("depthwise_grad", [False, True])
+def test_crop_dead_taps_is_exact(nse27, depthwise_grad):
     subs = [(nse27.pool[11], nse27.pool[14], nse27.pool[20], nse27.pool[26])] * len(nse27.searchable)
     torch.manual_seed(0)
     ref = SuperNet(nse27, subs, proxy=Proxy(32, 1, 10, 0.25))
     fast = SuperNet(nse27, subs, proxy=Proxy(32, 1, 10, 0.25))
     fast.load_state_dict(ref.state_dict())
     full = tuple(tuple(range(4)) for _ in subs)
-    assert crop_dead_taps(fast, lambda: fast.eval()(torch.zeros(2, 1, 32, 32), full)) > 10
+    assert crop_dead_taps(fast, lambda: fast.eval()(torch.zeros(2, 1, 32, 32), full),
+                          depthwise_grad=depthwise_grad) > 10
+    own = sum(getattr(m, "own_grads", (False, False))[0] for m in fast.modules())
+    assert (own > 5) if depthwise_grad else own == 0
     ref.eval(), fast.eval()  # (train-mode BN on 1x1 maps would amplify rounding differences)
     x = torch.randn(4, 1, 32, 32)
     path = tuple((i % 4, (i + 1) % 4) for i in range(len(subs)))
