@@ -99,7 +99,7 @@ class _DepthwiseSmallMap(torch.autograd.Function):
 class CroppedConv2d(nn.Conv2d):
     """A Conv2d that, on inputs of the recorded size, uses the central ``kernel - 2 * crop`` taps (dilation 1
     where one tap is left: the same products, and oneDNN's dilated backward is slow) and, where ``own_grads``
-    says so, :func:`depthwise_weight_grad` and :func:`depthwise_input_grad`."""
+    says so and on CPU, :func:`depthwise_weight_grad` and :func:`depthwise_input_grad`."""
 
     crop: tuple[int, int]
     input_hw: tuple[int, int]
@@ -113,7 +113,7 @@ class CroppedConv2d(nn.Conv2d):
         w = self.weight[:, :, ch: kh - ch, cw: kw - cw]
         pad = (self.padding[0] - ch * dh, self.padding[1] - cw * dw)  # type: ignore[index]
         dil = (1 if kh - 2 * ch == 1 else dh, 1 if kw - 2 * cw == 1 else dw)
-        if self.own_grads[0] and torch.is_grad_enabled():
+        if self.own_grads[0] and torch.is_grad_enabled() and x.device.type == "cpu":  # (measured on oneDNN only)
             return _DepthwiseSmallMap.apply(x, w, self.stride, pad, dil, self.own_grads[1])
         return F.conv2d(x, w, self.bias, self.stride, pad, dil, self.groups)
 
