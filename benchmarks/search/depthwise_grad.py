@@ -1,5 +1,5 @@
 """What ``proxy.depthwise_grad`` buys: CPU seconds of a supernet step with oneDNN's depthwise gradients against the
-small-map ones of nse_hw/supernet/fast.py, on each laptop preset's proxy (the same weights, paths and batch).
+small-map ones of nse_hw/blocks/fast.py, on each laptop preset's proxy (the same weights, paths and batch).
 
 For every preset: a supernet on random K-op subspaces of its space at its proxy size, P paths drawn as training
 draws them; per path, a weight step (forward, backward, no optimizer) and a two-path α step, timed alternately
@@ -23,11 +23,11 @@ import torch
 import torch.nn.functional as F
 
 from nse_hw.atomic import atomic_write_json
+from nse_hw.blocks.fast import crop_dead_taps
 from nse_hw.evolve import load_search_config, preset_path
 from nse_hw.hostcpu import this_cpu
 from nse_hw.space import load_space
 from nse_hw.supernet import Proxy, SuperNet, sample_two_path, uniform_path
-from nse_hw.supernet.fast import crop_dead_taps
 from nse_hw.train.data import native_resolution
 
 OUT = Path(__file__).with_name("depthwise-grad.json")

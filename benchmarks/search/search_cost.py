@@ -20,12 +20,12 @@ import torch
 import torch.nn.functional as F
 
 from nse_hw.blocks import build_network
+from nse_hw.blocks.fast import crop_dead_taps
 from nse_hw.evolve import load_search_config, preset_path
 from nse_hw.evolve.trainer import RoundTrainer, weight_optimizer
 from nse_hw.latency import latency_penalty, load_table
 from nse_hw.space import adapt_arch, load_space
 from nse_hw.supernet import Proxy, SpaceLatency, SuperNet, uniform_path
-from nse_hw.supernet.fast import crop_dead_taps
 
 CL = torch.channels_last
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nse_hw.blocks.fast import crop_dead_taps
 from nse_hw.errors import NseError
 from nse_hw.evolve.clock import Clock
 from nse_hw.evolve.context import Context, cycle, derive_seed
@@ -30,7 +31,6 @@ from nse_hw.latency import predict
 from nse_hw.progress import format_duration, time_left
 from nse_hw.space import Op, parse_op
 from nse_hw.supernet import Path, SuperNet
-from nse_hw.supernet.fast import crop_dead_taps
 from nse_hw.train.dist import barrier, broadcast_object, is_main
 
 log = logging.getLogger(__name__)

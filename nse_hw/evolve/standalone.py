@@ -19,12 +19,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from nse_hw.blocks import build_network
+from nse_hw.blocks.fast import crop_dead_taps
 from nse_hw.errors import NseError
 from nse_hw.evolve.context import Context, cycle, derive_seed
 from nse_hw.evolve.pareto import Candidate
 from nse_hw.evolve.trainer import weight_optimizer
 from nse_hw.space import Layer, adapt_arch, format_layer
-from nse_hw.supernet.fast import crop_dead_taps
 
 log = logging.getLogger(__name__)
 TRAIN = 12  # purpose of the derived seeds (init and data order of the index-th scored arch)

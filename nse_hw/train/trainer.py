@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from nse_hw import __version__
 from nse_hw.atomic import atomic_write_json, atomic_write_text
 from nse_hw.blocks import build_network
+from nse_hw.blocks.fast import for_cpu_training
 from nse_hw.config import to_dict
 from nse_hw.errors import NseError
 from nse_hw.progress import progress_bar
@@ -194,6 +195,8 @@ class _Run:
                    limit=device_memory(self.device))  # refuse before building what cannot fit
         _seed_everything(cfg.seed)
         self.model = build_network(self.proxy, seed=cfg.seed).to(self.device)
+        if cfg.fast_convs and self.device.type == "cpu":
+            for_cpu_training(self.model, channels=self.bundle.channels, resolution=self.bundle.resolution)
         self.net: nn.Module = DistributedDataParallel(self.model) if dist.is_distributed() else self.model
         self.opt = make_optimizer(self.model, cfg)
         self.sched = make_scheduler(self.opt, cfg, len(self._loader(0)))

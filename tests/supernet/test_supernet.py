@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from nse_hw.blocks import build_network
+from nse_hw.blocks.fast import crop_dead_taps
 from nse_hw.space import adapt_arch, format_layer
 from nse_hw.supernet import Proxy, SuperNet, TwoPath, recalibrate_bn, sample_two_path, subset_prob, uniform_path
-from nse_hw.supernet.fast import crop_dead_taps
 
 PROXY = Proxy(resolution=16, channels=1, classes=4, width_mult=0.5)
 

@@ -7,14 +7,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nse_hw.supernet.fast import (
+from nse_hw.blocks import build_op
+from nse_hw.blocks.fast import (
     CroppedConv2d,
     _span,
     crop_dead_taps,
     depthwise_grads,
     depthwise_input_grad,
     depthwise_weight_grad,
+    for_cpu_training,
 )
+from nse_hw.space import parse_op
 
 
 def test_span_of_a_tap_is_the_outputs_it_reaches():
@@ -111,3 +114,32 @@ def test_a_conv_with_own_grads_trains_as_before(stride, dilation, hw):
     torch.testing.assert_close(fast.weight.grad, ref.weight.grad, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(xf.grad, xr.grad, rtol=1e-5, atol=1e-5)
     assert set(fast.state_dict()) == set(ref.state_dict())
+
+
+def _small_net():
+    return nn.Sequential(build_op(parse_op("mb_k5_e3"), 8, 16, 1), build_op(parse_op("mb_k3_e3_d2"), 16, 16, 2),
+                         build_op(parse_op("mb_k7_e3"), 16, 16, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(16, 4))
+
+
+def test_a_net_made_for_cpu_training_takes_the_plain_nets_steps():
+    torch.manual_seed(0)
+    plain, fast = _small_net(), _small_net()
+    fast.load_state_dict(plain.state_dict())
+    for_cpu_training(fast, channels=8, resolution=6)
+    convs = [m for m in fast.modules() if isinstance(m, CroppedConv2d)]
+    # k5 on 6x6 fits its map (left alone); k3 d2 stride 2: both own; k7 on 3x3 (cropped to 5): own weight grad
+    assert [(m.own_grads, m.crop) for m in convs] == [((True, True), (0, 0)), ((True, False), (1, 1))]
+    assert fast.training and set(fast.state_dict()) == set(plain.state_dict())
+    x, y = torch.randn(16, 8, 6, 6), torch.randint(0, 4, (16,))
+    for net in (plain, fast):
+        opt = torch.optim.SGD(net.parameters(), lr=0.5, momentum=0.9)
+        for _ in range(3):
+            opt.zero_grad()
+            F.cross_entropy(net(x), y).backward()
+            opt.step()
+    for (n, a), b in zip(plain.state_dict().items(), fast.state_dict().values(), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5, msg=n)
+    reloaded = _small_net()
+    reloaded.load_state_dict(fast.state_dict())  # a plain net (as export builds it) takes the weights as they are
+    torch.testing.assert_close(reloaded.eval()(x), fast.eval()(x), rtol=1e-5, atol=1e-6)
