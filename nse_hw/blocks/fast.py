@@ -174,6 +174,7 @@ def for_cpu_training(net: nn.Module, *, channels: int, resolution: int) -> nn.Mo
     gradients where :func:`depthwise_grads` picks them. Its state dict keeps its keys and shapes; its gradients are
     as close to float64's as the plain net's (measured). Channels-last would halve a step again at 32 px, but its
     float32 kernels round ~10x worse through train-mode BN on 1x1 maps (first-step gradient 2.2e-2 off float64's,
-    against 1.9e-3; measured once, on a searched 80 ms arch at width 0.5, batch 128), so it is left to the caller (the supernet uses it: ``proxy.channels_last``)."""
+    against 1.9e-3; measured once, on a searched 80 ms arch at width 0.5, batch 128), so it is left to the caller
+    (the supernet uses it: ``proxy.channels_last``)."""
     crop_dead_taps(net, lambda: net.eval()(torch.zeros(2, channels, resolution, resolution)), depthwise_grad=True)
     return net.train()
