@@ -173,8 +173,9 @@ def for_cpu_training(net: nn.Module, *, channels: int, resolution: int) -> nn.Mo
     """``net`` (in place) as a CPU trainer wants it at a fixed ``resolution``: dead taps cropped and own depthwise
     gradients where :func:`depthwise_grads` picks them. Its state dict keeps its keys and shapes; its gradients are
     as close to float64's as the plain net's (measured). Channels-last would halve a step again at 32 px, but its
-    float32 kernels round ~10x worse through train-mode BN on 1x1 maps (first-step gradient 2.2e-2 off float64's,
-    against 1.9e-3; measured once, on a searched 80 ms arch at width 0.5, batch 128), so it is left to the caller
-    (the supernet uses it: ``proxy.channels_last``)."""
+    float32 kernels round 2-12x worse through train-mode BN on 1x1 maps (a first step's gradient 1.2e-2 to 2.2e-2
+    off float64's, against 1.9e-3 to 7.2e-3, three searched archs at width 0.5, batch 128:
+    benchmarks/train-export/fast_convs.py), so it is left to the caller (the supernet uses it:
+    ``proxy.channels_last``)."""
     crop_dead_taps(net, lambda: net.eval()(torch.zeros(2, channels, resolution, resolution)), depthwise_grad=True)
     return net.train()

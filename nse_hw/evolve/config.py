@@ -36,7 +36,7 @@ class ProxyConfig:
 
     resolution: int = 32
     width_mult: float = 0.25
-    channels_last: bool = True  # faster CPU convs; the same maths, float32 rounding ~10x larger (blocks/fast.py)
+    channels_last: bool = True  # faster CPU convs; the same maths, float32 rounding 2-12x larger (blocks/fast.py)
     crop_dead_taps: bool = True  # skip kernel taps that only read padding at small resolutions (exact)
     depthwise_grad: bool = True  # (with crop_dead_taps) own depthwise gradients where oneDNN's are slow
 
