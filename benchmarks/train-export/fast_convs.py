@@ -10,7 +10,8 @@ task (``configs/train/ct-fmnist.yaml``). Per case:
 - epoch: ``train(..., epochs=1)`` on ``--images`` training images, ``fast_convs`` off and on alternated ``--pairs``
   times (the trainer's own ``train_wall_s``: data, steps, held-out pass);
 - rounding: one step's whole gradient from float32 against float64 (the same weights and batch, train-mode BN),
-  L2 norm of the difference over the norm, channels-first and channels-last, plain and fast.
+  L2 norm of the difference over the norm, channels-first and channels-last, plain and fast; beside it, as a
+  yardstick, how far the float64 gradient of a second random batch is (the sampling noise of every SGD step).
 
 Writes benchmarks/train-export/fast-convs.json with this host's fingerprint (the small-map rule was measured on
 oneDNN on AMD EPYC; other CPUs may gain less or more).
@@ -72,20 +73,28 @@ def _grad(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tenso
 
 
 def _step_ratio(proxy: Arch, *, res: int, batch: int, reps: int) -> dict:
-    nets = {fast: _net(proxy, res=res, fast=fast) for fast in (False, True)}
+    """Median CPU s of an SGD step: plain, fast (what the retrain runs) and fast in channels-last (the supernet's
+    layout), timed in turn, the order rotating each rep."""
+    cl = torch.channels_last
+    nets = {"plain": _net(proxy, res=res, fast=False), "fast": _net(proxy, res=res, fast=True),
+            "fast_channels_last": _net(proxy, res=res, fast=True).to(memory_format=cl)}
     opts = {k: torch.optim.SGD(n.parameters(), lr=0.01, momentum=0.9) for k, n in nets.items()}
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(batch, 1, res, res, generator=g), torch.randint(0, 10, (batch,), generator=g)
-    ts: dict[bool, list[float]] = {False: [], True: []}
+    xs = {k: x.to(memory_format=cl) if k.endswith("channels_last") else x for k in nets}
+    ts: dict[str, list[float]] = {k: [] for k in nets}
+    names = list(nets)
     for i in range(reps + 2):  # two warm-up steps each
-        for fast in (False, True) if i % 2 else (True, False):
+        for k in names[i % 3:] + names[:i % 3]:
             t = time.process_time()
-            _grad(nets[fast], x, y)
-            opts[fast].step()
+            _grad(nets[k], xs[k], y)
+            opts[k].step()
             if i >= 2:
-                ts[fast].append(time.process_time() - t)
+                ts[k].append(time.process_time() - t)
     med = {k: statistics.median(v) for k, v in ts.items()}
-    return {"plain_cpu_s": med[False], "fast_cpu_s": med[True], "ratio": med[True] / med[False]}
+    return {"plain_cpu_s": med["plain"], "fast_cpu_s": med["fast"], "ratio": med["fast"] / med["plain"],
+            "fast_channels_last_cpu_s": med["fast_channels_last"],
+            "channels_last_ratio": med["fast_channels_last"] / med["fast"]}
 
 
 def _rounding(proxy: Arch, *, res: int, batch: int) -> dict:
@@ -100,6 +109,11 @@ def _rounding(proxy: Arch, *, res: int, batch: int) -> dict:
             d = _grad(_net(proxy, res=res, fast=fast).to(memory_format=fmt), x.float().to(memory_format=fmt), y)
             out[f"{'channels_last' if cl else 'channels_first'}_{'fast' if fast else 'plain'}"] = \
                 float((d - ref).norm() / ref.norm())
+    # the yardstick: how far another batch's float64 gradient is (the noise SGD takes in every step)
+    x2 = torch.randn(batch, 1, res, res, generator=g, dtype=torch.float64)
+    y2 = torch.randint(0, 10, (batch,), generator=g)
+    out["float64_another_batch"] = float((_grad(_net(proxy, res=res, fast=False).double(), x2, y2) - ref).norm()
+                                         / ref.norm())
     return out
 
 
@@ -136,8 +150,10 @@ def main() -> None:
                "width_mult": cfg.width_mult, "batch": cfg.batch_size,
                "step": _step_ratio(proxy, res=res, batch=cfg.batch_size, reps=args.reps),
                "grad_rel_l2_vs_float64": _rounding(proxy, res=res, batch=cfg.batch_size)}
-        print(f"{name}: step CPU s fast / plain {row['step']['ratio']:.2f} ({row['step']['fast_cpu_s'] * 1e3:.0f} "
-              f"vs {row['step']['plain_cpu_s'] * 1e3:.0f} ms); gradient off float64: "
+        st = row["step"]
+        print(f"{name}: step CPU s fast / plain {st['ratio']:.2f} ({st['fast_cpu_s'] * 1e3:.0f} vs "
+              f"{st['plain_cpu_s'] * 1e3:.0f} ms; channels-last {st['channels_last_ratio']:.2f}x fast); "
+              f"gradient off float64: "
               + ", ".join(f"{k} {v:.1e}" for k, v in row["grad_rel_l2_vs_float64"].items()), flush=True)
         row["epoch"] = _epochs(arch, task=task, cfg_name=cfg_name, preset=preset, images=args.images,
                                pairs=args.pairs)
