@@ -45,7 +45,8 @@ from nse_hw.train.trainer import train
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "fast-convs.json"
 SEARCH = HERE.parent / "search"
-# (case, task, train config, preset, search-quality file, record id): the archs the RESULTS figures were first taken on
+# (case, task, train config, preset, search-quality file, record id): searched archs that committed files hold (the
+# README main job's, on which the first ad hoc figures were taken, is in none)
 CASES = (
     ("fashion-mnist 32 px", "fashion-mnist", "fashion-mnist.yaml", "default", "search-quality.json",
      "search/80ms/nse/seed0"),
