@@ -5,8 +5,9 @@ Two cases, each a searched 80 ms Pixel 1 arch read from a committed search-quali
 the 32 px Fashion-MNIST proxy (``configs/train/fashion-mnist.yaml``, preset ``default``) and the 48 px cluttered
 task (``configs/train/ct-fmnist.yaml``). Per case:
 
-- step: one SGD step (forward, backward, update) on a fixed random batch of the recipe's size, the plain net and
-  the ``for_cpu_training`` one (the same weights) timed alternately, CPU seconds, median of ``--reps``;
+- step: one SGD step (forward, backward, update) on a fixed random batch of the recipe's size, the plain net, the
+  ``for_cpu_training`` one and that one in channels-last (the same weights) timed in turn, CPU seconds, median of
+  ``--reps``;
 - epoch: ``train(..., epochs=1)`` on ``--images`` training images, ``fast_convs`` off and on alternated ``--pairs``
   times (the trainer's own ``train_wall_s``: data, steps, held-out pass);
 - rounding: one step's whole gradient from float32 against float64 (the same weights and batch, train-mode BN),
@@ -102,7 +103,8 @@ def _rounding(proxy: Arch, *, res: int, batch: int) -> dict:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 1, res, res, generator=g, dtype=torch.float64)
     y = torch.randint(0, 10, (batch,), generator=g)
-    ref = _grad(_net(proxy, res=res, fast=False).double(), x, y)
+    ref_net = _net(proxy, res=res, fast=False).double()
+    ref = _grad(ref_net, x, y)
     out = {}
     for cl in (False, True):
         fmt = torch.channels_last if cl else torch.contiguous_format
@@ -113,8 +115,7 @@ def _rounding(proxy: Arch, *, res: int, batch: int) -> dict:
     # the yardstick: how far another batch's float64 gradient is (the noise SGD takes in every step)
     x2 = torch.randn(batch, 1, res, res, generator=g, dtype=torch.float64)
     y2 = torch.randint(0, 10, (batch,), generator=g)
-    out["float64_another_batch"] = float((_grad(_net(proxy, res=res, fast=False).double(), x2, y2) - ref).norm()
-                                         / ref.norm())
+    out["float64_another_batch"] = float((_grad(ref_net, x2, y2) - ref).norm() / ref.norm())
     return out
 
 
