@@ -197,6 +197,10 @@ class _Run:
         self.model = build_network(self.proxy, seed=cfg.seed).to(self.device)
         if cfg.fast_convs and self.device.type == "cpu":
             for_cpu_training(self.model, channels=self.bundle.channels, resolution=self.bundle.resolution)
+        # the format the training step runs in; checkpoints keep the values (a loader copies them into its own)
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.net: nn.Module = DistributedDataParallel(self.model) if dist.is_distributed() else self.model
         self.opt = make_optimizer(self.model, cfg)
         self.sched = make_scheduler(self.opt, cfg, len(self._loader(0)))
@@ -250,6 +254,7 @@ class _Run:
         bar = progress_bar(self._loader(e), desc=f"epoch {e + 1}/{cfg.epochs}", leave=False, disable=not dist.is_main())
         for step, (x, y) in enumerate(bar):
             x = augment(x.to(self.device), pad=cfg.crop_padding, hflip=cfg.hflip, gen=gen)
+            x = x.contiguous(memory_format=self.memory_format)
             y = y.to(self.device)
             logits = self.net(x)
             loss = self.crit(logits, y)

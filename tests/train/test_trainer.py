@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest.mock import Mock
 
 import pytest
 import torch
@@ -166,3 +167,33 @@ def test_recalibrate_bn_measures_the_weights_it_is_given(tiny_arch):
     with torch.no_grad():
         expected = conv(x).mean((0, 2, 3))  # two equal batches: the cumulative average is the plain mean
     assert torch.allclose(bn.running_mean, expected, atol=1e-5)
+
+
+def test_channels_last_trains_the_same_network_in_nhwc_and_resumes_exactly(tiny_files, tiny_arch, tmp_path,
+                                                                          monkeypatch):
+    # lr 1e-4: 8 SGD steps too small to amplify rounding (at 0.05 this tiny net's 1x1-map BN makes even a second
+    # thread move the stem weights by 2%), so the two runs' updates compare
+    runs = {}
+    for cl in (False, True):
+        cfg, _ = load_train_config(tiny_files[1], epochs=1, lr=1e-4, channels_last=cl)
+        train(tiny_arch, data="fashion-mnist", cfg=cfg, out=tmp_path / str(cl))
+        runs[cl] = read_train_checkpoint(tmp_path / str(cl) / "last.pt")
+    proxy = Arch.from_dict(runs[True]["proxy_arch"])
+    init = build_network(proxy, seed=0).state_dict()  # the trainer's seed-0 initial weights
+    convs = [k for k, v in init.items() if v.ndim == 4]
+    assert all(runs[True]["model"][k].is_contiguous(memory_format=torch.channels_last) for k in convs)
+    for k in convs:  # the same maths: each conv's update agrees to NHWC's float32 rounding (2% measured)
+        a, b = (runs[cl]["model"][k].double() - init[k].double() for cl in (False, True))
+        assert (a - b).norm() < 0.1 * a.norm(), k
+    assert "channels_last: true" in (tmp_path / "True" / "config.yaml").read_text()
+    # stopped after epoch 1's checkpoint and resumed: the weights of a run that went straight through
+    cfg, _ = load_train_config(tiny_files[1], epochs=2, lr=1e-4, channels_last=True)
+    ref = train(tiny_arch, data="fashion-mnist", cfg=cfg, out=tmp_path / "ref")
+    with monkeypatch.context() as m:
+        m.setattr("nse_hw.train.trainer.write_metrics", Mock(side_effect=KeyboardInterrupt))  # right after last.pt
+        with pytest.raises(KeyboardInterrupt):
+            train(tiny_arch, data="fashion-mnist", cfg=cfg, out=tmp_path / "cut")
+    assert read_train_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 1
+    res = train(tiny_arch, data="fashion-mnist", cfg=cfg, out=tmp_path / "cut", resume=True)
+    x, y = (read_train_checkpoint(tmp_path / d / "last.pt")["model"] for d in ("cut", "ref"))
+    assert all(torch.equal(x[k], y[k]) for k in y) and res.test_top1 == pytest.approx(ref.test_top1)
