@@ -1,8 +1,8 @@
 """Statistics of the search-quality benchmark (issue 8): pure functions over plain numbers.
 
-Paired differences between two methods over seeds (paired t-test and Wilcoxon signed-rank p-values), rank
-correlation between supernet scores and retrained accuracy, the fixed rule that picks architectures spread over
-the score range, and round-over-round gains.
+Paired differences between two methods over seeds (paired t-test and Wilcoxon signed-rank p-values), their
+equivalence (two one-sided tests), rank correlation between supernet scores and retrained accuracy, the fixed rule
+that picks architectures spread over the score range, and round-over-round gains.
 """
 
 from __future__ import annotations
@@ -142,6 +142,29 @@ def seeds_for_power(*, effect: float, sd: float, power: float = 0.8, alpha: floa
             return n
     raise ValueError(f"more than {n_max} seeds needed for effect {effect} at SD {sd}")
 
+
+
+def equivalence_p(diffs: Sequence[float], *, margin: float) -> dict[str, Any]:
+    """Two one-sided t tests (TOST) that the mean of the paired ``diffs`` lies inside (-margin, +margin): the
+    p-value of each side and ``p``, the larger of the two (equivalence is shown at level α when ``p`` < α)."""
+    d = np.asarray(diffs, dtype=float)
+    if d.size < 2 or margin <= 0:
+        raise ValueError(f"need at least 2 differences and a margin > 0, got {d.size} and {margin}")
+    lower = stats.ttest_1samp(d, -margin, alternative="greater").pvalue  # H0: mean <= -margin
+    upper = stats.ttest_1samp(d, margin, alternative="less").pvalue  # H0: mean >= +margin
+    return {"margin": margin, "p_lower": _num(lower), "p_upper": _num(upper), "p": _num(max(lower, upper))}
+
+
+def equivalence_power(*, n: int, sd: float, margin: float, effect: float = 0.0, alpha: float = 0.05) -> float:
+    """Power of :func:`equivalence_p` on ``n`` pairs with difference SD ``sd`` and true mean ``effect``: 1 minus
+    each one-sided test's chance to miss (noncentral t), a lower bound exact up to the chance both miss at once."""
+    if n < 2 or sd <= 0 or margin <= 0:
+        raise ValueError(f"need n >= 2, sd > 0 and margin > 0, got n={n}, sd={sd}, margin={margin}")
+    df, se = n - 1, sd / math.sqrt(n)
+    crit = stats.t.ppf(1 - alpha, df)
+    miss_lower = stats.nct.cdf(crit, df, (effect + margin) / se)  # T_lower = (mean + margin)/se <= crit
+    miss_upper = stats.nct.sf(-crit, df, (effect - margin) / se)  # T_upper = (mean - margin)/se >= -crit
+    return float(max(0.0, 1.0 - miss_lower - miss_upper))
 
 def pick_difference_sd(*, arch_sd: float, seed_sd: float, retrains: int = 1) -> float:
     """SD of one seed's paired difference between two methods' picks, each scored by the mean of ``retrains``

@@ -6,6 +6,8 @@ import pytest
 from scipy import stats
 
 from nse_hw.evolve.quality import (
+    equivalence_p,
+    equivalence_power,
     expected_max_normal,
     icc_rule_power,
     mean_sd,
@@ -167,3 +169,25 @@ def test_pick_difference_sd_on_paper():
     assert pick_difference_sd(arch_sd=0.5, seed_sd=1.0, retrains=2) == pytest.approx(math.sqrt(1.5))
     with pytest.raises(ValueError, match="retrains"):
         pick_difference_sd(arch_sd=0.5, seed_sd=1.0, retrains=0)
+
+
+def test_equivalence_p_is_two_one_sided_t_tests():
+    # d = [-0.1, 0.1]: mean 0, SE 0.1, so each side's t is (0 ± 0.5) / 0.1 = ±5 on 1 df (Cauchy):
+    # p = 1/2 - atan(5)/pi = 0.0628 on both sides
+    eq = equivalence_p([-0.1, 0.1], margin=0.5)
+    assert eq["p_lower"] == pytest.approx(0.5 - math.atan(5) / math.pi) == pytest.approx(eq["p_upper"])
+    assert eq["p"] == pytest.approx(0.0628, abs=1e-4)
+    shifted = equivalence_p([0.3, 0.5], margin=0.5)  # mean 0.4: near the upper margin, the upper side decides
+    assert shifted["p"] == shifted["p_upper"] > shifted["p_lower"]
+    with pytest.raises(ValueError, match="at least 2"):
+        equivalence_p([0.1], margin=0.5)
+
+
+def test_equivalence_power_matches_the_normal_approximation_for_many_pairs():
+    # n 400, SD 1, margin 0.25: SE 0.05, each side misses with P(Z < 1.649 - 5) ~ 4e-4, so power ~ 0.9992;
+    # n 100: SE 0.1, miss P(Z < 1.660 - 2.5) = 0.200 a side, power ~ 0.60
+    assert equivalence_power(n=400, sd=1.0, margin=0.25) == pytest.approx(0.9992, abs=2e-4)
+    assert equivalence_power(n=100, sd=1.0, margin=0.25) == pytest.approx(0.60, abs=0.01)
+    # a true difference at the margin is declared equivalent about as often as alpha
+    assert equivalence_power(n=100, sd=1.0, margin=0.25, effect=0.25) == pytest.approx(0.05, abs=0.01)
+    assert equivalence_power(n=4, sd=5.0, margin=0.25) == 0.0  # hopeless: the bound clips at 0
