@@ -143,7 +143,6 @@ def seeds_for_power(*, effect: float, sd: float, power: float = 0.8, alpha: floa
     raise ValueError(f"more than {n_max} seeds needed for effect {effect} at SD {sd}")
 
 
-
 def equivalence_p(diffs: Sequence[float], *, margin: float) -> dict[str, Any]:
     """Two one-sided t tests (TOST) that the mean of the paired ``diffs`` lies inside (-margin, +margin): the
     p-value of each side and ``p``, the larger of the two (equivalence is shown at level α when ``p`` < α)."""
@@ -165,6 +164,7 @@ def equivalence_power(*, n: int, sd: float, margin: float, effect: float = 0.0, 
     miss_lower = stats.nct.cdf(crit, df, (effect + margin) / se)  # T_lower = (mean + margin)/se <= crit
     miss_upper = stats.nct.sf(-crit, df, (effect - margin) / se)  # T_upper = (mean - margin)/se >= -crit
     return float(max(0.0, 1.0 - miss_lower - miss_upper))
+
 
 def pick_difference_sd(*, arch_sd: float, seed_sd: float, retrains: int = 1) -> float:
     """SD of one seed's paired difference between two methods' picks, each scored by the mean of ``retrains``
