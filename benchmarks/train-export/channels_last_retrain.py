@@ -22,7 +22,7 @@ Also reported: each pair's CPU-second ratio (channels-last / channels-first, pai
     .venv/bin/python benchmarks/train-export/channels_last_retrain.py summary
 
 Resumable (a killed retrain resumes from its last epoch; the JSON keeps every finished one); two drivers share
-the seeds through a lock per seed. Results: benchmarks/train-export/channels-last-retrain.json.
+the seeds through a lock per seed. Results: benchmarks/train-export/channels-last-retrain.json and .png.
 """
 
 from __future__ import annotations
@@ -89,6 +89,12 @@ def drive(store: Store, runs: Path, cpu: int) -> None:
                         retrain_seed=seed, arm=arm)
 
 
+def planned_power() -> float:
+    """TOST's power when the two are equal, at the protocol's pairs and assumed SD of the differences."""
+    return equivalence_power(n=len(PROTOCOL["seeds"]), sd=PROTOCOL["assumed_diff_sd_points"] / 100,
+                             margin=PROTOCOL["margin_points"] / 100)
+
+
 def summarize(store: Store) -> dict[str, Any]:
     recs = store.refresh()["records"]
     by = {arm: {r["retrain_seed"]: r for r in recs if r["arm"] == arm} for arm in ARMS}
@@ -110,8 +116,9 @@ def summarize(store: Store) -> dict[str, Any]:
         se = statistics.stdev(d) / len(d) ** 0.5
         t90 = stats.t.ppf(0.95, len(d) - 1)
         out["ci90"] = [diff["mean"] - t90 * se, diff["mean"] + t90 * se]
-        out["power_at_observed_sd"] = (equivalence_power(n=len(d), sd=diff["sd"], margin=margin)
-                                       if diff["sd"] else None)
+        # the planning assumption checked: what the protocol's pairs give at the SD seen so far
+        out["protocol_power_at_observed_sd"] = (equivalence_power(n=len(PROTOCOL["seeds"]), sd=diff["sd"],
+                                                                  margin=margin) if diff["sd"] else None)
     out["pairs_done"], out["complete"] = len(pairs), done
     eq = out.get("equivalence")
     out["verdict"] = ("incomplete: no verdict" if not done else
@@ -121,18 +128,57 @@ def summarize(store: Store) -> dict[str, Any]:
     return out
 
 
+def plot(store: Store, s: dict[str, Any], path: Path) -> None:
+    """Each seed's pair: channels-first top-1 against channels-last, the line of equal accuracy and the ±margin band
+    around it (the pairs must fall about it, not on it: the two runs' rounding decorrelates them)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    acc = {arm: {r["retrain_seed"]: 100 * r["test_top1"] for r in store.data["records"] if r["arm"] == arm}
+           for arm in ARMS}
+    seeds = sorted(set(acc["nchw"]) & set(acc["nhwc"]))
+    fig, ax = plt.subplots(figsize=(4.5, 4.2))
+    if seeds:
+        xs, ys = [acc["nchw"][k] for k in seeds], [acc["nhwc"][k] for k in seeds]
+        lo, hi = min(xs + ys) - 0.3, max(xs + ys) + 0.3
+        m = PROTOCOL["margin_points"]
+        ax.fill_between([lo, hi], [lo - m, hi - m], [lo + m, hi + m], color="0.9",
+                        label=f"±{m} points (the margin for the mean)")
+        ax.plot([lo, hi], [lo, hi], color="0.5", lw=1)
+        ax.scatter(xs, ys, s=18, zorder=3, label="one seed")
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.legend(fontsize=8, loc="upper left")
+    eq = s.get("equivalence")
+    ax.set_title(f"{len(seeds)} of {len(PROTOCOL['seeds'])} seeds" + (f", TOST p {eq['p']:.3g}" if eq else ""),
+                 fontsize=9)
+    ax.set_xlabel("channels-first test top-1 (%)")
+    ax.set_ylabel("channels-last test top-1 (%)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def report(s: dict[str, Any]) -> None:
     def pts(m: dict[str, Any]) -> str:
         return "-" if m.get("mean") is None else f"{100 * m['mean']:.2f} ± {100 * (m['sd'] or 0):.2f} (n {m['n']})"
 
+    def num(x: float | None, fmt: str) -> str:
+        return "-" if x is None else format(x, fmt)
+
     for arm, name in ARMS.items():
-        print(f"{name:15s} test top-1 {pts(s[arm])}, median CPU s {s['cpu_s'][arm]}")
+        print(f"{name:15s} test top-1 {pts(s[arm])}, median CPU s {num(s['cpu_s'][arm], '.0f')}")
     d = s["nhwc_minus_nchw"]
-    print(f"channels-last - channels-first: {pts(d)} points, t p {d['t_p']}, Wilcoxon p {d['wilcoxon_p']}")
+    print(f"channels-last - channels-first: {pts(d)} points, t p {num(d['t_p'], '.3g')}, "
+          f"Wilcoxon p {num(d['wilcoxon_p'], '.3g')}")
     if "equivalence" in s:
         lo, hi = (100 * v for v in s["ci90"])
-        print(f"TOST ±{PROTOCOL['margin_points']} points: p {s['equivalence']['p']:.4f}; 90% interval "
-              f"[{lo:.2f}, {hi:.2f}]; power at the observed SD {s['power_at_observed_sd']}")
+        print(f"TOST ±{PROTOCOL['margin_points']} points: p {s['equivalence']['p']:.3g}; 90% interval "
+              f"[{lo:.2f}, {hi:.2f}]; power of {len(PROTOCOL['seeds'])} pairs at this SD "
+              f"{num(s['protocol_power_at_observed_sd'], '.2f')} "
+              f"(planned at {PROTOCOL['assumed_diff_sd_points']} points: {planned_power():.2f})")
     if s["cpu_ratio_nhwc_over_nchw"]:
         r = s["cpu_ratio_nhwc_over_nchw"]
         print(f"CPU s channels-last / channels-first: median {r['median']:.2f} ({r['min']:.2f}-{r['max']:.2f}, "
@@ -152,7 +198,9 @@ def main() -> None:
     store = Store(Path(args.out), PROTOCOL, lock=runs / "results.lock", fmt=FORMAT)
     if args.command == "run":
         drive(store, runs, args.cpu)
-    report(summarize(store))
+    s = summarize(store)
+    report(s)
+    plot(store, s, Path(args.out).with_suffix(".png"))
 
 
 if __name__ == "__main__":
