@@ -52,9 +52,9 @@ class TrainConfig:
     # on CPU: kernel taps that only read padding skipped, own depthwise gradients on small maps
     # (nse_hw.blocks.fast.for_cpu_training): ~1.6x fewer CPU s per step at 32 px, float rounding as before
     fast_convs: bool = True
-    # channels-last weights and activations (NHWC): on CPU a step ~0.45x the channels-first one (fast_convs on),
-    # but float32 rounding 2-12x larger through train-mode BN on 1x1/2x2 maps (benchmarks/train-export/
-    # fast_convs.py); off until a paired retrain study shows the accuracy is the same (channels_last_retrain.py)
+    # channels-last weights and activations (NHWC): on CPU a retrain in ~0.5x the CPU s (fast_convs on), but float32
+    # rounding 2-12x larger through train-mode BN on 1x1/2x2 maps; off: 20 paired bench retrains gave -0.21 +/- 0.87
+    # points, not shown equivalent within 0.5 (benchmarks/train-export/channels_last_retrain.py)
     channels_last: bool = False
     # which checkpoint the test split scores: 'best' (best held-out epoch) or 'last' (the final, annealed epoch:
     # free of the selection noise a small held-out split adds, what a benchmark of architectures wants)
