@@ -113,6 +113,13 @@ def follow_up(ap: argparse.ArgumentParser, protocol: dict[str, Any], fmt: str, *
     return args, store, run_dir, json.loads(src.read_text())
 
 
+def record_arch(path: Path, rid: str) -> dict[str, Any]:
+    """The arch JSON of record ``rid`` in a committed results file (``path``); exit 2 naming both if it is absent."""
+    rec = next((r for r in json.loads(path.read_text())["records"] if r["id"] == rid), None)
+    if rec is None:
+        die(f"{path.name} has no record {rid}", 2)
+    return rec["arch_json"]
+
 def seed_accs(records: list[dict[str, Any]], method: str, budget: str) -> dict[int, float]:
     """Test top-1 by search seed of ``method``'s retrains with the search seed (finalist seeds left out)."""
     return {t["seed"]: t["test_top1"] for t in records if t["kind"] == "train" and t["method"] == method

@@ -28,7 +28,6 @@ the seeds through a lock per seed. Results: benchmarks/train-export/channels-las
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -37,7 +36,7 @@ from typing import Any
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common.jobs import Job, Store, retrain, same_host_kind  # noqa: E402
+from common.jobs import Job, Store, record_arch, retrain, same_host_kind  # noqa: E402
 
 from nse_hw.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from nse_hw.evolve.quality import equivalence_p, equivalence_power, mean_sd, paired_difference  # noqa: E402
@@ -68,11 +67,8 @@ def _configs(runs: Path) -> dict[str, Path]:
 
 def _arch(runs: Path) -> Path:
     src, rid = PROTOCOL["arch_from"].split(":")
-    recs = [r for r in json.loads((HERE.parents[1] / src).read_text())["records"] if r["id"] == rid]
-    if not recs:
-        raise SystemExit(f"error: {src} has no record {rid}")
     path = runs / "arch.json"
-    atomic_write_json(path, recs[0]["arch_json"])
+    atomic_write_json(path, record_arch(HERE.parents[1] / src, rid))
     return path
 
 
@@ -95,9 +91,13 @@ def planned_power() -> float:
                              margin=PROTOCOL["margin_points"] / 100)
 
 
+def _by_arm(records: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
+    """Each arm's records by retrain seed."""
+    return {arm: {r["retrain_seed"]: r for r in records if r["arm"] == arm} for arm in ARMS}
+
+
 def summarize(store: Store) -> dict[str, Any]:
-    recs = store.refresh()["records"]
-    by = {arm: {r["retrain_seed"]: r for r in recs if r["arm"] == arm} for arm in ARMS}
+    by = _by_arm(store.refresh()["records"])
     acc = {arm: {s: r["test_top1"] for s, r in by[arm].items()} for arm in ARMS}
     out: dict[str, Any] = {arm: mean_sd(list(acc[arm].values())) for arm in ARMS}
     out["nhwc_minus_nchw"] = diff = paired_difference(acc["nhwc"], acc["nchw"])
@@ -113,9 +113,8 @@ def summarize(store: Store) -> dict[str, Any]:
     if len(pairs) >= 2:
         d = [acc["nhwc"][s] - acc["nchw"][s] for s in pairs]
         out["equivalence"] = equivalence_p(d, margin=margin)
-        se = statistics.stdev(d) / len(d) ** 0.5
-        t90 = stats.t.ppf(0.95, len(d) - 1)
-        out["ci90"] = [diff["mean"] - t90 * se, diff["mean"] + t90 * se]
+        ci = stats.ttest_1samp(d, 0.0).confidence_interval(0.90)
+        out["ci90"] = [float(ci.low), float(ci.high)]
         # the planning assumption checked: what the protocol's pairs give at the SD seen so far
         out["protocol_power_at_observed_sd"] = (equivalence_power(n=len(PROTOCOL["seeds"]), sd=diff["sd"],
                                                                   margin=margin) if diff["sd"] else None)
@@ -136,8 +135,8 @@ def plot(store: Store, s: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    acc = {arm: {r["retrain_seed"]: 100 * r["test_top1"] for r in store.data["records"] if r["arm"] == arm}
-           for arm in ARMS}
+    by = _by_arm(store.data["records"])
+    acc = {arm: {k: 100 * r["test_top1"] for k, r in recs.items()} for arm, recs in by.items()}
     seeds = sorted(set(acc["nchw"]) & set(acc["nhwc"]))
     fig, ax = plt.subplots(figsize=(4.5, 4.2))
     if seeds:

@@ -26,6 +26,7 @@ import argparse
 import json
 import logging
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,7 +34,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from nse_hw.atomic import atomic_write_json
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common.jobs import record_arch  # noqa: E402
+
+from nse_hw.atomic import atomic_write_json  # noqa: E402
 from nse_hw.blocks import build_network
 from nse_hw.blocks.fast import for_cpu_training
 from nse_hw.hostcpu import this_cpu
@@ -53,13 +57,6 @@ CASES = (
      "search/80ms/nse/seed0"),
     ("ct-fmnist-48", "ct-fmnist-48", "ct-fmnist.yaml", None, "search-quality-ct48.json", "search/80ms/nse/seed3"),
 )
-
-
-def _record_arch(path: Path, rid: str) -> Arch:
-    recs = [r for r in json.loads(path.read_text())["records"] if r["id"] == rid]
-    if not recs:
-        raise SystemExit(f"error: {path.name} has no record {rid}")
-    return Arch.from_dict(recs[0]["arch_json"])
 
 
 def _net(proxy: Arch, *, res: int, fast: bool) -> torch.nn.Module:
@@ -144,7 +141,7 @@ def main() -> None:
     out = {"what": __doc__.split("\n\n")[0], "host": this_cpu(), "torch": torch.__version__, "threads": 1,
            "cases": []}
     for name, task, cfg_name, preset, src, rid in CASES:
-        arch = _record_arch(SEARCH / src, rid)
+        arch = Arch.from_dict(record_arch(SEARCH / src, rid))
         cfg, _ = load_train_config(TRAIN_CONFIGS / cfg_name, preset=preset)
         res = native_resolution(task) or cfg.resolution or 32
         proxy = adapt_arch(arch, resolution=res, channels=1, classes=10, width_mult=cfg.width_mult)
