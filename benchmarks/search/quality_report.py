@@ -92,8 +92,10 @@ def print_summary(s: dict[str, Any]) -> None:
     for kind, g in s.get("progress", {}).items():
         left = "-" if g["cpu_h_left"] is None else f"~{g['cpu_h_left']}"
         hosts = ", ".join(f"{n} on {h}" for h, n in g.get("hosts", {}).items())
+        here = g.get("cpu_h_left_here")
+        here = "" if here is None else f" (~{here} at the means of the jobs done on this host's kind, {g['here']})"
         print(f"{kind}: {g['done']} of {g['planned']} done ({g['cpu_h']} CPU h{'; ' + hosts if hosts else ''}); "
-              f"{left} CPU h left")
+              f"{left} CPU h left{here}")
     r = s["rank"]
     if r and r.get("kendall_tau") is not None:
         print(f"\nranking ({r['budget']}, seed {r['seed']}, {r['archs']} archs): Kendall τ {r['kendall_tau']:.3f} "

@@ -310,27 +310,41 @@ def summarize(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def progress(store: Store, proto: dict[str, Any]) -> dict[str, Any]:
+def progress(store: Store, proto: dict[str, Any], *, here: dict[str, Any] | None = None) -> dict[str, Any]:
     """Jobs done of those planned (searches and seed retrains; the finalists' and the rank step's apart), the CPU
     hours they took (mixing CPUs: ``hosts`` counts the jobs run on each), and the hours left at the mean CPU seconds
     of each kind's done jobs (a search not yet run: NSE's; before any record: None; a reused retrain is done at no
-    cost and left out of the means)."""
+    cost and left out of the means). ``cpu_h_left_here``: the same at the means of the jobs done on ``here``'s kind
+    of CPU only (this host's by default; None until each method left has a job, or NSE a search, on it): a CPU
+    second buys about half the work on a Zen 3 VM that it buys on a Zen 4 one."""
+    here = this_cpu() if here is None else here
     planned = [(b, m, s) for b in proto["budgets"] for s in proto["seeds"] for m in methods_of(proto, s)]
     recs = {k: [r for r in store.records(k) if r["method"] in proto["methods"]
                 and (k == "search" or r.get("retrain_seed") == r.get("seed"))] for k in ("search", "train")}
     done = {k: {(r["budget"], r["method"], r["seed"]): r["cpu_s"] for r in v} for k, v in recs.items()}
     out: dict[str, Any] = {}
     for kind, d in done.items():
-        ran = {(r["budget"], r["method"], r["seed"]) for r in recs[kind] if not r.get("reused_from")}
-        by_method = {m: [v for k, v in d.items() if k[1] == m and k in ran] for m in proto["methods"]}
-        means = {m: sum(v) / len(v) for m, v in by_method.items() if v}
-        costs = [v for k, v in d.items() if k in ran]
-        fallback = means.get("nse") or (sum(costs) / len(costs) if costs else None)
-        left = [means.get(m, fallback) for (b, m, s) in planned if (b, m, s) not in d]
-        hosts = Counter(host_label(r.get("host")) for r in recs[kind] if not r.get("reused_from"))
+        ran = [r for r in recs[kind] if not r.get("reused_from")]
+        left = _hours_left(ran, planned, d)
+        left_here = _hours_left([r for r in ran if same_host_kind(r.get("host"), here)], planned, d)
+        hosts = Counter(host_label(r.get("host")) for r in ran)
         out[kind] = {"done": len(d), "planned": len(planned), "cpu_h": round(sum(d.values()) / 3600, 2),
-                     "cpu_h_left": None if None in left else round(sum(left) / 3600, 1), "hosts": dict(hosts)}
+                     "cpu_h_left": left, "cpu_h_left_here": left_here, "here": host_label(here),
+                     "hosts": dict(hosts)}
     return out
+
+
+def _hours_left(ran: list[dict[str, Any]], planned: list[tuple], done: dict[tuple, float]) -> float | None:
+    """CPU hours of the ``planned`` jobs not in ``done``, each at the mean ``cpu_s`` of its method's records in
+    ``ran`` (a method without one: NSE's, else the mean of all; None if ``ran`` is empty)."""
+    by_method: dict[str, list[float]] = {}
+    for r in ran:
+        by_method.setdefault(r["method"], []).append(r["cpu_s"])
+    means = {m: sum(v) / len(v) for m, v in by_method.items()}
+    costs = [c for v in by_method.values() for c in v]
+    fallback = means.get("nse") or (sum(costs) / len(costs) if costs else None)
+    left = [means.get(m, fallback) for (b, m, s) in planned if (b, m, s) not in done]
+    return None if None in left else round(sum(left) / 3600, 1)
 
 
 def paired_gains(searches: list[dict[str, Any]]) -> list[dict[str, Any]]:
