@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from nse_hw.hostcpu import uarch
+
 
 def plot_summary(s: dict[str, Any], path: Path) -> None:
     """Per budget: each method's retrained test top-1 by seed (a line joins one seed's methods: the pairing the
@@ -67,6 +69,32 @@ def markdown_table(b: dict[str, Any]) -> str:
                     f"{_p(diff and diff['t_p'])} | {_p(diff and diff['wilcoxon_p'])} | "
                     f"{_pm(d.get('process_cpu_vs_nse', d['search_cpu_vs_nse']), 1)} |")
     return "\n".join(rows)
+
+
+def records_table(records: list[dict[str, Any]], budget: str, methods: list[str]) -> str:
+    """One budget's records by seed (rows) and method (columns, in ``methods``' order), as Markdown: the retrained
+    test top-1 (the seed's own retrain; "searched" while it waits), the search's CPU seconds ("no search" for a
+    network scaled, not searched) and the CPU it ran on; a retrain run on another kind of CPU names its own."""
+    cells: dict[int, dict[str, str]] = {}
+    searches = {(r["method"], r["seed"]): r for r in records if r["kind"] == "search" and r["budget"] == budget}
+    trains = {(r["method"], r["seed"]): r for r in records if r["kind"] == "train" and r["budget"] == budget
+              and r.get("retrain_seed") == r["seed"]}
+    for m, seed in set(searches) | set(trains):
+        srch, tr = searches.get((m, seed)), trains.get((m, seed))
+        where = _cpu((srch or tr or {}).get("host"))
+        spent = f"{srch['cpu_s']:.0f} s, {where}" if srch and srch["cpu_s"] else f"no search, {where}"
+        if tr and srch and srch["cpu_s"] and _cpu(tr.get("host")) != where:
+            spent += f"; retrained on {_cpu(tr.get('host'))}"
+        top1 = f"**{100 * tr['test_top1']:.2f}**" if tr else "searched"
+        cells.setdefault(seed, {})[m] = f"{top1} ({spent})"
+    rows = ["| seed | " + " | ".join(methods) + " |", "|---:|" + "---|" * len(methods)]
+    for seed in sorted(cells):
+        rows.append(f"| {seed} | " + " | ".join(cells[seed].get(m, "") for m in methods) + " |")
+    return "\n".join(rows)
+
+
+def _cpu(fp: dict[str, Any] | None) -> str:
+    return "?" if fp is None else uarch(fp) or f"family {fp.get('family')} model {fp.get('model')}"
 
 
 def print_summary(s: dict[str, Any]) -> None:

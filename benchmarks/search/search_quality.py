@@ -45,7 +45,7 @@ from typing import Any
 
 import yaml
 from compare_retrain import mbv2_style
-from quality_report import plot_summary, print_summary
+from quality_report import plot_summary, print_summary, records_table
 
 from nse_hw.atomic import atomic_write_json
 from nse_hw.config import from_dict, to_dict
@@ -398,6 +398,9 @@ def main() -> None:
         rank_step(store, proto, runs, args.cpu)
     summary = summarize(store, proto)
     print_summary(summary)
+    for budget in summary["budgets"]:
+        print(f"\n{budget} records by seed (test top-1 %, search CPU s, CPU):\n"
+              f"{records_table(store.records('search') + store.records('train'), budget, list(proto['methods']))}")
     for line in in_flight(runs):
         print(line)
     plot_summary(summary, out.with_suffix(".png"))
