@@ -81,9 +81,10 @@ def records_table(records: list[dict[str, Any]], budget: str, methods: list[str]
               and r.get("retrain_seed") == r["seed"]}
     for m, seed in set(searches) | set(trains):
         srch, tr = searches.get((m, seed)), trains.get((m, seed))
-        where = _cpu((srch or tr or {}).get("host"))
-        spent = f"{srch['cpu_s']:.0f} s, {where}" if srch and srch["cpu_s"] else f"no search, {where}"
-        if tr and srch and srch["cpu_s"] and _cpu(tr.get("host")) != where:
+        at = _cpu((srch or tr or {}).get("host"))
+        where = f", {at}" if at else ""  # records from before hosts were recorded
+        spent = f"{srch['cpu_s']:.0f} s{where}" if srch and srch["cpu_s"] else f"no search{where}"
+        if tr and srch and srch["cpu_s"] and _cpu(tr.get("host")) != at:
             spent += f"; retrained on {_cpu(tr.get('host'))}"
         top1 = f"**{100 * tr['test_top1']:.2f}**" if tr else "searched"
         cells.setdefault(seed, {})[m] = f"{top1} ({spent})"
@@ -93,8 +94,9 @@ def records_table(records: list[dict[str, Any]], budget: str, methods: list[str]
     return "\n".join(rows)
 
 
-def _cpu(fp: dict[str, Any] | None) -> str:
-    return "?" if fp is None else uarch(fp) or f"family {fp.get('family')} model {fp.get('model')}"
+def _cpu(fp: dict[str, Any] | None) -> str | None:
+    """"Zen 4" (or "family F model M"); None for a record without a host."""
+    return None if fp is None else uarch(fp) or f"family {fp.get('family')} model {fp.get('model')}"
 
 
 def print_summary(s: dict[str, Any]) -> None:
