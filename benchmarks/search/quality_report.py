@@ -73,7 +73,7 @@ def markdown_table(b: dict[str, Any]) -> str:
 
 def records_table(records: list[dict[str, Any]], budget: str, methods: list[str]) -> str:
     """One budget's records by seed (rows) and method (columns, in ``methods``' order), as Markdown: the retrained
-    test top-1 (the seed's own retrain; "searched" while it waits), the search's CPU seconds ("no search" for a
+    test top-1 (the seed's own retrain; "retrain waits" before it), the search's CPU seconds ("no search" for a
     network scaled, not searched) and the CPU it ran on; a retrain run on another kind of CPU names its own."""
     cells: dict[int, dict[str, str]] = {}
     searches = {(r["method"], r["seed"]): r for r in records if r["kind"] == "search" and r["budget"] == budget}
@@ -86,7 +86,7 @@ def records_table(records: list[dict[str, Any]], budget: str, methods: list[str]
         spent = f"{srch['cpu_s']:.0f} s{where}" if srch and srch["cpu_s"] else f"no search{where}"
         if tr and srch and srch["cpu_s"] and _cpu(tr.get("host")) != at:
             spent += f"; retrained on {_cpu(tr.get('host'))}"
-        top1 = f"**{100 * tr['test_top1']:.2f}**" if tr else "searched"
+        top1 = f"**{100 * tr['test_top1']:.2f}**" if tr else "retrain waits"
         cells.setdefault(seed, {})[m] = f"{top1} ({spent})"
     rows = ["| seed | " + " | ".join(methods) + " |", "|---:|" + "---|" * len(methods)]
     for seed in sorted(cells):
