@@ -120,6 +120,7 @@ def record_arch(path: Path, rid: str) -> dict[str, Any]:
         die(f"{path.name} has no record {rid}", 2)
     return rec["arch_json"]
 
+
 def seed_accs(records: list[dict[str, Any]], method: str, budget: str) -> dict[int, float]:
     """Test top-1 by search seed of ``method``'s retrains with the search seed (finalist seeds left out)."""
     return {t["seed"]: t["test_top1"] for t in records if t["kind"] == "train" and t["method"] == method

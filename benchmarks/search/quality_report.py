@@ -81,11 +81,12 @@ def records_table(records: list[dict[str, Any]], budget: str, methods: list[str]
               and r.get("retrain_seed") == r["seed"]}
     for m, seed in set(searches) | set(trains):
         srch, tr = searches.get((m, seed)), trains.get((m, seed))
+        searched = bool(srch and srch["cpu_s"])  # a scaled network's record holds no search
         at = _cpu((srch or tr or {}).get("host"))
         where = f", {at}" if at else ""  # records from before hosts were recorded
-        spent = f"{srch['cpu_s']:.0f} s{where}" if srch and srch["cpu_s"] else f"no search{where}"
-        if tr and srch and srch["cpu_s"] and _cpu(tr.get("host")) != at:
-            spent += f"; retrained on {_cpu(tr.get('host'))}"
+        spent = f"{srch['cpu_s']:.0f} s{where}" if searched else f"no search{where}"
+        if tr and searched and (tr_at := _cpu(tr.get("host"))) != at:
+            spent += f"; retrained on {tr_at}"
         top1 = f"**{100 * tr['test_top1']:.2f}**" if tr else "retrain waits"
         cells.setdefault(seed, {})[m] = f"{top1} ({spent})"
     rows = ["| seed | " + " | ".join(methods) + " |", "|---:|" + "---|" * len(methods)]
